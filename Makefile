@@ -1,0 +1,33 @@
+# Two commands set up a fresh machine that has Python 3.11:
+#   make run   the product on its embedded default (SQLite, no servers), with a demo company
+#   make test  the whole test suite against PostgreSQL and Redis
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/voicedesk
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+
+.PHONY: install run test bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/python manage.py seed_demo --print-login
+	$(BIN)/python manage.py serve_embedded
+
+test: $(STAMP)
+	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" \
+		$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) var/static var/celery-broker

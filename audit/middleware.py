@@ -1,0 +1,48 @@
+"""A request id for every request: taken from X-Request-ID when it is sane, made
+otherwise, returned in the response and stamped on log lines and audit entries."""
+
+import contextvars
+import logging
+import re
+import uuid
+
+from django.conf import settings
+
+_current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def current_request_id() -> str:
+    return _current_request_id.get()
+
+
+def client_ip(request) -> str | None:
+    """REMOTE_ADDR, or the address NUM_PROXIES trusted proxies saw in X-Forwarded-For."""
+    proxies = getattr(settings, "NUM_PROXIES", 0)
+    if proxies:
+        forwarded = [p.strip() for p in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if p.strip()]
+        if len(forwarded) >= proxies:
+            return forwarded[-proxies]
+    return request.META.get("REMOTE_ADDR") or None
+
+
+class RequestIdMiddleware:
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        supplied = request.META.get("HTTP_X_REQUEST_ID", "")
+        request.request_id = supplied if _SANE_REQUEST_ID.match(supplied) else uuid.uuid4().hex
+        token = _current_request_id.set(request.request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            _current_request_id.reset(token)
+        response["X-Request-ID"] = request.request_id
+        return response
+
+
+class RequestIdLogFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = current_request_id()
+        return True

@@ -1,0 +1,3 @@
+"""WebSocket routes. Each app's consumers are added here as the live call paths land."""
+
+websocket_urlpatterns: list = []

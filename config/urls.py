@@ -1,0 +1,15 @@
+from django.contrib import admin
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
+
+from config.health import health
+
+admin.site.site_header = "VoiceDesk"
+admin.site.site_title = "VoiceDesk admin"
+admin.site.index_title = "AI phone receptionists"
+
+urlpatterns = [
+    path("health", health, name="health"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("admin/", admin.site.urls),
+]

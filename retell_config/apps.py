@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class RetellConfigConfig(AppConfig):
+    name = "retell_config"
+    verbose_name = "Retell configuration"

@@ -1,0 +1,65 @@
+"""Run the product on one machine: the ASGI server and a Celery worker (with beat).
+
+`make run` calls this after migrating and seeding. Ctrl-C stops both children; if
+either dies, the other is stopped too, so nothing is left running in the background.
+"""
+
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+STOP_GRACE_SECONDS = 10
+
+
+class Command(BaseCommand):
+    help = "Serve the ASGI app and run a Celery worker with beat until Ctrl-C."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", default="8000")
+
+    def handle(self, *args, host, port, **options):
+        settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+        commands = {
+            "web": [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "config.asgi:application"],
+            "worker": [sys.executable, "-m", "celery", "-A", "config", "worker", "--beat",
+                       "--schedule", str(settings.VAR_DIR / "celerybeat-schedule"),
+                       "--loglevel", "INFO", "--concurrency", "2", "--hostname", "embedded@%h"],
+        }
+        children = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
+        self.stdout.write(self.style.SUCCESS(
+            f"VoiceDesk is running at http://{host}:{port}/admin/ (web pid {children['web'].pid}, "
+            f"worker pid {children['worker'].pid}). Ctrl-C stops both."))
+        exit_code = 0
+        try:
+            while True:
+                finished = {n: c.returncode for n, c in children.items() if c.poll() is not None}
+                if finished:
+                    name, code = next(iter(finished.items()))
+                    self.stderr.write(f"{name} exited with code {code}; stopping the rest.")
+                    exit_code = code or 1
+                    break
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            self.stdout.write("Stopping…")
+        finally:
+            _stop(children.values())
+        if exit_code:
+            sys.exit(exit_code)
+
+
+def _stop(processes) -> None:
+    running = [p for p in processes if p.poll() is None]
+    for process in running:
+        process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for process in running:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

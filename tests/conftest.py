@@ -1,0 +1,63 @@
+"""Shared fixtures. The suite runs against real PostgreSQL and Redis (see `make test`)."""
+
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from tests.factories import make_company, make_member
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_sessionstart(session):
+    problems = []
+    database = settings.DATABASES["default"]
+    if connection.vendor != "postgresql":
+        problems.append("DATABASE_URL does not point at PostgreSQL (the tests need it; `make test` sets it).")
+    elif not _reachable(f"postgres://{database.get('HOST') or '127.0.0.1'}:{database.get('PORT') or 5432}", 5432):
+        problems.append(f"PostgreSQL is not reachable at {database.get('HOST')}:{database.get('PORT') or 5432}. "
+                        "Start it, e.g. `pg_ctlcluster 15 main start` or `docker compose up -d postgres`.")
+    if not settings.REDIS_URL:
+        problems.append("REDIS_URL is not set (the tests need Redis; `make test` sets it).")
+    elif not _reachable(settings.REDIS_URL, 6379):
+        problems.append(f"Redis is not reachable at {urlsplit(settings.REDIS_URL).hostname}:"
+                        f"{urlsplit(settings.REDIS_URL).port or 6379}. Start it, e.g. "
+                        "`redis-server --daemonize yes` or `docker compose up -d redis`.")
+    if problems:
+        pytest.exit("Cannot run the tests:\n  " + "\n  ".join(problems), returncode=3)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def company_a(db):
+    return make_company("Alpha Praxis", slug="alpha")
+
+
+@pytest.fixture
+def company_b(db):
+    return make_company("Beta Dental", slug="beta", timezone="America/New_York", language="en")
+
+
+@pytest.fixture
+def owner_a(company_a):
+    return make_member(company_a, "owner")
+
+
+@pytest.fixture
+def owner_client(client, owner_a):
+    client.force_login(owner_a)
+    return client

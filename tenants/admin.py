@@ -10,6 +10,7 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_permission_codename, get_user_model
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.http import Http404
 
 from guardian.admin import GuardedModelAdminMixin, UserManage
@@ -50,6 +51,7 @@ class CompanyListFilter(admin.SimpleListFilter):
 class TenantAdmin(GuardedModelAdminMixin, admin.ModelAdmin):
     # Object grants are offered only on models a membership can be limited to.
     include_object_permissions_urls = False
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def __init__(self, model, admin_site) -> None:
         super().__init__(model, admin_site)

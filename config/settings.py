@@ -11,11 +11,13 @@ from pathlib import Path
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
 if (BASE_DIR / ".env").exists():
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+# Local state of the embedded run: SQLite file, broker queue, static files, demo login.
+VAR_DIR = Path(env("VOICEDESK_VAR_DIR", default=str(BASE_DIR / "var")))
 
 # Only for the embedded run on a developer's machine: `manage.py check --deploy`
 # fails while it is in use (tenants.checks).

@@ -1,0 +1,78 @@
+"""`make run`'s server: it serves on SQLite with no other servers and stops cleanly on Ctrl-C."""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.e2e
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purpose; /proc tells them apart.
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "\nState:\tZ" not in status.read_text()
+
+
+@pytest.fixture
+def embedded_env(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"}}
+    env.update(VOICEDESK_VAR_DIR=str(tmp_path), DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+               VOICEDESK_DEMO_PASSWORD="embedded-test-pass", PYTHONUNBUFFERED="1")
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    for command in (["migrate", "--noinput"], ["seed_demo"]):
+        subprocess.run(manage + command, env=env, cwd=ROOT, check=True, capture_output=True, timeout=120)
+    return env, manage
+
+
+def test_embedded_run_serves_health_and_ctrl_c_stops_everything(embedded_env, tmp_path):
+    env, manage = embedded_env
+    port = _free_port()
+    log = open(tmp_path / "serve.log", "w+")
+    server = subprocess.Popen(manage + ["serve_embedded", "--port", str(port)], env=env, cwd=ROOT,
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        body, deadline = None, time.monotonic() + 60
+        while time.monotonic() < deadline and body is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+                    body = json.load(response)
+            except OSError:
+                time.sleep(0.5)
+        assert body is not None, (tmp_path / "serve.log").read_text()[-3000:]
+        assert body["status"] == "ok"
+        assert {n: c["backend"] for n, c in body["checks"].items()} == {
+            "database": "sqlite", "cache": "locmem", "broker": "filesystem"}
+
+        log.flush()
+        pids = re.search(r"web pid (\d+), worker pid (\d+)", (tmp_path / "serve.log").read_text())
+        assert pids, (tmp_path / "serve.log").read_text()[-3000:]
+        children = [int(pid) for pid in pids.groups()]
+
+        # Ctrl-C in a terminal signals the whole foreground process group.
+        os.killpg(server.pid, signal.SIGINT)
+        server.wait(timeout=30)
+        assert not [pid for pid in children if _alive(pid)]
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+        log.close()

@@ -182,6 +182,8 @@ ELEVENLABS_VOICE_ID = env("ELEVENLABS_VOICE_ID", default="21m00Tcm4TlvDq8ikWAM")
 BACKEND_URL = env("BACKEND_URL", default="")
 BACKEND_API_KEY = env("BACKEND_API_KEY", default="")
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+# Retell's published source address, required for companies that turn the check on.
+RETELL_WEBHOOK_IPS = env.list("RETELL_WEBHOOK_IPS", default=["100.20.5.228"])
 
 # --- REST API ----------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -232,15 +232,20 @@ class TenantAdmin(GuardedModelAdminMixin, admin.ModelAdmin):
 
 @admin.register(Company)
 class CompanyAdmin(TenantAdmin):
+    """Credentials are stored encrypted and shown only as their last four characters."""
+
     list_display = ["name", "slug", "timezone", "language", "phone", "is_active"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     fieldsets = [
         (None, {"fields": ["name", "slug", "is_active"]}),
         ("Practice", {"fields": ["timezone", "language", "phone", "address", "opening_hours"]}),
-        ("Credentials (stored encrypted; shown only as their last four characters)",
-         {"fields": ["retell_api_key", "twilio_account_sid", "twilio_auth_token", "elevenlabs_api_key",
-                     "backend_url", "backend_api_key"]}),
+        ("Retell", {"fields": ["retell_api_key", "retell_require_published_ip", "retell_llm_plain_path_enabled"]}),
+        ("Twilio", {"fields": ["twilio_account_sid", "twilio_auth_token"]}),
+        ("ElevenLabs", {"fields": ["elevenlabs_api_key", "elevenlabs_webhook_secret"]}),
+        ("Practice backend", {"fields": ["backend_url", "backend_api_key"]}),
+        ("Language model (for agents that use an OpenAI-compatible LLM)",
+         {"fields": ["llm_base_url", "llm_model", "llm_api_key"]}),
     ]
 
 

@@ -91,9 +91,22 @@ class Company(models.Model):
     twilio_account_sid = models.CharField(max_length=64, blank=True)
     twilio_auth_token = SecretField(verbose_name="Twilio auth token")
     elevenlabs_api_key = SecretField(verbose_name="ElevenLabs API key")
+    retell_require_published_ip = models.BooleanField(
+        "accept Retell requests only from Retell's published IP", default=False,
+        help_text="Refuse webhook and custom-function requests from any address but RETELL_WEBHOOK_IPS.")
+    retell_llm_plain_path_enabled = models.BooleanField(
+        "accept the plain /retell-llm/<call_id> socket path", default=False,
+        help_text="Off: Retell must use an agent's tokenised URL /retell-llm/<token>. On: the plain path "
+                  "is also accepted, once call_details names one of this company's agents.")
+    elevenlabs_webhook_secret = SecretField(verbose_name="ElevenLabs webhook secret",
+                                            help_text="Verifies ElevenLabs-Signature on callbacks when set.")
     backend_url = models.URLField(blank=True, help_text="The practice backend; empty uses BACKEND_URL.")
     backend_api_key = SecretField(verbose_name="practice backend API key",
                                   help_text="Empty uses BACKEND_API_KEY.")
+    llm_base_url = models.URLField("LLM base URL", blank=True,
+                                   help_text="An OpenAI-compatible chat-completions API, e.g. https://api.openai.com/v1.")
+    llm_model = models.CharField("LLM model", max_length=100, blank=True)
+    llm_api_key = SecretField(verbose_name="LLM API key")
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -53,23 +53,22 @@ def encrypt(plaintext: str) -> str:
     return _keyring().encrypt(plaintext.encode()).decode()
 
 
-def decrypt(ciphertext: str) -> str:
+def _with_configured_keys(operation, ciphertext: str) -> str:
     try:
-        return _keyring().decrypt(ciphertext.encode()).decode()
+        return operation(ciphertext.encode()).decode()
     except InvalidToken:
         raise SecretDecryptionError(
             "A stored secret does not decrypt with any key in FIELD_ENCRYPTION_KEYS."
         ) from None
+
+
+def decrypt(ciphertext: str) -> str:
+    return _with_configured_keys(_keyring().decrypt, ciphertext)
 
 
 def reencrypt(ciphertext: str) -> str:
     """The same plaintext under the newest key."""
-    try:
-        return _keyring().rotate(ciphertext.encode()).decode()
-    except InvalidToken:
-        raise SecretDecryptionError(
-            "A stored secret does not decrypt with any key in FIELD_ENCRYPTION_KEYS."
-        ) from None
+    return _with_configured_keys(_keyring().rotate, ciphertext)
 
 
 def new_key() -> str:

@@ -9,6 +9,7 @@ import hashlib
 
 from django import forms
 from django.db import models
+from django.utils.text import capfirst
 
 from . import crypto
 
@@ -93,7 +94,7 @@ class SecretField(models.TextField):
         return ""
 
     def formfield(self, **kwargs):
-        return SecretFormField(required=not self.blank, label=self.verbose_name.capitalize(),
+        return SecretFormField(required=not self.blank, label=capfirst(self.verbose_name),
                                help_text=self.help_text)
 
     def save_form_data(self, instance, data) -> None:

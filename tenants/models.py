@@ -3,12 +3,11 @@ from typing import ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
 from .fields import SecretField
-from .roles import DEFAULT_POLICY, READ_ONLY_POLICY, Role, role_allows
+from .roles import DEFAULT_POLICY, Role, role_allows
 from .validators import validate_e164, validate_opening_hours
 
 
@@ -210,5 +209,3 @@ class Membership(TenantOwned):
     def __str__(self) -> str:
         return f"{self.user} — {self.get_role_display()} of {self.company}"
 
-
-__all__ = ["Company", "Membership", "TenantOwned", "TenantQuerySet", "READ_ONLY_POLICY", "Role"]

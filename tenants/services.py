@@ -126,7 +126,7 @@ def encryption_keys_rotate(*, actor: Actor) -> int:
         for pk, *ciphertexts in rows.iterator():
             # Values arrive as Secret objects; a Secret saves as its ciphertext unchanged.
             updates = {name: Secret(crypto.reencrypt(value.ciphertext))
-                       for name, value in zip(names, ciphertexts) if value is not None}
+                       for name, value in zip(names, ciphertexts, strict=True) if value is not None}
             if updates:
                 model._base_manager.filter(pk=pk).update(**updates)
                 rotated += len(updates)

@@ -23,14 +23,7 @@ from audit.services import instance_delete, instance_save
 from . import services
 from .models import Company, Membership, company_of_model, user_memberships
 from .roles import Role, outranks_or_equals, role_allows
-
-
-def companies_allowing(user, model, action: str):
-    """The companies in which the user's role allows `action` on `model`."""
-    if user.is_superuser:
-        return Company.objects.all()
-    ids = [m.company_id for m in user_memberships(user) if role_allows(m.role, model, action)]
-    return Company.objects.filter(pk__in=ids)
+from .selectors import companies_allowing
 
 
 class CompanyListFilter(admin.SimpleListFilter):
@@ -116,7 +109,7 @@ class TenantAdmin(GuardedModelAdminMixin, admin.ModelAdmin):
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "company" and db_field.related_model is Company:
-            companies = companies_allowing(request.user, self.model, "add")
+            companies = companies_allowing(user=request.user, model=self.model, action="add")
             kwargs["queryset"] = companies
             if not request.user.is_superuser and len(companies) == 1:
                 kwargs["initial"] = companies[0]

@@ -153,7 +153,7 @@ class Appointment(TenantOwned):
     def clean(self) -> None:
         super().clean()
         if self.start and self.end and self.end <= self.start:
-            raise ValidationError({"end": "An appointment ends after it starts."})
+            raise ValidationError({"start": "An appointment must end after it starts."})
         if self.resource_id and self.service_id and self.service.resource_kind \
                 and self.resource.kind != self.service.resource_kind:
             raise ValidationError({"resource": "This service needs a %(kind)s."

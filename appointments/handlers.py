@@ -234,6 +234,9 @@ def collect_appointment_information(ctx: Context, args: dict) -> dict:
             actor=ctx.actor, company=ctx.company, customer_name=name, start=start, service=service, phone=phone,
             call_id=ctx.call_id, status=Appointment.Status.PENDING, now=ctx.now)
     except services.SlotUnavailable as error:
+        activity_log(company=ctx.company, kind="appointment", level="warning",
+                     message=f"Appointment not created: {error.code}; {len(error.alternatives)} alternatives offered",
+                     data={"call_id": ctx.call_id, "start": start.isoformat()})
         raise _unavailable_answer(ctx, error) from None
     activity_log(company=ctx.company, kind="appointment", message=f"Appointment created: #{appointment.pk} ✓",
                  data={"call_id": ctx.call_id, "appointment_id": appointment.pk})

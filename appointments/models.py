@@ -117,9 +117,9 @@ class Appointment(TenantOwned):
     customer_name = models.CharField(max_length=200)
     phone = models.CharField(max_length=20, blank=True, validators=[validate_e164],
                              help_text="E.164, e.g. +493083793369.")
-    service = models.ForeignKey(Service, on_delete=models.PROTECT, null=True, blank=True,
+    service = models.ForeignKey(Service, on_delete=models.RESTRICT, null=True, blank=True,
                                 related_name="appointments")
-    resource = models.ForeignKey(Resource, on_delete=models.PROTECT, null=True, blank=True,
+    resource = models.ForeignKey(Resource, on_delete=models.RESTRICT, null=True, blank=True,
                                  related_name="appointments", help_text="The staff member or room, if any.")
     start = models.DateTimeField(db_index=True)
     end = models.DateTimeField()

@@ -203,3 +203,16 @@ def test_celery_beat_runs_the_release_task_every_minute(praxis, kontrolle, setti
     assert appointments_release_expired_task.apply().get() == 1
     held.refresh_from_db()
     assert held.status == Appointment.Status.CANCELLED
+
+
+@pytest.mark.django_db
+def test_a_booked_service_cannot_be_deleted_but_its_company_can(praxis, kontrolle):
+    from django.db.models import RestrictedError
+
+    book(praxis, berlin(*MONDAY, 10, 0), kontrolle)
+
+    with pytest.raises(RestrictedError), transaction.atomic():
+        kontrolle.delete()
+    praxis.delete()
+
+    assert not Appointment.objects.exists() and not Service.objects.exists()

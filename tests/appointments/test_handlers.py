@@ -210,3 +210,15 @@ def test_appointments_of_another_company_are_never_found(praxis, kontrolle, dent
 
     assert result["error"] == "not_found"
     assert Appointment.objects.get().status == "pending"
+
+
+@pytest.mark.django_db
+def test_booking_writes_the_activity_lines_of_the_debug_console(praxis, kontrolle):
+    from audit.models import ActivityLogEntry
+
+    booked = call(praxis, "collect_appointment_information", BOOK)
+    call(praxis, "collect_appointment_information", BOOK, call_id="call_2")
+
+    lines = list(ActivityLogEntry.objects.filter(company=praxis).order_by("pk").values_list("message", flat=True))
+    assert lines == ["Creating appointment...", f"Appointment created: #{booked['appointment_id']} ✓",
+                     "Creating appointment...", "Appointment not created: taken; 3 alternatives offered"]

@@ -116,8 +116,7 @@ class AppointmentForm(forms.ModelForm):
         phone = self.cleaned_data.get("phone", "")
         company = self.cleaned_data.get("company") or getattr(self.instance, "company", None)
         if phone:
-            region = "DE" if company is None or company.language == "de" else "US"
-            phone = normalize_e164(phone, region)
+            phone = selectors.phone_e164(company=company, number=phone) if company else normalize_e164(phone)
         return phone
 
     def clean(self):

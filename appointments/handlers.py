@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime, time
 
 import jsonschema
-import phonenumbers
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -22,12 +21,12 @@ from django.utils import timezone
 from audit.actor import Actor
 from audit.services import activity_log
 from tenants.models import Company
-from tenants.validators import normalize_e164
 
 from . import selectors, services, speech
 from .function_specs import FUNCTION_SPECS
 from .models import Appointment, FunctionInvocation, Service
 from .phrases import UnclearDate, UnclearTime, When, local_datetime, parse_when
+from .selectors import phone_e164
 
 
 class UnknownFunction(LookupError):
@@ -75,25 +74,16 @@ class Answer(Exception):
 
 
 # --- shared steps --------------------------------------------------------------------------
-def _region(company: Company) -> str:
-    if company.phone:
-        try:
-            return phonenumbers.region_code_for_number(phonenumbers.parse(company.phone)) or "DE"
-        except phonenumbers.NumberParseException:
-            pass
-    return "DE" if company.language == "de" else "US"
-
-
 def _phone(ctx: Context, said: str | None) -> str:
     """The number the caller gave (normalised to E.164), else the caller's own number, else ''."""
     if said and said.strip():
         try:
-            return normalize_e164(said, _region(ctx.company))
+            return phone_e164(company=ctx.company, number=said)
         except ValidationError:
             raise Answer("invalid_phone", ctx.say("invalid_phone")) from None
     if ctx.caller_number:
         try:
-            return normalize_e164(ctx.caller_number, _region(ctx.company))
+            return phone_e164(company=ctx.company, number=ctx.caller_number)
         except ValidationError:
             return ""  # "anonymous" or a SIP URI: no number to keep
     return ""

@@ -144,7 +144,9 @@ class Appointment(TenantOwned):
         indexes = [models.Index(fields=["company", "start"], name="appointment_company_start")]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.customer_name} {self.start:%Y-%m-%d %H:%M} UTC" if self.start else self.customer_name
+        if self.start is None or self.company_id is None:
+            return self.customer_name
+        return f"#{self.pk} {self.customer_name} {self.start.astimezone(self.company.zone):%Y-%m-%d %H:%M}"
 
     @property
     def is_active(self) -> bool:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, time
 
 import jsonschema
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -135,6 +136,10 @@ def _exact_start(ctx: Context, when: When, service: Service | None, *, exclude_p
     """The start the caller asked for; asks for a day or a time when one is missing."""
     if when.day is None:
         raise Answer("date_needed", ctx.say("date_needed"))
+    if when.clock is None and when.day < ctx.now.astimezone(ctx.zone).date():
+        raise _unavailable_answer(ctx, services.SlotUnavailable(
+            code="past", wanted=ctx.now, alternatives=selectors.alternatives(
+                company=ctx.company, service=service, wanted=ctx.now, now=ctx.now, exclude_pk=exclude_pk)))
     if when.clock is None:
         starts = selectors.free_starts(company=ctx.company, service=service, day=when.day, now=ctx.now,
                                        period=when.period, exclude_pk=exclude_pk)
@@ -152,7 +157,7 @@ def _exact_start(ctx: Context, when: When, service: Service | None, *, exclude_p
                 code="closed", wanted=wanted, alternatives=later, closure_reason=closure.reason if closure else ""))
         first = ctx.say("day_full", day=speech.day_words(when.day, ctx.language))
         second = (ctx.say("offer", options=speech.options_words(later, ctx.zone, ctx.language)) if later
-                  else ctx.say("nothing_free"))
+                  else ctx.say("nothing_free", days=settings.APPOINTMENT_SEARCH_DAYS))
         raise Answer("day_full", f"{first} {second}", alternatives=_iso(later, ctx))
     return when.at(ctx.zone)
 
@@ -173,7 +178,7 @@ def _unavailable_answer(ctx: Context, error: services.SlotUnavailable) -> Answer
         second = ctx.say("offer", options=speech.options_words(error.alternatives, zone, lang,
                                                                same_day_as=error.wanted))
     else:
-        second = ctx.say("nothing_free")
+        second = ctx.say("nothing_free", days=settings.APPOINTMENT_SEARCH_DAYS)
     return Answer(error.code, f"{first} {second}", alternatives=_iso(error.alternatives, ctx))
 
 

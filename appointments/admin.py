@@ -18,8 +18,9 @@ from django.utils.http import urlencode
 
 from audit.actor import Actor
 from audit.admin import ReadOnlyTenantAdmin
-from tenants.admin import TenantAdmin, companies_allowing
+from tenants.admin import TenantAdmin
 from tenants.models import Company, user_memberships
+from tenants.selectors import companies_allowing
 from tenants.validators import normalize_e164
 
 from . import selectors, services, speech
@@ -257,7 +258,7 @@ class AppointmentAdmin(TenantAdmin):
     def day_view(self, request):
         if not self.has_view_permission(request):
             raise PermissionDenied
-        companies = list(companies_allowing(request.user, Appointment, "view").order_by("name"))
+        companies = list(companies_allowing(user=request.user, model=Appointment, action="view").order_by("name"))
         company = companies[0] if companies else None
         if request.GET.get("company"):
             company = next((c for c in companies if str(c.pk) == request.GET["company"]), None)

@@ -16,7 +16,8 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
-from tenants.models import READ_ONLY_POLICY, TenantOwned
+from tenants.models import TenantOwned
+from tenants.roles import READ_ONLY_POLICY
 from tenants.validators import validate_e164
 
 

@@ -5,11 +5,15 @@ Every configuration change in the product goes through `instance_save` /
 commands and tasks all leave the same audit trail.
 """
 
+import asyncio
 import json
 import logging
+import os
+import queue
+import threading
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
@@ -154,15 +158,57 @@ def activity_line_payload(entry: ActivityLogEntry) -> dict:
     }
 
 
+class _BackgroundSender:
+    """Sends group messages to a networked channel layer from one thread of this process.
+
+    A request or a task never waits on Redis for the sake of a live viewer: the line is
+    already stored, and the send happens behind it. Restarted after a fork (Celery's
+    prefork pool), since threads do not survive one.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+
+    def submit(self, group: str, message: dict) -> None:
+        with self._lock:
+            if self._pid != os.getpid():
+                self._queue = queue.SimpleQueue()
+                threading.Thread(target=self._run, args=(self._queue,), name="activity-broadcast",
+                                 daemon=True).start()
+                self._pid = os.getpid()
+        self._queue.put((group, message))
+
+    @staticmethod
+    def _run(jobs: queue.SimpleQueue) -> None:
+        loop = asyncio.new_event_loop()
+        while True:
+            group, message = jobs.get()
+            try:
+                loop.run_until_complete(get_channel_layer().group_send(group, message))
+            except Exception:  # the line is stored; a live viewer missing it must not stop the sender
+                logger.warning("Activity line %s was stored but not broadcast", message["line"]["id"],
+                               exc_info=True)
+
+
+_background_sender = _BackgroundSender()
+
+
 def _broadcast(entry: ActivityLogEntry) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    try:
-        async_to_sync(layer.group_send)(activity_group_name(entry.company_id),
-                                        {"type": "activity.line", "line": activity_line_payload(entry)})
-    except Exception:  # the line is stored; a live viewer missing it must not fail the caller
-        logger.warning("Activity line %s was stored but not broadcast", entry.pk, exc_info=True)
+    group = activity_group_name(entry.company_id)
+    message = {"type": "activity.line", "line": activity_line_payload(entry)}
+    if isinstance(layer, InMemoryChannelLayer):
+        # The embedded run's layer lives in the server's own event loop: send there, in line.
+        try:
+            async_to_sync(layer.group_send)(group, message)
+        except Exception:
+            logger.warning("Activity line %s was stored but not broadcast", entry.pk, exc_info=True)
+        return
+    _background_sender.submit(group, message)
 
 
 def activity_log(*, company: Company | int | None, kind: str, message: str, data: dict | None = None,

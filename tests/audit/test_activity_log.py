@@ -63,3 +63,14 @@ def test_a_dead_channel_layer_loses_no_line(settings, company_a, django_capture_
         entry = activity_log(company=company_a, kind="test", message="still stored")
 
     assert ActivityLogEntry.objects.filter(pk=entry.pk, message="still stored").exists()
+
+
+@pytest.mark.django_db
+def test_the_embedded_in_memory_layer_gets_the_line_too(settings, company_a, django_capture_on_commit_callbacks):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    layer, listener = _listen(activity_group_name(company_a.pk))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        activity_log(company=company_a, kind="test", message="embedded line")
+
+    assert _receive(layer, listener)["line"]["message"] == "embedded line"

@@ -9,6 +9,7 @@ from voice.dialog.base import CallContext, EndCall, TextChunk, ToolCall, Transfe
 @dataclass
 class Reply:
     text: str
+    chunks: list = field(default_factory=list)
     tool_calls: list = field(default_factory=list)
     end_call: bool = False
     transfer: str | None = None
@@ -67,5 +68,6 @@ class Conversation:
                 reply.end_call = True
             elif isinstance(event, Transfer):
                 reply.transfer = event.number
+        reply.chunks = chunks
         reply.text = "".join(chunks).strip()
         return reply

@@ -376,3 +376,33 @@ def test_call_state_survives_a_round_trip_through_plain_data():
 
     assert CallState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
     assert CallState.from_dict(None) == CallState()
+
+
+def test_a_connection_that_learns_its_call_late_adopts_the_saved_state():
+    # given a call greeted on an earlier connection, now reconnected on a path that names no agent
+    earlier = CallState(greeted=True, latest_response_id=5, completed_response_id=5, next_interrupt_id=2,
+                        connections=1)
+    connection = RetellLLMConnection()
+    connection.open(T0)
+    connection.receive(json.dumps({"interaction_type": "call_details", "call": {"call_id": "c"}}), T0)
+    connection.receive(request(6), T0)
+
+    # when call_details has named the agent and its saved state is adopted
+    connection.adopt(earlier)
+    actions = connection.begin("Hello!")
+
+    # then the caller is not greeted again and request 6, heard meanwhile, is answered
+    assert frames(actions)[0]["content"] == ""
+    assert of(actions, StartResponse) == [StartResponse(6, False, USER_HI, None)]
+    assert connection.resumed and connection.state.connections == 2 and connection.state.call == {"call_id": "c"}
+
+
+def test_a_request_heard_before_the_begin_message_is_started_by_begin():
+    connection = RetellLLMConnection()
+    connection.open(T0)
+
+    heard = connection.receive(request(1), T0)
+    begun = connection.begin("Hi!")
+
+    assert heard == []
+    assert of(begun, StartResponse) == [StartResponse(1, False, USER_HI, None)]

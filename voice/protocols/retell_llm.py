@@ -200,6 +200,26 @@ class RetellLLMConnection:
                                          self.state.transcript_with_tool_calls))
         return actions
 
+    def adopt(self, saved: CallState) -> None:
+        """Continue a call an earlier connection saved, found only now (after call_details).
+
+        What this connection already heard (call details, a newer request, the
+        transcript) is fresher than the saved state and wins over it.
+        """
+        if self._begun:
+            raise ProtocolUsageError("adopt() must come before begin()")
+        heard = self.state
+        saved.connections += heard.connections
+        saved.call = heard.call or saved.call
+        if heard.latest_response_id is not None:
+            saved.latest_response_id = heard.latest_response_id
+            saved.pending = heard.pending
+        if heard.transcript:
+            saved.transcript = heard.transcript
+            saved.transcript_with_tool_calls = heard.transcript_with_tool_calls
+        self.state = saved
+        self.resumed = saved.connections > 1
+
     @property
     def has_begun(self) -> bool:
         return self._begun
@@ -286,16 +306,18 @@ class RetellLLMConnection:
         if latest is not None and response_id <= latest and self._requests_seen:
             return [IgnoredFrame(kind, f"response_id {response_id} is not newer than {latest}")]
         self._requests_seen += 1
-        actions: list[Action] = []
-        if self._streaming is not None and self._streaming != response_id:
-            actions.append(CancelResponse(self._streaming))
-        self._streaming = response_id
         self.state.latest_response_id = response_id
         self.state.transcript = transcript
         if with_tools is not None:
             self.state.transcript_with_tool_calls = with_tools
         reminder = RESPONSE_KINDS[kind]
         self.state.pending = {"response_id": response_id, "reminder": reminder}
+        if not self._begun:
+            return []  # answered once the begin message is out (begin() starts it)
+        actions: list[Action] = []
+        if self._streaming is not None and self._streaming != response_id:
+            actions.append(CancelResponse(self._streaming))
+        self._streaming = response_id
         actions.append(StartResponse(response_id, reminder, transcript, with_tools))
         return actions
 

@@ -111,6 +111,7 @@ class RetellCallSession:
         self._responses: dict[int, asyncio.Task] = {}
         self._background: set[asyncio.Task] = set()
         self._call_details = asyncio.Event()
+        self._rearm = asyncio.Event()   # wakes the ticker when a new deadline (end_call) is set
         self._resolving = False
         self._stopped = False
 
@@ -210,6 +211,7 @@ class RetellCallSession:
                 self._outbox.put_nowait(action.text)
             elif isinstance(action, proto.StartResponse):
                 self._responses[action.response_id] = self._spawn(self._answer(action), track=False)
+                self._spawn(self._save())  # the open request survives a connection that dies now
             elif isinstance(action, proto.CancelResponse):
                 task = self._responses.pop(action.response_id, None)
                 if task is not None:
@@ -272,9 +274,12 @@ class RetellCallSession:
         actions = self.protocol.complete(response_id, now=self._clock(), end_call=end_call,
                                          transfer_number=transfer if not end_call else None)
         if actions:
-            self._handle(actions)
+            # Saved before the last frame goes out, so a reconnect never sees an older conversation.
             self.engine_state = working
             await self._save()
+            self._handle(actions)
+            if end_call:
+                self._rearm.set()
 
     async def _run_tool(self, call: ToolCall, context: CallContext) -> dict:
         self._handle(self.protocol.tool_invocation(call.tool_call_id, call.name, call.arguments))
@@ -299,7 +304,11 @@ class RetellCallSession:
 
     async def _ticker(self) -> None:
         while not self.protocol.closed:
-            await asyncio.sleep(self.protocol.seconds_until_tick(self._clock()))
+            try:
+                await asyncio.wait_for(self._rearm.wait(), self.protocol.seconds_until_tick(self._clock()))
+            except TimeoutError:
+                pass
+            self._rearm.clear()
             self._handle(self.protocol.tick(self._clock()))
 
     async def _writer(self) -> None:

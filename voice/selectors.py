@@ -49,3 +49,15 @@ def call_context(*, agent: Agent, call_id: str) -> CallContext:
             custom_instructions=agent.custom_instructions, dialog_engine=agent.dialog_engine),
         services=company_services(company_id=company.pk, language=language, timezone=company.timezone),
     )
+
+
+def agent_socket_url(agent: Agent) -> str:
+    """The llm_websocket_url to give Retell for this agent (Retell appends /{call_id})."""
+    from django.conf import settings
+
+    base = settings.RETELL_LLM_WEBSOCKET_URL
+    if not base:
+        public = settings.PUBLIC_BASE_URL.rstrip("/")
+        base = ("wss://" + public[len("https://"):] if public.startswith("https://")
+                else "ws://" + public.removeprefix("http://")) + "/retell-llm"
+    return f"{base.rstrip('/')}/{agent.socket_token}"

@@ -204,6 +204,16 @@ def test_german_cancel_without_callers_number_asks_the_name():
     assert [(c.name, c.arguments) for c in cancelled.tool_calls] == [("cancel_appointment", {"name": "Hans Müller"})]
 
 
+def test_no_thanks_to_a_confirmation_drops_the_booking_but_not_the_call():
+    call = talk("de")
+    call.say("Ich möchte einen Termin zur Kontrolle am Freitag um 10 Uhr, ich heiße Eva Klein")
+
+    reply = call.say("Nein danke")
+
+    assert reply.text == "In Ordnung. Kann ich sonst noch etwas für Sie tun?"
+    assert not reply.tool_calls and not reply.end_call
+
+
 def test_cancel_declined_books_nothing():
     call = talk("en")
     call.say("Cancel my appointment please")

@@ -42,8 +42,9 @@ def company_services(*, company_id: int, language: str, timezone: str) -> list[S
         return []
     fields = {f.name for f in model._meta.get_fields()}
     rows = model._base_manager.filter(company_id=company_id)
-    if "active" in fields:
-        rows = rows.filter(active=True)
+    for flag in ("active", "is_active"):
+        if flag in fields:
+            rows = rows.filter(**{flag: True})
     services = []
     for row in rows.order_by("name"):
         duration = getattr(row, "duration_minutes", None) or getattr(row, "duration", None)

@@ -233,6 +233,12 @@ class ReceptionistEngine(DialogEngine):
         u = understand(said, context.services)
         awaiting = st["awaiting"]
 
+        # "No thanks" to a confirmation drops the task; the call goes on.
+        if awaiting == "confirm" and "done" in u.intents and "goodbye" not in u.intents:
+            self._reset(st)
+            yield TextChunk(self._ask(st, p["alright"] + " " + p["anything_else"], "anything_else"))
+            return
+
         # Leaving: a goodbye, or "no" to "anything else?".
         if ("goodbye" in u.intents or "done" in u.intents
                 or (awaiting == "anything_else" and (u.no or u.intents == {"thanks"}) and not u.has_details()

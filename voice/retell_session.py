@@ -112,7 +112,6 @@ class RetellCallSession:
         self._background: set[asyncio.Task] = set()
         self._call_details = asyncio.Event()
         self._rearm = asyncio.Event()   # wakes the ticker when a new deadline (end_call) is set
-        self._resolving = False
         self._stopped = False
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -152,7 +151,12 @@ class RetellCallSession:
             logger.warning("Call %s on the plain path: no call_details in time; closing.", self.call_id)
             self._handle([self.protocol.close(proto.CLOSE_POLICY_VIOLATION, "no call_details")])
             return
-        agent_id = (self.protocol.state.call or {}).get("agent_id")
+        call = self.protocol.state.call or {}
+        if call.get("call_id", self.call_id) != self.call_id:
+            logger.warning("Call %s on the plain path: call_details are for another call; closing.", self.call_id)
+            self._handle([self.protocol.close(proto.CLOSE_POLICY_VIOLATION, "call_details of another call")])
+            return
+        agent_id = call.get("agent_id")
         agent = await database_sync_to_async(agent_for_plain_path)(agent_id)
         if agent is None:
             logger.warning("Call %s on the plain path: agent %r is unknown or its company does not accept the "

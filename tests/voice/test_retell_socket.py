@@ -384,6 +384,17 @@ def test_plain_path_closes_when_call_details_names_another_companys_agent(asgi_s
     assert code == 1008 and responses == []
 
 
+def test_plain_path_closes_when_call_details_are_for_another_call(asgi_server, plain_company):
+    async def scenario():
+        client = await RetellClient.open(f"{asgi_server}/retell-llm/{new_call_id()}")
+        await client.read()
+        await client.send({"interaction_type": "call_details", "call": {"call_id": new_call_id(),
+                                                                         "agent_id": "agent_dental001"}})
+        return await client.closed_with()
+
+    assert run(scenario()) == 1008
+
+
 def test_plain_path_closes_when_call_details_never_come(asgi_server, plain_company, settings):
     settings.RETELL_LLM_CALL_DETAILS_TIMEOUT = 0.3
 

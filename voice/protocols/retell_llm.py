@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
 
 CLOSE_NORMAL = 1000
 CLOSE_POLICY_VIOLATION = 1008

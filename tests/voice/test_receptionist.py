@@ -266,6 +266,14 @@ def test_opening_hours_of_one_day():
         "Am Freitag haben wir von 8 bis 14 Uhr geöffnet.")
 
 
+def test_german_open_question_with_auf_is_about_hours_but_moving_an_appointment_auf_a_day_is_not():
+    asked = talk("de").say("Haben Sie am Samstag auf?")
+    moving = talk("de").say("Ich möchte meinen Termin auf Freitag verschieben, haben Sie da Zeit?")
+
+    assert asked.text.startswith("Am Samstag haben wir geschlossen.")
+    assert moving.text == "Und um wie viel Uhr?"
+
+
 def test_opening_hours_text_with_a_lunch_break():
     text = opening_hours_text({"mon": [["08:00", "12:00"], ["13:00", "18:00"]]}, "en")
 

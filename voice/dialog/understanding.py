@@ -60,7 +60,7 @@ _INTENT_PATTERNS = {
     "availability": r"\bavailab\w*|\bfree\b|any (?:slots?|openings|time)|have (?:anything|something|time)|frei\b"
                     r"|freie[nm]?\b|verfügbar|noch platz|noch was|zeit hätten|zeit haben",
     "hours": r"opening hours|\bopen\b|\bclose[ds]?\b|closing|\bhours\b|öffnungszeit\w*|geöffnet|\boffen\b"
-             r"|sprechzeit\w*|\bauf\b.*\bhaben|\bzu\b.*\bhaben",
+             r"|sprechzeit\w*|\b(?:haben|sind) sie\b[^.?!]*\b(?:auf|zu)\s*[?.!]?\s*$",
     "address": r"address|where are you|located|location|directions|find you|adresse|anschrift|wo sind sie"
                r"|wo finde|wo befinde|wegbeschreibung|wo ist die praxis",
     "price": r"how much|price|\bcosts?\b|\bfees?\b|charge|preis\w*|kostet|kosten|gebühr\w*",

@@ -412,3 +412,73 @@ def test_plain_path_is_refused_at_the_handshake_when_no_company_allows_it(asgi_s
         return refused.value.response.status_code
 
     assert run(scenario()) == 403
+
+
+# --- a reconnect to another server process ------------------------------------------------------------------
+
+@pytest.fixture
+def daphne_process(transactional_db, tmp_path):
+    """The same application under daphne in its own process, on the test database and Redis."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from django.conf import settings as django_settings
+    from django.db import connection
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    db = connection.settings_dict
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "REDIS_URL": django_settings.REDIS_URL,
+           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"}
+    root = Path(__file__).resolve().parents[2]
+    log = open(tmp_path / "daphne.log", "w+")
+    process = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                                "config.asgi:application"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError((tmp_path / "daphne.log").read_text()[-2000:])
+            time.sleep(0.1)
+    yield f"ws://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=10)
+    log.close()
+
+
+def test_a_reconnect_to_another_server_process_goes_on_with_the_conversation(url, dental, daphne_process):
+    call_id = new_call_id()
+
+    async def scenario():
+        first = await RetellClient.open(url(call_id))          # uvicorn, in this process
+        await first.opening()
+        await first.send({"interaction_type": "call_details", "call": {
+            "call_id": call_id, "agent_id": "agent_dental001", "direction": "inbound",
+            "from_number": "+12125550199", "to_number": "+12125550134"}})
+        asked = await first.say("I'd like to book a cleaning tomorrow at 10 am")
+        question, _ = await first.read_response(asked)
+        first.agent_said(question)
+        await first.close()
+
+        second = await RetellClient.open(f"{daphne_process}/retell-llm/{dental.socket_token}/{call_id}")
+        second.transcript, second.next_response_id = first.transcript, first.next_response_id
+        _, begin = await second.opening()
+        answered = await second.say("It's Anna Schmidt")
+        reply, _ = await second.read_response(answered)
+        await second.close()
+        return question, begin, reply
+
+    question, begin, reply = run(scenario())
+
+    assert question == "May I have your name, please?"
+    assert begin["content"] == ""
+    assert reply.startswith("So that's cleaning for Anna Schmidt tomorrow at 10 am.")

@@ -67,6 +67,17 @@ def test_name_phone_and_service_in_one_sentence():
     assert understood.service == "Dental cleaning"
 
 
+@pytest.mark.parametrize("said, service", [
+    ("I'd like to book a cleaning tomorrow at 10 am", "cleaning"),
+    ("I need a root canal please", "root canal"),
+    ("an appointment for a filling on Monday", "filling"),
+    ("Ich hätte gern einen Termin zur Kontrolle am Montag", "Kontrolle"),
+    ("I'd like to book an appointment for tomorrow", None),
+])
+def test_a_service_outside_the_catalogue_is_taken_from_the_words_around_it(said, service):
+    assert understand(said).service == service
+
+
 def test_a_date_is_not_taken_for_a_phone_number():
     understood = understand("on 2026-11-24 please")
 

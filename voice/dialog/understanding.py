@@ -92,9 +92,12 @@ _FILLERS = re.compile(
     r"|ich brauche|please|bitte)\b[\s,.!]*)+", re.IGNORECASE)
 _SERVICE_AFTER = re.compile(
     r"\b(?:(?:book|schedule|get|need|want|have)\s+(?:a|an)|for\s+(?:a|an|my)|für\s+(?:eine[nm]?|meine[nm]?)"
-    r"|zur|zum)\s+([a-zäöüß-]+(?:\s+[a-zäöüß-]+)?)", re.IGNORECASE)
+    r"|zur|zum)\s+([a-zäöüß-]+(?: [a-zäöüß-]+)?)", re.IGNORECASE)
 _NOT_SERVICES = {"appointment", "appointments", "termin", "time", "day", "date", "moment", "second", "minute",
                  "person", "human", "someone", "call", "booking", "question", "price", "new", "quick"}
+# Words that end a service name ("a cleaning at ten", "a cleaning please").
+_SERVICE_STOPS = {"at", "on", "in", "for", "please", "and", "with", "um", "am", "an", "bitte", "und", "mit", "next",
+                  "this", "the", "tomorrow", "today", "morgen", "heute"}
 
 
 @dataclass
@@ -292,10 +295,17 @@ def _service(text: str, rest: str, services: list[ServiceInfo], result: Understa
     if known is not None:
         result.service = known.name
         return
+    original = " " + text.replace("’", "'") + " "
+    same_shape = len(original) == len(rest)
     for m in _SERVICE_AFTER.finditer(rest):
-        words = [w for w in m.group(1).split() if w.lower() not in _NOT_SERVICES and w.lower() not in WEEKDAY_WORDS]
-        if words and words[0].lower() not in {"the", "a", "an", "this", "next", "nächsten", "morgen", "heute"}:
-            result.service = " ".join(words[:2]) if len(words) > 1 and words[1].lower() != "appointment" else words[0]
+        words = []
+        for word in (original[m.start(1):m.end(1)] if same_shape else m.group(1)).split():
+            if word.lower() in _SERVICE_STOPS or word.lower() in WEEKDAY_WORDS:
+                break
+            if word.lower() not in _NOT_SERVICES:
+                words.append(word)
+        if words and words[0].lower() not in {"a", "nächsten"}:
+            result.service = " ".join(words)
             return
 
 

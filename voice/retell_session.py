@@ -37,6 +37,8 @@ from .selectors import agent_for_plain_path, call_context
 
 logger = logging.getLogger(__name__)
 
+CLOSE_SERVER_ERROR = 1011
+
 # How long the begin message waits for call_details when the greeting uses the call's variables.
 GREETING_VARIABLES_WAIT = 1.0
 
@@ -120,10 +122,7 @@ class RetellCallSession:
         self._spawn(self._writer())
         self._handle(self.protocol.open(self._clock()))
         self._spawn(self._ticker())
-        if self._agent is not None:
-            self._spawn(self._prepare_known_agent())
-        else:
-            self._spawn(self._wait_for_agent())
+        self._spawn(self._prepare(self._prepare_known_agent if self._agent is not None else self._wait_for_agent))
 
     async def stop(self) -> None:
         """The socket is gone: stop the work, keep the state for a reconnect."""
@@ -133,6 +132,16 @@ class RetellCallSession:
         for task in list(self._responses.values()) + list(self._background):
             task.cancel()
         await self._save()
+
+    async def _prepare(self, step) -> None:
+        """Load the call; if that fails, close (1011) so Retell reconnects rather than waits in silence."""
+        try:
+            await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("Call %s: the call could not be prepared; closing.", self.call_id)
+            self._handle([self.protocol.close(CLOSE_SERVER_ERROR, "server error")])
 
     async def _prepare_known_agent(self) -> None:
         await self._load(self._agent)
@@ -171,6 +180,9 @@ class RetellCallSession:
         self.context = await database_sync_to_async(call_context)(agent=agent, call_id=self.call_id)
         self.engine = engine_for(self.context.agent)
         saved = await _cache_get(state_key(agent.pk, self.call_id))
+        if saved is not None and not (isinstance(saved, dict) and isinstance(saved.get("protocol"), dict)):
+            logger.warning("Call %s: the saved call state is unreadable; starting afresh.", self.call_id)
+            saved = None
         if saved:
             self.protocol.adopt(proto.CallState.from_dict(saved.get("protocol")))
             self.engine_state = saved.get("engine") or {}

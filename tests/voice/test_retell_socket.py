@@ -311,6 +311,23 @@ def test_a_reconnect_of_the_same_call_goes_on_with_the_conversation(url):
     assert reply == "May I have your name, please?"
 
 
+def test_an_unreadable_saved_state_starts_the_call_afresh(url, dental):
+    from django.core.cache import cache
+
+    from voice.retell_session import state_key
+
+    call_id = new_call_id()
+    cache.set(state_key(dental.pk, call_id), "not a call state", 60)
+
+    async def scenario():
+        client = await RetellClient.open(url(call_id))
+        _, begin = await client.opening()
+        await client.close()
+        return begin
+
+    assert run(scenario())["content"] == GREETING
+
+
 def test_a_reconnect_mid_stream_answers_the_open_request(url, slow_llm):
     slow_llm.script(Text(["Let me ", "think ", "about ", "that ", "for ", "a ", "while."], delay=0.15),
                     Text(["Here is the whole answer."]))

@@ -245,3 +245,16 @@ CELERY_BEAT_SCHEDULE["appointments-release-expired"] = {
     "task": "appointments.tasks.appointments_release_expired_task",
     "schedule": env.float("APPOINTMENT_RELEASE_INTERVAL_SECONDS", default=60.0),
 }
+
+# --- Live calls over Retell: the Custom LLM socket and the dialog engines (issue 5) ---------
+# Seconds a plain /retell-llm/<call_id> connection waits for call_details to name its agent.
+RETELL_LLM_CALL_DETAILS_TIMEOUT = env.float("RETELL_LLM_CALL_DETAILS_TIMEOUT", default=5.0)
+# Seconds after a response with end_call before this server closes the socket (1000) itself.
+RETELL_LLM_END_CALL_GRACE = env.float("RETELL_LLM_END_CALL_GRACE", default=20.0)
+# Seconds a call's conversation state is kept in the cache for a reconnect.
+RETELL_LLM_STATE_TTL = env.int("RETELL_LLM_STATE_TTL", default=3 * 3600)
+# Seconds a tool (an appointment handler) may take before the caller hears it failed.
+RETELL_LLM_TOOL_TIMEOUT = env.float("RETELL_LLM_TOOL_TIMEOUT", default=10.0)
+# Seconds to connect to, and to wait for each streamed piece from, an OpenAI-compatible LLM.
+LLM_CONNECT_TIMEOUT = env.float("LLM_CONNECT_TIMEOUT", default=3.0)
+LLM_READ_TIMEOUT = env.float("LLM_READ_TIMEOUT", default=8.0)

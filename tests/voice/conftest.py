@@ -1,0 +1,35 @@
+"""The running ASGI application on a loopback port, for the socket conformance suite."""
+
+import socket
+import threading
+import time
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def asgi_server():
+    """config.asgi:application served by uvicorn in a thread (the test database and Redis)."""
+    import uvicorn
+
+    from config.asgi import application
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port, lifespan="off",
+                                           ws="websockets-sansio", log_level="warning"))
+    thread = threading.Thread(target=server.run, name="asgi-test-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the ASGI test server did not start")
+        time.sleep(0.02)
+    yield f"ws://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)

@@ -1,0 +1,365 @@
+"""The embedded receptionist at the engine level: English and German scripts, the tool
+calls it asks the session to run (with their arguments), corrections, and what it says."""
+
+import pytest
+
+from voice.dialog.base import AgentInfo, CallContext, CompanyInfo, ServiceInfo
+from voice.dialog.receptionist import ReceptionistEngine, opening_hours_text
+from tests.voice.conversation import Conversation
+
+HOURS = {"mon": [["08:00", "18:00"]], "tue": [["08:00", "18:00"]], "wed": [["08:00", "18:00"]],
+         "thu": [["08:00", "18:00"]], "fri": [["08:00", "14:00"]]}
+
+
+def context(language="en", *, caller="+12125550199", services=None, phone="+12125550134",
+            greeting="Bright Smile Dental, this is {{agent_name}}. How can I help?", variables=None):
+    company = CompanyInfo(id=1, name="Bright Smile Dental" if language == "en" else "Praxis Dr. Weiß",
+                          phone=phone, address="200 Park Avenue South\nNew York, NY 10003" if language == "en"
+                          else "Friedrichstraße 100, 10117 Berlin",
+                          opening_hours=HOURS, timezone="America/New_York" if language == "en" else "Europe/Berlin",
+                          language=language)
+    agent = AgentInfo(id=1, agent_id="agent_x", name="Sophie", language="en-US" if language == "en" else "de-DE",
+                      begin_message=greeting)
+    if services is None:
+        services = ([ServiceInfo("Cleaning", "120 dollars"), ServiceInfo("Checkup", "80 dollars")] if language == "en"
+                    else [ServiceInfo("Zahnreinigung", "80 Euro"), ServiceInfo("Kontrolle", "50 Euro")])
+    return CallContext(call_id="call_1", company=company, agent=agent, services=services, caller_number=caller,
+                       variables=variables or {})
+
+
+def talk(language="en", **kwargs):
+    tool_results = kwargs.pop("tool_results", None)
+    return Conversation(ReceptionistEngine(), context(language, **kwargs), tool_results=tool_results)
+
+
+# --- booking ----------------------------------------------------------------------------------
+
+def test_english_booking_asks_for_what_is_missing_confirms_takes_a_correction_and_books():
+    call = talk("en")
+
+    asked_day = call.say("Hi, I'd like to book a cleaning please")
+    asked_name = call.say("Tomorrow at 10 am")
+    confirm = call.say("It's Anna Schmidt")
+    corrected = call.say("No, Wednesday instead")
+    booked = call.say("Yes, please")
+    bye = call.say("No, that's all, thanks")
+
+    assert "which day" in asked_day.text.lower() and not asked_day.tool_calls
+    assert "name" in asked_name.text.lower() and not asked_name.tool_calls
+    assert confirm.text == "So that's Cleaning for Anna Schmidt tomorrow at 10 am. Shall I book that?"
+    assert not confirm.tool_calls
+    assert corrected.text == "So that's Cleaning for Anna Schmidt on Wednesday at 10 am. Shall I book that?"
+    assert [(c.name, c.arguments) for c in booked.tool_calls] == [("collect_appointment_information", {
+        "name": "Anna Schmidt", "date": "Wednesday", "time": "10:00", "service": "Cleaning"})]
+    assert "anything else" in booked.text.lower()
+    assert bye.end_call and "goodbye" in bye.text.lower()
+
+
+def test_german_booking_with_a_correction_books_the_corrected_day():
+    call = talk("de", caller="+491701234567")
+
+    asked_day = call.say("Guten Tag, ich hätte gern einen Termin zur Zahnreinigung")
+    asked_name = call.say("Morgen um 9 Uhr")
+    confirm = call.say("Mein Name ist Hans Müller")
+    corrected = call.say("Nein, lieber Mittwoch")
+    booked = call.say("Ja, genau")
+    bye = call.say("Nein danke, auf Wiederhören")
+
+    assert asked_day.text == "An welchem Tag passt es Ihnen?"
+    assert asked_name.text == "Wie ist Ihr Name, bitte?"
+    assert confirm.text == "Also: Zahnreinigung für Hans Müller morgen um 9 Uhr. Soll ich das so buchen?"
+    assert corrected.text == "Also: Zahnreinigung für Hans Müller am Mittwoch um 9 Uhr. Soll ich das so buchen?"
+    assert [(c.name, c.arguments) for c in booked.tool_calls] == [("collect_appointment_information", {
+        "name": "Hans Müller", "date": "Mittwoch", "time": "09:00", "service": "Zahnreinigung"})]
+    assert "Kann ich sonst noch etwas" in booked.text
+    assert bye.end_call and "Auf Wiederhören" in bye.text
+
+
+def test_everything_in_one_sentence_goes_straight_to_the_confirmation():
+    call = talk("en")
+
+    reply = call.say("My name is Tom Baker, I want to book a checkup on Friday at 2:30 pm")
+
+    assert reply.text == "So that's Checkup for Tom Baker on Friday at 2:30 pm. Shall I book that?"
+
+
+def test_a_time_correction_at_the_confirmation_changes_only_the_time():
+    call = talk("en")
+    call.say("I'd like to book a cleaning tomorrow at 10 am, my name is Anna Schmidt")
+
+    corrected = call.say("No, at 11 please")
+    booked = call.say("Yes")
+
+    assert corrected.text == "So that's Cleaning for Anna Schmidt tomorrow at 11 am. Shall I book that?"
+    assert booked.tool_calls[0].arguments["time"] == "11:00"
+    assert booked.tool_calls[0].arguments["date"] == "tomorrow"
+
+
+def test_no_without_a_correction_asks_what_to_change_and_books_nothing():
+    call = talk("de")
+    call.say("Ich möchte einen Termin zur Kontrolle am Freitag um 10 Uhr, ich heiße Eva Klein")
+
+    asked = call.say("Nein")
+    confirm = call.say("Donnerstag")
+
+    assert asked.text == "Kein Problem. Was möchten Sie ändern?" and not asked.tool_calls
+    assert confirm.text == "Also: Kontrolle für Eva Klein am Donnerstag um 10 Uhr. Soll ich das so buchen?"
+
+
+def test_without_the_callers_number_it_asks_for_one_and_passes_it_on():
+    call = talk("en", caller=None)
+    call.say("I'd like to book a cleaning tomorrow at 10 am, my name is Anna Schmidt")
+
+    asked = call.say("Sure")
+    call.say("It's 0171 234 5678")
+    booked = call.say("Yes")
+
+    assert "number" in asked.text.lower() or "number" in call.transcript[-4]["content"].lower()
+    assert booked.tool_calls[0].arguments["phone"] == "01712345678"
+
+
+def test_a_service_not_in_the_catalogue_is_taken_as_said():
+    call = talk("en", services=[])
+
+    asked = call.say("I'd like to make an appointment")
+    call.say("A root canal treatment")
+    call.say("Monday at 9")
+    call.say("Anna Schmidt")
+    booked = call.say("Yes")
+
+    assert asked.text == "What is the appointment for?"
+    assert booked.tool_calls[0].arguments == {"name": "Anna Schmidt", "date": "Monday", "time": "09:00",
+                                              "service": "root canal treatment"}
+
+
+def test_a_taken_slot_is_said_and_another_time_is_asked_for():
+    taken = {"success": False, "message": "10 am is taken; 11 am or 2 pm are free."}
+    call = talk("en", tool_results={"collect_appointment_information": taken})
+    call.say("Book a cleaning tomorrow at 10 am, my name is Anna Schmidt")
+
+    refused = call.say("Yes")
+    confirm = call.say("11 am then")
+
+    assert refused.text.startswith("10 am is taken; 11 am or 2 pm are free.")
+    assert confirm.text == "So that's Cleaning for Anna Schmidt tomorrow at 11 am. Shall I book that?"
+
+
+def test_a_failed_handler_gets_an_apology_and_a_transfer_on_yes():
+    call = talk("en", tool_results={"collect_appointment_information": {"error": "unavailable"}})
+    call.say("Book a cleaning tomorrow at 10 am, my name is Anna Schmidt")
+
+    failed = call.say("Yes")
+    transfer = call.say("Yes please")
+
+    assert "sorry" in failed.text.lower() and "put you through" in failed.text.lower()
+    assert transfer.transfer == "+12125550134"
+
+
+# --- rescheduling and cancelling ---------------------------------------------------------------
+
+def test_english_reschedule_moves_from_one_day_to_another():
+    call = talk("en")
+
+    confirm = call.say("I need to move my appointment from Monday to Friday at 3 pm")
+    moved = call.say("Yes, that's right")
+
+    assert confirm.text == "I'll move your appointment from Monday to Friday at 3 pm. Is that right?"
+    assert [(c.name, c.arguments) for c in moved.tool_calls] == [("change_appointment_details", {
+        "current_date": "Monday", "new_date": "Friday", "new_time": "15:00"})]
+
+
+def test_german_reschedule_asks_for_the_time_and_confirms():
+    call = talk("de")
+
+    asked = call.say("Ich möchte meinen Termin auf nächsten Freitag verschieben")
+    confirm = call.say("Um halb drei")
+    moved = call.say("Ja")
+
+    assert asked.text == "Und um wie viel Uhr?"
+    assert confirm.text == "Ich verschiebe Ihren Termin auf nächsten Freitag um 14:30 Uhr. Passt das?"
+    assert [(c.name, c.arguments) for c in moved.tool_calls] == [("change_appointment_details", {
+        "new_date": "nächsten Freitag", "new_time": "14:30"})]
+
+
+def test_cancel_confirms_first_and_sends_the_date():
+    call = talk("en")
+
+    confirm = call.say("I have to cancel my appointment on Wednesday")
+    cancelled = call.say("Yes")
+
+    assert confirm.text == "Shall I cancel your appointment on Wednesday?" and not confirm.tool_calls
+    assert [(c.name, c.arguments) for c in cancelled.tool_calls] == [("cancel_appointment", {"date": "Wednesday"})]
+    assert "anything else" in cancelled.text.lower()
+
+
+def test_german_cancel_without_callers_number_asks_the_name():
+    call = talk("de", caller=None)
+
+    asked = call.say("Ich muss meinen Termin absagen")
+    confirm = call.say("Hans Müller")
+    cancelled = call.say("Ja, bitte")
+
+    assert asked.text == "Wie ist Ihr Name, bitte?"
+    assert confirm.text == "Soll ich Ihren Termin absagen?"
+    assert [(c.name, c.arguments) for c in cancelled.tool_calls] == [("cancel_appointment", {"name": "Hans Müller"})]
+
+
+def test_no_thanks_to_a_confirmation_drops_the_booking_but_not_the_call():
+    call = talk("de")
+    call.say("Ich möchte einen Termin zur Kontrolle am Freitag um 10 Uhr, ich heiße Eva Klein")
+
+    reply = call.say("Nein danke")
+
+    assert reply.text == "In Ordnung. Kann ich sonst noch etwas für Sie tun?"
+    assert not reply.tool_calls and not reply.end_call
+
+
+def test_cancel_declined_books_nothing():
+    call = talk("en")
+    call.say("Cancel my appointment please")
+
+    declined = call.say("No")
+
+    assert not declined.tool_calls
+
+
+# --- availability --------------------------------------------------------------------------------
+
+def test_availability_is_checked_then_booking_offered_and_continued():
+    free = {"available": True, "message": "Thursday morning is free from 8 to 11."}
+    call = talk("en", tool_results={"check_availability": free})
+
+    checked = call.say("Do you have anything free on Thursday morning?")
+    asked = call.say("Yes, at 9")
+    call.say("A checkup")
+    confirm = call.say("Anna Schmidt")
+
+    assert [(c.name, c.arguments) for c in checked.tool_calls] == [("check_availability", {"date": "Thursday"})]
+    assert checked.text == "Thursday morning is free from 8 to 11. Shall I book an appointment for you?"
+    assert asked.text.startswith("What is the appointment for?")
+    assert confirm.text == "So that's Checkup for Anna Schmidt on Thursday at 9 am. Shall I book that?"
+
+
+def test_german_availability_with_a_time_passes_the_time():
+    call = talk("de", tool_results={"check_availability": {"available": False, "message": "Leider belegt."}})
+
+    checked = call.say("Haben Sie morgen um 10 Uhr noch was frei?")
+
+    assert checked.tool_calls[0].arguments == {"date": "morgen", "time": "10:00"}
+    assert checked.text.startswith("Leider belegt.")
+
+
+# --- questions ------------------------------------------------------------------------------------
+
+def test_opening_hours_in_english_and_german():
+    en = talk("en").say("What are your opening hours?")
+    de = talk("de").say("Wie sind Ihre Öffnungszeiten?")
+
+    assert en.text.startswith("We're open Monday to Thursday from 8 am to 6 pm and Friday from 8 am to 2 pm.")
+    assert de.text.startswith("Wir haben Montag bis Donnerstag von 8 bis 18 Uhr und Freitag von 8 bis 14 Uhr "
+                              "geöffnet.")
+
+
+def test_opening_hours_of_one_day():
+    assert talk("en").say("Are you open on Saturday?").text.startswith("On Saturday we're closed.")
+    assert talk("de").say("Haben Sie am Freitag geöffnet?").text.startswith(
+        "Am Freitag haben wir von 8 bis 14 Uhr geöffnet.")
+
+
+def test_german_open_question_with_auf_is_about_hours_but_moving_an_appointment_auf_a_day_is_not():
+    asked = talk("de").say("Haben Sie am Samstag auf?")
+    moving = talk("de").say("Ich möchte meinen Termin auf Freitag verschieben, haben Sie da Zeit?")
+
+    assert asked.text.startswith("Am Samstag haben wir geschlossen.")
+    assert moving.text == "Und um wie viel Uhr?"
+
+
+def test_opening_hours_text_with_a_lunch_break():
+    text = opening_hours_text({"mon": [["08:00", "12:00"], ["13:00", "18:00"]]}, "en")
+
+    assert text == "We're open Monday from 8 am to 12 pm and from 1 pm to 6 pm."
+
+
+def test_address_question():
+    assert talk("en").say("What's your address?").text.startswith(
+        "You'll find us at 200 Park Avenue South, New York, NY 10003.")
+    assert talk("de").say("Wo finde ich Sie?").text.startswith(
+        "Unsere Adresse ist Friedrichstraße 100, 10117 Berlin.")
+
+
+def test_price_of_a_service_from_the_catalogue():
+    assert talk("en").say("How much is a cleaning?").text.startswith("Cleaning costs 120 dollars.")
+    assert talk("de").say("Was kostet eine Zahnreinigung?").text.startswith("Zahnreinigung kostet 80 Euro.")
+
+
+def test_price_without_a_service_asks_which_one():
+    call = talk("en")
+
+    asked = call.say("How much does it cost?")
+    answered = call.say("The checkup")
+
+    assert asked.text == "Which service would you like the price for?"
+    assert answered.text.startswith("Checkup costs 80 dollars.")
+
+
+def test_a_question_during_a_booking_is_answered_and_the_booking_goes_on():
+    call = talk("en")
+    call.say("I'd like to book a cleaning")
+
+    reply = call.say("Are you open on Friday?")
+
+    assert reply.text == "On Friday we're open from 8 am to 2 pm. Which day would suit you?"
+
+
+# --- a human, goodbyes, silence ----------------------------------------------------------------------
+
+def test_a_request_for_a_human_transfers_to_the_company_number():
+    en = talk("en").say("Can I talk to a real person?")
+    de = talk("de", phone="+493083793369").say("Ich möchte bitte mit einem Mitarbeiter sprechen")
+
+    assert en.transfer == "+12125550134" and en.text == "Of course, I'll put you through now."
+    assert de.transfer == "+493083793369" and de.text == "Gern, ich verbinde Sie jetzt."
+
+
+def test_no_transfer_without_a_company_number():
+    reply = talk("en", phone="").say("I want to speak to someone")
+
+    assert reply.transfer is None and "no one" in reply.text
+
+
+def test_goodbye_ends_the_call():
+    reply = talk("de").say("Danke, tschüss!")
+
+    assert reply.end_call and reply.text == "Vielen Dank für Ihren Anruf. Auf Wiederhören!"
+
+
+def test_a_reminder_repeats_the_open_question_and_the_fourth_ends_the_call():
+    call = talk("en")
+    call.say("I'd like to book a cleaning")
+
+    first = call.silence()
+    call.silence()
+    call.silence()
+    last = call.silence()
+
+    assert first.text == "Are you still there? Which day would suit you?"
+    assert last.end_call and not first.end_call
+
+
+def test_something_not_understood_gets_a_short_offer():
+    reply = talk("en").say("Blue elephants sing loudly")
+
+    assert reply.text == "Sorry, I didn't catch that. Would you like to book, move or cancel an appointment?"
+
+
+def test_greeting_fills_prompt_variables_from_the_call():
+    ctx = context("en", greeting="Hi {{customer_name}}, this is {{agent_name}} at {{company_name}}.",
+                  variables={"customer_name": "John"})
+
+    assert ctx.greeting() == "Hi John, this is Sophie at Bright Smile Dental."
+    assert context("en", greeting="Hello {{unknown}}, how can I help?").greeting() == "Hello, how can I help?"
+
+
+@pytest.mark.parametrize("language, expected", [("en", "How can I help you?"), ("de", "Wie kann ich Ihnen helfen?")])
+def test_a_plain_hello_is_answered_with_how_can_i_help(language, expected):
+    assert talk(language).say("Hallo" if language == "de" else "Hello").text == expected

@@ -1,0 +1,345 @@
+"""One live call on Retell's Custom LLM socket: the protocol, the dialog engine and the tools.
+
+The consumer (voice/consumers.py) is a thin adapter that hands this session the
+frames it reads and gives it a way to send and to close. The session
+
+- runs the sans-IO protocol (voice/protocols/retell_llm.py) and carries out its actions;
+- answers each request in its own task, so reading the next frame never waits for an
+  engine, and cancels a task as soon as the protocol says a newer request superseded it;
+- runs the tools the engine asks for through appointments.handlers.run_custom_function
+  (the same handlers as the custom-function endpoint), reports them to Retell as
+  tool_call_invocation / tool_call_result and feeds the result back to the engine;
+- keeps the call's state (protocol and engine memory) in the Django cache, Redis in
+  production, so a reconnect of the same call, in this process or another, goes on
+  where the conversation was;
+- sends every frame through one ordered queue, so frames leave in the order the
+  protocol decided them (no chunk of a superseded id after the newer one started).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.core.cache import cache
+
+from .dialog.base import CallContext, DialogEngine, EndCall, TextChunk, ToolCall, Transfer, Turn, engine_for
+from .protocols import retell_llm as proto
+from .selectors import agent_for_plain_path, call_context
+
+logger = logging.getLogger(__name__)
+
+CLOSE_SERVER_ERROR = 1011
+
+# How long the begin message waits for call_details when the greeting uses the call's variables.
+GREETING_VARIABLES_WAIT = 1.0
+
+ENGINE_FAILED = {
+    "en": "I'm sorry, something went wrong on my side. Could you say that again?",
+    "de": "Entschuldigung, da ist bei mir etwas schiefgegangen. Könnten Sie das bitte wiederholen?",
+}
+
+
+def state_key(agent_pk: int, call_id: str) -> str:
+    return f"retell-llm:call:{agent_pk}:{call_id}"
+
+
+_cache_get = sync_to_async(cache.get, thread_sensitive=False)
+_cache_set = sync_to_async(cache.set, thread_sensitive=False)
+
+
+# --- the one tool runner ------------------------------------------------------------------------
+
+def _run_custom_function(*, company_id: int, name: str, args: dict, call_id: str,
+                         caller_number: str | None) -> dict:
+    from appointments.handlers import run_custom_function
+    from tenants.models import Company
+
+    company = Company.objects.get(pk=company_id)
+    return run_custom_function(company=company, name=name, args=args, call_id=call_id,
+                               caller_number=caller_number)
+
+
+def tool_succeeded(result: dict) -> bool:
+    return not (result.get("error") or result.get("success") is False or result.get("ok") is False)
+
+
+async def run_tool(*, company_id: int, name: str, args: dict, call_id: str,
+                   caller_number: str | None) -> dict:
+    """Run one custom function for a live call; a failure is a result the engine can speak about."""
+    try:
+        result = await asyncio.wait_for(
+            database_sync_to_async(_run_custom_function)(company_id=company_id, name=name, args=args,
+                                                         call_id=call_id, caller_number=caller_number),
+            timeout=settings.RETELL_LLM_TOOL_TIMEOUT)
+    except TimeoutError:
+        logger.warning("Call %s: %s took longer than %ss.", call_id, name, settings.RETELL_LLM_TOOL_TIMEOUT)
+        return {"error": "timeout", "message": ""}
+    except Exception:
+        logger.exception("Call %s: %s failed.", call_id, name)
+        return {"error": "failed", "message": ""}
+    return result if isinstance(result, dict) else {"result": result}
+
+
+class _Close:
+    def __init__(self, code: int, reason: str = "") -> None:
+        self.code, self.reason = code, reason
+
+
+class RetellCallSession:
+    def __init__(self, *, call_id: str, send: Callable[[str], Awaitable[None]],
+                 close: Callable[[int], Awaitable[None]], agent=None, clock: Callable[[], float] = time.time) -> None:
+        self.call_id = call_id
+        self._send = send
+        self._close = close
+        self._agent = agent            # known from the socket token, or from call_details on the plain path
+        self._clock = clock
+        self.protocol = proto.RetellLLMConnection(end_call_grace=settings.RETELL_LLM_END_CALL_GRACE)
+        self.context: CallContext | None = None
+        self.engine: DialogEngine | None = None
+        self.engine_state: dict = {}
+        self._outbox: asyncio.Queue = asyncio.Queue()
+        self._responses: dict[int, asyncio.Task] = {}
+        self._background: set[asyncio.Task] = set()
+        self._call_details = asyncio.Event()
+        self._rearm = asyncio.Event()   # wakes the ticker when a new deadline (end_call) is set
+        self._stopped = False
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._spawn(self._writer())
+        self._handle(self.protocol.open(self._clock()))
+        self._spawn(self._ticker())
+        self._spawn(self._prepare(self._prepare_known_agent if self._agent is not None else self._wait_for_agent))
+
+    async def stop(self) -> None:
+        """The socket is gone: stop the work, keep the state for a reconnect."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for task in list(self._responses.values()) + list(self._background):
+            task.cancel()
+        await self._save()
+
+    async def _prepare(self, step) -> None:
+        """Load the call; if that fails, close (1011) so Retell reconnects rather than waits in silence."""
+        try:
+            await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("Call %s: the call could not be prepared; closing.", self.call_id)
+            self._handle([self.protocol.close(CLOSE_SERVER_ERROR, "server error")])
+
+    async def _prepare_known_agent(self) -> None:
+        await self._load(self._agent)
+        if "{{" in (self._agent.begin_message or "") and self.protocol.state.call is None:
+            try:
+                await asyncio.wait_for(self._call_details.wait(), GREETING_VARIABLES_WAIT)
+            except TimeoutError:
+                pass
+        self._begin()
+
+    async def _wait_for_agent(self) -> None:
+        """Plain path: nothing is said until call_details names an agent of a company that allows it."""
+        try:
+            await asyncio.wait_for(self._call_details.wait(), settings.RETELL_LLM_CALL_DETAILS_TIMEOUT)
+        except TimeoutError:
+            logger.warning("Call %s on the plain path: no call_details in time; closing.", self.call_id)
+            self._handle([self.protocol.close(proto.CLOSE_POLICY_VIOLATION, "no call_details")])
+            return
+        call = self.protocol.state.call or {}
+        if call.get("call_id", self.call_id) != self.call_id:
+            logger.warning("Call %s on the plain path: call_details are for another call; closing.", self.call_id)
+            self._handle([self.protocol.close(proto.CLOSE_POLICY_VIOLATION, "call_details of another call")])
+            return
+        agent_id = call.get("agent_id")
+        agent = await database_sync_to_async(agent_for_plain_path)(agent_id)
+        if agent is None:
+            logger.warning("Call %s on the plain path: agent %r is unknown or its company does not accept the "
+                           "plain path; closing.", self.call_id, agent_id)
+            self._handle([self.protocol.close(proto.CLOSE_POLICY_VIOLATION, "agent not accepted")])
+            return
+        self._agent = agent
+        await self._load(agent)
+        self._begin()
+
+    async def _load(self, agent) -> None:
+        self.context = await database_sync_to_async(call_context)(agent=agent, call_id=self.call_id)
+        self.engine = engine_for(self.context.agent)
+        saved = await _cache_get(state_key(agent.pk, self.call_id))
+        if saved is not None and not (isinstance(saved, dict) and isinstance(saved.get("protocol"), dict)):
+            logger.warning("Call %s: the saved call state is unreadable; starting afresh.", self.call_id)
+            saved = None
+        if saved:
+            self.protocol.adopt(proto.CallState.from_dict(saved.get("protocol")))
+            self.engine_state = saved.get("engine") or {}
+            logger.info("Call %s: reconnected (connection %s).", self.call_id, self.protocol.state.connections)
+        self._apply_call_details()
+
+    def _begin(self) -> None:
+        if self._stopped or self.protocol.closed:
+            return
+        self._handle(self.protocol.begin(self.context.greeting()))
+        self._spawn(self._save())
+
+    def _apply_call_details(self) -> None:
+        call = self.protocol.state.call or {}
+        if self.context is None:
+            return
+        number = call.get("from_number") if call.get("direction", "inbound") == "inbound" else call.get("to_number")
+        self.context.caller_number = number if isinstance(number, str) and number else None
+        variables = call.get("retell_llm_dynamic_variables")
+        self.context.variables = variables if isinstance(variables, dict) else {}
+
+    async def _save(self) -> None:
+        if self._agent is None:
+            return
+        data = {"protocol": self.protocol.state.to_dict(), "engine": self.engine_state}
+        try:
+            await _cache_set(state_key(self._agent.pk, self.call_id), data, settings.RETELL_LLM_STATE_TTL)
+        except Exception:
+            logger.exception("Call %s: the call state could not be saved.", self.call_id)
+
+    # --- inbound -----------------------------------------------------------------------------------
+
+    async def receive(self, data: str | bytes) -> None:
+        """One frame from Retell; returns at once (answers run in their own tasks)."""
+        if self._stopped:
+            return
+        self._handle(self.protocol.receive(data, self._clock()))
+
+    def _handle(self, actions: list) -> None:
+        for action in actions:
+            if isinstance(action, proto.SendFrame):
+                self._outbox.put_nowait(action.text)
+            elif isinstance(action, proto.StartResponse):
+                self._responses[action.response_id] = self._spawn(self._answer(action), track=False)
+                self._spawn(self._save())  # the open request survives a connection that dies now
+            elif isinstance(action, proto.CancelResponse):
+                task = self._responses.pop(action.response_id, None)
+                if task is not None:
+                    task.cancel()
+            elif isinstance(action, proto.CallDetailsReceived):
+                named = action.call.get("agent_id")
+                if self._agent is not None and named and named != self._agent.agent_id:
+                    logger.warning("Call %s: call_details names agent %r, the socket token agent %r; the token "
+                                   "decides.", self.call_id, named, self._agent.agent_id)
+                self._apply_call_details()
+                self._call_details.set()
+            elif isinstance(action, proto.CloseConnection):
+                self._outbox.put_nowait(_Close(action.code, action.reason))
+            elif isinstance(action, proto.MalformedFrame):
+                logger.warning("Call %s: malformed frame ignored: %s.", self.call_id, action.reason)
+                logger.debug("Call %s: malformed frame: %s", self.call_id, action.excerpt)
+            elif isinstance(action, proto.IgnoredFrame):
+                logger.info("Call %s: frame ignored (%s): %s.", self.call_id, action.reason,
+                            action.interaction_type)
+
+    # --- answering -------------------------------------------------------------------------------
+
+    async def _answer(self, request: proto.StartResponse) -> None:
+        response_id = request.response_id
+        turn = Turn(response_id=response_id, transcript=request.transcript, reminder=request.reminder,
+                    transcript_with_tool_calls=request.transcript_with_tool_calls)
+        # The engine works on a copy of its memory, kept only if the turn is answered in full.
+        working = copy.deepcopy(self.engine_state)
+        context = dataclasses.replace(self.context, state=working)
+        stream = self.engine.respond(turn, context)
+        end_call, transfer, reply = False, None, None
+        try:
+            while True:
+                try:
+                    event = await stream.asend(reply)
+                except StopAsyncIteration:
+                    break
+                reply = None
+                if not self.protocol.is_current(response_id):
+                    return
+                if isinstance(event, TextChunk):
+                    self._handle(self.protocol.chunk(response_id, event.text))
+                elif isinstance(event, ToolCall):
+                    reply = await self._run_tool(event, context)
+                elif isinstance(event, EndCall):
+                    end_call = True
+                elif isinstance(event, Transfer):
+                    transfer = event.number
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("Call %s: the %s engine failed on response %s.", self.call_id, self.engine.name,
+                             response_id)
+            self._handle(self.protocol.chunk(response_id, ENGINE_FAILED[context.language]))
+            end_call, transfer = False, None
+        finally:
+            await stream.aclose()
+            if self._responses.get(response_id) is asyncio.current_task():
+                del self._responses[response_id]
+        actions = self.protocol.complete(response_id, now=self._clock(), end_call=end_call,
+                                         transfer_number=transfer if not end_call else None)
+        if actions:
+            # Saved before the last frame goes out, so a reconnect never sees an older conversation.
+            self.engine_state = working
+            await self._save()
+            self._handle(actions)
+            if end_call:
+                self._rearm.set()
+
+    async def _run_tool(self, call: ToolCall, context: CallContext) -> dict:
+        self._handle(self.protocol.tool_invocation(call.tool_call_id, call.name, call.arguments))
+        running = asyncio.ensure_future(run_tool(
+            company_id=context.company.id, name=call.name, args=call.arguments, call_id=self.call_id,
+            caller_number=context.caller_number))
+        try:
+            result = await asyncio.shield(running)
+        except asyncio.CancelledError:
+            # Superseded while the tool ran: what it did is real, so it is still reported.
+            result = await running
+            self._report_tool(call, result)
+            raise
+        self._report_tool(call, result)
+        return result
+
+    def _report_tool(self, call: ToolCall, result: dict) -> None:
+        self._handle(self.protocol.tool_result(call.tool_call_id, json.dumps(result, ensure_ascii=False, default=str),
+                                               successful=tool_succeeded(result)))
+
+    # --- timers and the outbox -----------------------------------------------------------------------
+
+    async def _ticker(self) -> None:
+        while not self.protocol.closed:
+            try:
+                await asyncio.wait_for(self._rearm.wait(), self.protocol.seconds_until_tick(self._clock()))
+            except TimeoutError:
+                pass
+            self._rearm.clear()
+            self._handle(self.protocol.tick(self._clock()))
+
+    async def _writer(self) -> None:
+        while True:
+            item = await self._outbox.get()
+            if isinstance(item, _Close):
+                await self._close(item.code)
+                return
+            try:
+                await self._send(item)
+            except Exception:
+                logger.info("Call %s: the socket is gone; %d frame(s) unsent.", self.call_id,
+                            self._outbox.qsize() + 1)
+                return
+
+    def _spawn(self, coroutine, *, track: bool = True) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        if track:
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        return task

@@ -1,0 +1,63 @@
+"""Reads for the live call socket. Synchronous: callers on the event loop wrap them in
+database_sync_to_async."""
+
+from __future__ import annotations
+
+from retell_config.models import Agent
+from tenants.models import Company
+
+from .dialog.base import AgentInfo, CallContext, CompanyInfo
+from .dialog.catalogue import company_services
+
+
+def agent_by_socket_token(token: str) -> Agent | None:
+    """The agent whose socket URL carries this token (its company active), else None."""
+    if not token:
+        return None
+    return (Agent.objects.select_related("company")
+            .filter(socket_token=token, company__is_active=True).first())
+
+
+def plain_path_enabled_anywhere() -> bool:
+    """Does any active company accept the plain /retell-llm/<call_id> path?"""
+    return Company.objects.filter(is_active=True, retell_llm_plain_path_enabled=True).exists()
+
+
+def agent_for_plain_path(agent_id: str) -> Agent | None:
+    """The agent call_details named, if its company accepts the plain path."""
+    if not isinstance(agent_id, str) or not agent_id:
+        return None
+    return (Agent.objects.select_related("company")
+            .filter(agent_id=agent_id, company__is_active=True, company__retell_llm_plain_path_enabled=True)
+            .first())
+
+
+def call_context(*, agent: Agent, call_id: str) -> CallContext:
+    """What the dialog engines may know of the call's company and agent, as plain data."""
+    company = agent.company
+    language = "de" if (agent.language if agent.language != "multi" else company.language).startswith("de") \
+        else "en"
+    return CallContext(
+        call_id=call_id,
+        company=CompanyInfo(
+            id=company.pk, name=company.name, phone=company.phone, address=company.address,
+            opening_hours=company.opening_hours or {}, timezone=company.timezone, language=company.language,
+            llm_base_url=company.llm_base_url, llm_model=company.llm_model, llm_api_key=company.llm_api_key),
+        agent=AgentInfo(
+            id=agent.pk, agent_id=agent.agent_id, name=agent.name, language=agent.language,
+            begin_message=agent.begin_message, general_prompt=agent.general_prompt,
+            custom_instructions=agent.custom_instructions, dialog_engine=agent.dialog_engine),
+        services=company_services(company_id=company.pk, language=language, timezone=company.timezone),
+    )
+
+
+def agent_socket_url(agent: Agent) -> str:
+    """The llm_websocket_url to give Retell for this agent (Retell appends /{call_id})."""
+    from django.conf import settings
+
+    base = settings.RETELL_LLM_WEBSOCKET_URL
+    if not base:
+        public = settings.PUBLIC_BASE_URL.rstrip("/")
+        base = ("wss://" + public[len("https://"):] if public.startswith("https://")
+                else "ws://" + public.removeprefix("http://")) + "/retell-llm"
+    return f"{base.rstrip('/')}/{agent.socket_token}"

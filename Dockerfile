@@ -13,4 +13,4 @@ RUN DJANGO_SECRET_KEY=build-only python manage.py collectstatic --noinput --verb
 RUN useradd --system --home /app voicedesk && chown -R voicedesk /app
 USER voicedesk
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "config.asgi:application"]
+CMD ["uvicorn", "config.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--no-server-header"]

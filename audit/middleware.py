@@ -1,8 +1,8 @@
 """A request id for every request: taken from X-Request-ID when it is sane, made
-otherwise, returned in the response and stamped on log lines and audit entries."""
+otherwise, returned in the response and stamped on log lines (audit.log_filters) and
+audit entries."""
 
 import contextvars
-import logging
 import re
 import uuid
 
@@ -40,9 +40,3 @@ class RequestIdMiddleware:
             _current_request_id.reset(token)
         response["X-Request-ID"] = request.request_id
         return response
-
-
-class RequestIdLogFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = current_request_id()
-        return True

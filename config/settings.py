@@ -220,15 +220,25 @@ LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "audit.middleware.RequestIdLogFilter"}},
+    "filters": {
+        "request_id": {"()": "audit.log_filters.RequestIdLogFilter"},
+        "secret_paths": {"()": "audit.log_filters.SecretPathFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]},
+        "console": {"class": "logging.StreamHandler", "formatter": "plain",
+                    "filters": ["request_id", "secret_paths"]},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # The ASGI server's connection and access lines carry paths: through our handler,
+        # so agent socket tokens are masked there too.
+        **{name: {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False}
+           for name in ("uvicorn", "uvicorn.error", "uvicorn.access")},
+    },
 }
 
 # --- Appointments (booking rules, pending holds) ----------------------------------

@@ -1,10 +1,12 @@
-"""`make run`'s server: it serves on SQLite with no other servers and stops cleanly on Ctrl-C."""
+"""`make run`'s server: it serves on SQLite with no other servers, keeps socket tokens out of
+its log, and stops cleanly on Ctrl-C."""
 
 import json
 import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -12,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from websockets.sync.client import connect
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.e2e
@@ -31,6 +34,11 @@ def _alive(pid: int) -> bool:
     # A zombie is dead for our purpose; /proc tells them apart.
     status = Path(f"/proc/{pid}/status")
     return status.exists() and "\nState:\tZ" not in status.read_text()
+
+
+def _an_agent_token(database: Path) -> str:
+    with sqlite3.connect(database) as db:
+        return db.execute("SELECT socket_token FROM retell_config_agent ORDER BY id LIMIT 1").fetchone()[0]
 
 
 @pytest.fixture
@@ -63,7 +71,16 @@ def test_embedded_run_serves_health_and_ctrl_c_stops_everything(embedded_env, tm
         assert {n: c["backend"] for n, c in body["checks"].items()} == {
             "database": "sqlite", "cache": "locmem", "broker": "filesystem"}
 
+        # A live-call socket opens with the agent's token in its path; no log line shows it.
+        token = _an_agent_token(tmp_path / "db.sqlite3")
+        with connect(f"ws://127.0.0.1:{port}/retell-llm/{token}/call_embedded_1", open_timeout=10) as ws:
+            assert json.loads(ws.recv(timeout=10))["response_type"] == "config"
+        time.sleep(0.5)
+
         log.flush()
+        served = (tmp_path / "serve.log").read_text()
+        assert "/retell-llm/[agent-token]/call_embedded_1" in served
+        assert token not in served
         pids = re.search(r"web pid (\d+), worker pid (\d+)", (tmp_path / "serve.log").read_text())
         assert pids, (tmp_path / "serve.log").read_text()[-3000:]
         children = [int(pid) for pid in pids.groups()]

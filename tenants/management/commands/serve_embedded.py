@@ -25,7 +25,9 @@ class Command(BaseCommand):
     def handle(self, *args, host, port, **options):
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
         commands = {
-            "web": [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "config.asgi:application"],
+            # uvicorn logs through Python logging, where settings.LOGGING masks socket tokens.
+            "web": [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", host, "--port", str(port),
+                    "--no-server-header"],
             "worker": [sys.executable, "-m", "celery", "-A", "config", "worker", "--beat",
                        "--schedule", str(settings.VAR_DIR / "celerybeat-schedule"),
                        "--loglevel", "INFO", "--concurrency", "2", "--hostname", "embedded@%h"],

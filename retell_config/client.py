@@ -134,6 +134,11 @@ class RetellClient:
                 return
         raise RetellUnavailable(f"{what}: more than {MAX_PAGES} pages.")
 
+    def ping(self) -> None:
+        """One cheap read (a single page of one Retell LLM): is Retell reachable with this key?"""
+        # A probe answers for one try: no retries, so "unreachable" is reported as it is.
+        self._call("reach Retell", lambda: self._sdk.llm.with_raw_response.list(limit=1), idempotent=False)
+
     # --- agents ---------------------------------------------------------------------------
     def get_agent(self, agent_id: str) -> dict:
         return self._call(f"get agent {agent_id}",

@@ -382,11 +382,12 @@ def _record_remote(agent: Agent, state: dict) -> None:
 
 def sync_run_execute(*, run_id: int) -> SyncRun:
     """Run a queued SyncRun against Retell. Safe to call again: a finished run is left alone."""
+    # Claimed atomically: a command running it inline and a worker never both run it.
+    claimed = SyncRun.objects.filter(pk=run_id, status=SyncRun.Status.PENDING).update(
+        status=SyncRun.Status.RUNNING, started_at=dj_timezone.now())
     run = SyncRun.objects.select_related("company").get(pk=run_id)
-    if run.status != SyncRun.Status.PENDING:
+    if not claimed:
         return run
-    SyncRun.objects.filter(pk=run.pk).update(status=SyncRun.Status.RUNNING, started_at=dj_timezone.now())
-    run.status = SyncRun.Status.RUNNING
     company = run.company
     actor = Actor.system(f"retell sync run #{run.pk}")
     try:

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from config.health import health
@@ -13,5 +13,6 @@ urlpatterns = [
     path("health", health, name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/mcp/gateway", retell_views.gateway, name="mcp-gateway"),
+    path("admin/retell-webhook-configuration/", include("retell_config.dashboard")),
     path("admin/", admin.site.urls),
 ]

@@ -117,3 +117,7 @@ class SyncRunAdmin(ReadOnlyTenantAdmin):
     @admin.display(description="drift (local vs remote)")
     def drift_block(self, run: SyncRun):
         return _json_block(run.drift) if run.drift else "—"
+
+
+# The admin's home page links the Retell Webhook Configuration page.
+admin.site.index_template = "admin/voicedesk_index.html"

@@ -98,13 +98,12 @@ class Context:
         return [visible[a] for a in dict.fromkeys(agent_ids)]
 
     def may(self, model, company: Company, action: str) -> None:
-        if not _role_allows(self.user, company, model, action):
+        if not selectors.role_allows_in(self.user, company, model, action):
             raise app_error(PERMISSION_DENIED, f"your role may not {action} {model._meta.verbose_name_plural}")
 
     def whole_company(self, company: Company, what: str) -> None:
         """Refuse a member limited to some agents an operation on every agent."""
-        if selectors.agents_visible(user=self.user, company=company).count() != \
-                Agent.objects.filter(company=company).count():
+        if not selectors.sees_every_agent(self.user, company):
             raise app_error(PERMISSION_DENIED, f"{what} touches every agent of the company; your access is limited "
                                                "to some agents", param="agent_ids")
 
@@ -113,12 +112,6 @@ class Context:
         if state.status == "disconnected":
             raise app_error(UPSTREAM_FAILURE, "Retell is disconnected for this company (circuit open): "
                                               f"{state.last_error or 'repeated failures'}")
-
-
-def _role_allows(user, company: Company, model, action: str) -> bool:
-    from tenants.admin import companies_allowing
-
-    return companies_allowing(user, model, action).filter(pk=company.pk).exists()
 
 
 def _validation(exc: ValidationError, default_param: str) -> RpcError:

@@ -135,3 +135,19 @@ def dashboard(*, user, company: Company) -> dict:
         "last_sync": last_sync_run(company=company, kind=SyncRun.Kind.SYNC_ALL),
         "last_run": last_sync_run(company=company),
     }
+
+
+def role_allows_in(user, company: Company, model, action: str) -> bool:
+    """Does the user's role in this company allow `action` on `model`?"""
+    return companies_for_model(user, model, action).filter(pk=company.pk).exists()
+
+
+def companies_for_model(user, model, action: str) -> QuerySet[Company]:
+    from tenants.admin import companies_allowing
+
+    return companies_allowing(user, model, action)
+
+
+def sees_every_agent(user, company: Company) -> bool:
+    """False for a member limited to some agents: company-wide operations are not theirs."""
+    return agents_visible(user=user, company=company).count() == Agent.objects.filter(company=company).count()

@@ -124,6 +124,16 @@ class RetellClient:
         self.breaker.record_failure(error.message)  # one failure per call, however many tries
         raise error
 
+    def _list_all(self, what: str, resource) -> list[dict]:
+        """Every item of an SDK resource's paginated `list`, page by page through pagination_key."""
+        limit = settings.RETELL_PAGE_SIZE
+
+        def fetch(key: str | None):
+            extra = {"pagination_key": key} if key else {}
+            return resource.with_raw_response.list(limit=limit, **extra)
+
+        return list(self._pages(what, fetch))
+
     def _pages(self, what: str, fetch: Callable[[str | None], Any]) -> Iterator[dict]:
         key = None
         for _ in range(MAX_PAGES):
@@ -150,13 +160,7 @@ class RetellClient:
 
     def list_agents(self) -> list[dict]:
         """Every voice agent (POST /v2/list-agents; a query, so it may be retried)."""
-        limit = settings.RETELL_PAGE_SIZE
-
-        def fetch(key):
-            extra = {"pagination_key": key} if key else {}
-            return self._sdk.agent.with_raw_response.list(limit=limit, **extra)
-
-        return [a for a in self._pages("list agents", fetch) if a.get("channel", "voice") == "voice"]
+        return [a for a in self._list_all("list agents", self._sdk.agent) if a.get("channel", "voice") == "voice"]
 
     # --- Retell LLMs ----------------------------------------------------------------------
     def get_llm(self, llm_id: str) -> dict:
@@ -168,23 +172,11 @@ class RetellClient:
                           lambda: self._sdk.llm.with_raw_response.update(llm_id, **body), idempotent=False)
 
     def list_llms(self) -> list[dict]:
-        limit = settings.RETELL_PAGE_SIZE
-
-        def fetch(key):
-            extra = {"pagination_key": key} if key else {}
-            return self._sdk.llm.with_raw_response.list(limit=limit, **extra)
-
-        return list(self._pages("list Retell LLMs", fetch))
+        return self._list_all("list Retell LLMs", self._sdk.llm)
 
     # --- phone numbers ----------------------------------------------------------------------
     def list_phone_numbers(self) -> list[dict]:
-        limit = settings.RETELL_PAGE_SIZE
-
-        def fetch(key):
-            extra = {"pagination_key": key} if key else {}
-            return self._sdk.phone_number.with_raw_response.list(limit=limit, **extra)
-
-        return list(self._pages("list phone numbers", fetch))
+        return self._list_all("list phone numbers", self._sdk.phone_number)
 
 
 def _error_message(exc: retell.APIStatusError) -> str:

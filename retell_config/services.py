@@ -9,7 +9,6 @@ progress, the outcome per agent, drift and errors on the run and in the activity
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from django.core.exceptions import ValidationError

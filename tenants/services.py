@@ -8,7 +8,7 @@ from audit.services import audit_record, instance_delete, instance_save
 
 from . import crypto
 from .fields import Secret, SecretField
-from .models import Company, Membership, forget_memberships, user_memberships
+from .models import ApiToken, Company, Membership, forget_memberships, user_memberships
 from .roles import Role, outranks_or_equals
 
 
@@ -143,11 +143,10 @@ def _token_hash(plaintext: str) -> str:
 
 
 @transaction.atomic
-def api_token_create(*, actor: Actor, user, name: str) -> tuple["ApiToken", str]:
+def api_token_create(*, actor: Actor, user, name: str) -> tuple[ApiToken, str]:
     """A new token for `user`; returns the row and the token, which is never retrievable again."""
     import secrets as _secrets
 
-    from .models import ApiToken
 
     plaintext = ApiToken.PREFIX + _secrets.token_urlsafe(32)
     token = ApiToken(user=user, name=name, key_prefix=plaintext[:12], key_hash=_token_hash(plaintext))
@@ -160,7 +159,7 @@ def api_token_create(*, actor: Actor, user, name: str) -> tuple["ApiToken", str]
 
 
 @transaction.atomic
-def api_token_revoke(*, actor: Actor, token: "ApiToken") -> "ApiToken":
+def api_token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
     from django.utils import timezone
 
     if token.revoked_at is None:
@@ -171,11 +170,10 @@ def api_token_revoke(*, actor: Actor, token: "ApiToken") -> "ApiToken":
     return token
 
 
-def api_token_authenticate(plaintext: str) -> "ApiToken | None":
+def api_token_authenticate(plaintext: str) -> ApiToken | None:
     """The active token with this value (and its active user), or None."""
     from django.utils import timezone
 
-    from .models import ApiToken
 
     if not plaintext.startswith(ApiToken.PREFIX):
         return None

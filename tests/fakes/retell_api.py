@@ -200,6 +200,18 @@ class FakeRetellAPI:
         has_more = start + limit < len(rows)
         return 200, {"items": page, "has_more": has_more, "pagination_key": page[-1][key] if has_more else None}
 
+    @staticmethod
+    def _get_or_update(method: str, verb: str, row: dict | None, body, noun: str) -> tuple[int, object]:
+        if row is None:
+            return 404, {"error_message": f"{noun} not found"}
+        if method == "GET" and verb == "get":
+            return 200, copy.deepcopy(row)
+        if method == "PATCH" and verb == "update" and isinstance(body, dict):
+            row.update(copy.deepcopy(body))
+            row["last_modification_timestamp"] = _now_ms()
+            return 200, copy.deepcopy(row)
+        return 400, {"error_message": "Bad request"}
+
     def _route(self, method: str, path: str, query: dict, body) -> tuple[int, object]:
         with self._lock:
             state = self.state
@@ -220,28 +232,9 @@ class FakeRetellAPI:
                 state.agents[agent_id] = {"agent_id": agent_id, "channel": "voice", "version": 0,
                                           "is_published": False, "last_modification_timestamp": _now_ms(), **body}
                 return 201, state.agents[agent_id]
-            match = re.fullmatch(r"/(get|update)-agent/([^/]+)", path)
-            if match:
-                agent = state.agents.get(match[2])
-                if agent is None:
-                    return 404, {"error_message": "Agent not found"}
-                if method == "GET" and match[1] == "get":
-                    return 200, copy.deepcopy(agent)
-                if method == "PATCH" and match[1] == "update" and isinstance(body, dict):
-                    agent.update(body)
-                    agent["last_modification_timestamp"] = _now_ms()
-                    return 200, copy.deepcopy(agent)
-                return 400, {"error_message": "Bad request"}
-            match = re.fullmatch(r"/(get|update)-retell-llm/([^/]+)", path)
-            if match:
-                llm = state.llms.get(match[2])
-                if llm is None:
-                    return 404, {"error_message": "LLM not found"}
-                if method == "GET" and match[1] == "get":
-                    return 200, copy.deepcopy(llm)
-                if method == "PATCH" and match[1] == "update" and isinstance(body, dict):
-                    llm.update(copy.deepcopy(body))
-                    llm["last_modification_timestamp"] = _now_ms()
-                    return 200, copy.deepcopy(llm)
-                return 400, {"error_message": "Bad request"}
+            for pattern, rows, noun in ((r"/(get|update)-agent/([^/]+)", state.agents, "Agent"),
+                                        (r"/(get|update)-retell-llm/([^/]+)", state.llms, "LLM")):
+                match = re.fullmatch(pattern, path)
+                if match:
+                    return self._get_or_update(method, match[1], rows.get(match[2]), body, noun)
         return 404, {"error_message": f"No route {method} {path}"}

@@ -11,7 +11,7 @@ from audit.actor import Actor
 from retell_config import services
 from retell_config.client import circuit_for
 from retell_config.models import Agent, CustomFunction, PromptVersion, SyncRun, WebhookConfig
-from tests.factories import make_company, make_member
+from tests.factories import make_member
 
 DASHBOARD = "/admin/retell-webhook-configuration/"
 

@@ -1,6 +1,6 @@
 import json
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
 from audit.actor import Actor
@@ -17,6 +17,7 @@ class AgentAdmin(TenantAdmin):
     search_fields = ["name", "agent_id"]
     list_select_related = ["company"]
     readonly_fields = ["synced_at"]
+    actions = ["rotate_socket_token"]
     fieldsets = [
         (None, {"fields": ["company", "name", "agent_id", "phone_numbers", "language"]}),
         ("Engine", {"fields": ["response_engine", "llm_id", "dialog_engine"]}),
@@ -29,6 +30,17 @@ class AgentAdmin(TenantAdmin):
     def get_readonly_fields(self, request, obj=None):
         readonly = list(super().get_readonly_fields(request, obj))
         return [*readonly, "agent_id"] if obj is not None else readonly
+
+    @admin.action(description="Rotate the socket token (the old socket URL stops working)")
+    def rotate_socket_token(self, request, queryset) -> None:
+        actor = Actor.from_request(request)
+        allowed = queryset.model.objects.restrict(request.user, "change")
+        rotated = 0
+        for agent in queryset.filter(pk__in=allowed.values("pk")):
+            services.socket_token_rotate(actor=actor, agent=agent)
+            rotated += 1
+        messages.success(request, f"Rotated the socket token of {rotated} agent(s); Custom LLM agents get the new "
+                                  "URL pushed to Retell.")
 
     def save_instance(self, request, instance, m2m) -> None:
         if instance.pk is None:

@@ -257,3 +257,41 @@ def test_sync_all_button_runs_and_the_run_page_offers_pull_and_push(owner_client
     run = SyncRun.objects.filter(kind="sync_all").first()
     status = owner_client.get(reverse("retell-run", args=[run.pk]), {"company": company_a.pk, "format": "json"}).json()
     assert status["finished"] is True and status["percent"] == 100
+
+
+@pytest.mark.django_db
+def test_failing_syncs_open_the_circuit_and_the_page_says_disconnected(settings, owner_client, company_a,
+                                                                       retell_agents, fake_retell,
+                                                                       django_capture_on_commit_callbacks):
+    fake_retell.fail(503, times=1000)
+    for _ in range(settings.RETELL_CIRCUIT_FAILURES):
+        with django_capture_on_commit_callbacks(execute=True):
+            owner_client.post(reverse("retell-sync"), {"company": company_a.pk})
+    sent = len(fake_retell.requests)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        owner_client.post(reverse("retell-sync"), {"company": company_a.pk})
+    html = page(owner_client, company_a).content.decode()
+
+    assert '<span class="rwc-dot"></span>Disconnected</span>' in html, html[html.find('id="rwc-status"'):][:200]
+    assert len(fake_retell.requests) == sent  # the open circuit sends nothing more
+    assert SyncRun.objects.filter(status="failed").count() == settings.RETELL_CIRCUIT_FAILURES + 1
+
+
+@pytest.mark.django_db
+def test_rotating_a_socket_token_in_the_admin_changes_it_and_pushes_the_new_url(
+        owner_client, company_a, fake_retell, django_capture_on_commit_callbacks):
+    fake_retell.add_agent("agent_sock")
+    agent = Agent.objects.create(company=company_a, agent_id="agent_sock", name="Socket", response_engine="custom-llm")
+    old = agent.socket_token
+
+    with django_capture_on_commit_callbacks(execute=True):
+        owner_client.post(reverse("admin:retell_config_agent_changelist"),
+                          {"action": "rotate_socket_token", "_selected_action": [agent.pk]})
+
+    agent.refresh_from_db()
+    assert agent.socket_token != old
+    pushed = fake_retell.requests[-1]
+    assert pushed.line == "PATCH /update-agent/agent_sock"
+    assert pushed.body["response_engine"] == {
+        "type": "custom-llm", "llm_websocket_url": f"wss://voicedesk.example.com/retell-llm/{agent.socket_token}"}

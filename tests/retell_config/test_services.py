@@ -361,3 +361,18 @@ def test_custom_function_schema_is_none_for_another_companys_function(company_a,
     seed_functions(company_a, retell_agents)
     assert selectors.custom_function_schema(company=company_b, name="cancel_appointment") is None
     assert selectors.custom_function_schema(company=company_a, name="cancel_appointment")["type"] == "object"
+
+
+@pytest.mark.django_db
+def test_a_failed_update_during_deploy_is_sent_once_and_reported(company_a, retell_agents, fake_retell,
+                                                                 django_capture_on_commit_callbacks):
+    main, _ = retell_agents
+    seed_functions(company_a, [main])
+    fake_retell.fail(503, method="PATCH")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.custom_functions_deploy(actor=ACTOR, company=company_a, agents=[main])
+
+    run.refresh_from_db()
+    assert fake_retell.lines() == ["GET /get-retell-llm/llm_main", "PATCH /update-retell-llm/llm_main"]
+    assert run.status == SyncRun.Status.FAILED and "503" in run.outcome["agent_abc123"]["detail"]

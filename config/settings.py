@@ -268,3 +268,22 @@ RETELL_LLM_TOOL_TIMEOUT = env.float("RETELL_LLM_TOOL_TIMEOUT", default=10.0)
 # Seconds to connect to, and to wait for each streamed piece from, an OpenAI-compatible LLM.
 LLM_CONNECT_TIMEOUT = env.float("LLM_CONNECT_TIMEOUT", default=3.0)
 LLM_READ_TIMEOUT = env.float("LLM_READ_TIMEOUT", default=8.0)
+
+# --- Retell configuration (retell_config): API client, circuit, sync ----------------------
+# Read timeout and connect timeout of each Retell API call, in seconds.
+RETELL_TIMEOUT_SECONDS = env.float("RETELL_TIMEOUT_SECONDS", default=15.0)
+RETELL_CONNECT_TIMEOUT_SECONDS = env.float("RETELL_CONNECT_TIMEOUT_SECONDS", default=5.0)
+# Retries of calls that only read (never of updates); the wait doubles from the backoff.
+RETELL_MAX_RETRIES = env.int("RETELL_MAX_RETRIES", default=2)
+RETELL_RETRY_BACKOFF_SECONDS = env.float("RETELL_RETRY_BACKOFF_SECONDS", default=0.5)
+# Page size of the list endpoints (Retell allows up to 1000).
+RETELL_PAGE_SIZE = env.int("RETELL_PAGE_SIZE", default=100)
+# The circuit per company opens after this many failures in a row, and tries again after the reset.
+RETELL_CIRCUIT_FAILURES = env.int("RETELL_CIRCUIT_FAILURES", default=5)
+RETELL_CIRCUIT_RESET_SECONDS = env.float("RETELL_CIRCUIT_RESET_SECONDS", default=60.0)
+# How often Celery beat syncs every company with Retell (drift is recorded, local changes kept).
+RETELL_SYNC_INTERVAL_SECONDS = env.int("RETELL_SYNC_INTERVAL_SECONDS", default=900)
+CELERY_BEAT_SCHEDULE["retell-sync-all-companies"] = {
+    "task": "retell_config.tasks.sync_all_companies",
+    "schedule": RETELL_SYNC_INTERVAL_SECONDS,
+}

@@ -1,19 +1,135 @@
-from django.contrib import admin
+import json
 
+from django.contrib import admin, messages
+from django.utils.html import format_html, format_html_join
+
+from audit.actor import Actor
+from audit.admin import ReadOnlyTenantAdmin
 from tenants.admin import TenantAdmin
 
-from .models import Agent
+from . import services
+from .models import Agent, CustomFunction, PromptVersion, SyncRun, WebhookConfig
 
 
 @admin.register(Agent)
 class AgentAdmin(TenantAdmin):
-    list_display = ["name", "agent_id", "company", "phone_numbers"]
+    list_display = ["name", "agent_id", "company", "phone_numbers", "response_engine", "synced_at"]
     search_fields = ["name", "agent_id"]
     list_select_related = ["company"]
+    readonly_fields = ["synced_at"]
+    actions = ["rotate_socket_token"]
     fieldsets = [
         (None, {"fields": ["company", "name", "agent_id", "phone_numbers", "language"]}),
         ("Engine", {"fields": ["response_engine", "llm_id", "dialog_engine"]}),
         ("Voice", {"fields": ["voice_id", "voice_stability", "voice_similarity_boost", "voice_speed"]}),
         ("Prompt", {"fields": ["begin_message", "general_prompt", "custom_instructions"]}),
         ("Webhook", {"fields": ["webhook_url"]}),
+        ("Sync", {"fields": ["synced_at"]}),
     ]
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        return [*readonly, "agent_id"] if obj is not None else readonly
+
+    @admin.action(description="Rotate the socket token (the old socket URL stops working)")
+    def rotate_socket_token(self, request, queryset) -> None:
+        actor = Actor.from_request(request)
+        allowed = queryset.model.objects.restrict(request.user, "change")
+        rotated = 0
+        for agent in queryset.filter(pk__in=allowed.values("pk")):
+            services.socket_token_rotate(actor=actor, agent=agent)
+            rotated += 1
+        messages.success(request, f"Rotated the socket token of {rotated} agent(s); Custom LLM agents get the new "
+                                  "URL pushed to Retell.")
+
+    def save_instance(self, request, instance, m2m) -> None:
+        if instance.pk is None:
+            return super().save_instance(request, instance, m2m)
+        # A change goes the way of every other interface: a prompt version, then a push to Retell.
+        current = Agent.objects.get(pk=instance.pk)
+        fields = {name: getattr(instance, name) for name in services.AGENT_FIELDS
+                  if getattr(instance, name) != getattr(current, name)}
+        services.agent_update(actor=Actor.from_request(request), agent=current, fields=fields,
+                              note="Changed in the admin", push=bool(fields))
+
+
+@admin.register(WebhookConfig)
+class WebhookConfigAdmin(TenantAdmin):
+    list_display = ["company", "url", "events", "apply_to", "deployed_at"]
+    list_select_related = ["company"]
+    readonly_fields = ["deployed_at"]
+    fields = ["company", "url", "events", "secret", "apply_to", "agents", "deployed_at"]
+    filter_horizontal = ["agents"]
+
+    def save_instance(self, request, instance, m2m) -> None:
+        services.webhook_update(
+            actor=Actor.from_request(request), company=instance.company, url=instance.url, events=instance.events,
+            apply_to=instance.apply_to, agents=m2m.get("agents", []),
+            secret=instance.secret.reveal() if instance.secret is not None else "")
+
+
+@admin.register(CustomFunction)
+class CustomFunctionAdmin(TenantAdmin):
+    list_display = ["name", "company", "method", "url", "timeout_ms", "deployed_at"]
+    list_select_related = ["company"]
+    search_fields = ["name", "description"]
+    readonly_fields = ["deployed_at"]
+    filter_horizontal = ["agents"]
+    fieldsets = [
+        (None, {"fields": ["company", "name", "description", "parameters"]}),
+        ("Request", {"fields": ["url", "method", "query_params", "args_at_root", "timeout_ms"]}),
+        ("Speech", {"fields": ["speak_during_execution", "execution_message", "speak_after_execution"]}),
+        ("Deployment", {"fields": ["agents", "deployed_at"]}),
+    ]
+
+    def save_instance(self, request, instance, m2m) -> None:
+        services.custom_function_save(actor=Actor.from_request(request), function=instance,
+                                      agents=m2m.get("agents"))
+
+    def delete_model(self, request, obj) -> None:
+        services.custom_function_delete(actor=Actor.from_request(request), function=obj)
+
+
+@admin.register(PromptVersion)
+class PromptVersionAdmin(ReadOnlyTenantAdmin):
+    list_display = ["agent", "number", "author_label", "created_at", "note"]
+    list_select_related = ["agent", "company"]
+    search_fields = ["agent__name", "agent__agent_id", "note"]
+    fields = ["company", "agent", "number", "author_label", "created_at", "note", "rolled_back_from",
+              "general_prompt", "begin_message", "custom_instructions"]
+    readonly_fields = fields
+
+
+def _json_block(value) -> str:
+    return format_html("<pre style='white-space:pre-wrap;margin:0'>{}</pre>", json.dumps(value, indent=2,
+                                                                                          ensure_ascii=False))
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(ReadOnlyTenantAdmin):
+    list_display = ["__str__", "company", "kind", "status", "progress", "requested_by", "created_at", "finished_at"]
+    list_filter = ["kind", "status"]
+    list_select_related = ["company"]
+    fields = ["company", "kind", "status", "progress", "requested_by", "params", "created_at", "started_at",
+              "finished_at", "outcome_table", "drift_block", "errors"]
+    readonly_fields = fields
+
+    @admin.display(description="progress")
+    def progress(self, run: SyncRun) -> str:
+        return f"{run.done}/{run.total}"
+
+    @admin.display(description="outcome per agent")
+    def outcome_table(self, run: SyncRun):
+        if not run.outcome:
+            return "—"
+        rows = format_html_join("", "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                                ((a, o.get("status"), o.get("detail", "")) for a, o in run.outcome.items()))
+        return format_html("<table><tr><th>agent</th><th>status</th><th>detail</th></tr>{}</table>", rows)
+
+    @admin.display(description="drift (local vs remote)")
+    def drift_block(self, run: SyncRun):
+        return _json_block(run.drift) if run.drift else "—"
+
+
+# The admin's home page links the Retell Webhook Configuration page.
+admin.site.index_template = "admin/voicedesk_index.html"

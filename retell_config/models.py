@@ -3,9 +3,12 @@ from typing import ClassVar
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.conf import settings
 from django.db import models
 
-from tenants.models import TenantOwned
+from tenants.fields import SecretField
+from tenants.models import TenantOwned, TenantQuerySet
+from tenants.roles import READ_ONLY_POLICY
 from tenants.validators import validate_e164
 
 from .voices import DEFAULT_VOICE_ID, VOICE_CHOICES
@@ -64,6 +67,9 @@ class Agent(TenantOwned):
                                   help_text="Empty: the company's webhook configuration applies.")
     socket_token = models.CharField(max_length=64, unique=True, default=new_socket_token, editable=False,
                                     help_text="Names this agent in its socket URL /retell-llm/<token>.")
+    remote_state = models.JSONField(default=dict, blank=True, editable=False,
+                                    help_text="What Retell held at the last sync: the base drift is measured from.")
+    synced_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -74,3 +80,209 @@ class Agent(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.agent_id})"
+
+
+# --- what this product keeps about Retell beyond the agents ---------------------------
+
+class AgentChildQuerySet(TenantQuerySet):
+    """Rows that belong to one agent: a member limited to granted agents sees only the
+    rows of the agents they may view (the agent's grants decide, not the row's)."""
+
+    def restrict(self, user, action: str = "view") -> "AgentChildQuerySet":
+        rows = super().restrict(user, action)
+        if user is None or not user.is_authenticated or user.is_superuser:
+            return rows
+        return rows.filter(agent__in=Agent.objects.restrict(user, "view"))
+
+
+class WebhookEvent(models.TextChoices):
+    """The events a company subscribes to, as the seed names them."""
+
+    CALL_STARTED = "call_started", "call_started — Triggered when call begins"
+    CALL_ENDED = "call_ended", "call_ended — Triggered when call completes"
+    CALL_ANALYZED = "call_analyzed", "call_analyzed — Triggered after call analysis"
+    TRANSCRIPT_UPDATED = "transcript_updated", "transcript_updated — Triggered on each transcript update"
+    CALL_TRANSFERRED = "call_transferred", "call_transferred — Triggered on call transfer"
+
+
+DEFAULT_WEBHOOK_EVENTS = ["call_started", "call_ended", "call_analyzed"]
+
+
+def default_webhook_events() -> list[str]:
+    return list(DEFAULT_WEBHOOK_EVENTS)
+
+
+def validate_webhook_events(value) -> None:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValidationError("Events are a list of event names.", code="invalid")
+    unknown = sorted(set(value) - set(WebhookEvent.values))
+    if unknown:
+        raise ValidationError("Unknown event %(unknown)s; choose from %(known)s.",
+                              params={"unknown": ", ".join(unknown), "known": ", ".join(WebhookEvent.values)},
+                              code="unknown_event")
+
+
+class WebhookConfig(TenantOwned):
+    """The company's Retell webhook: where Retell posts call events, for all or some agents."""
+
+    class ApplyTo(models.TextChoices):
+        ALL = "all", "All agents in company"
+        SELECTED = "selected", "Selected agents only"
+
+    url = models.URLField("webhook URL", max_length=500, blank=True)
+    events = models.JSONField(default=default_webhook_events, blank=True, validators=[validate_webhook_events])
+    secret = SecretField(verbose_name="signing secret",
+                         help_text="Verifies x-retell-signature on Retell's requests; empty uses the company's "
+                                   "Retell API key (Retell signs with the webhook-badged key).")
+    apply_to = models.CharField(max_length=8, choices=ApplyTo.choices, default=ApplyTo.ALL)
+    agents = models.ManyToManyField(Agent, blank=True, related_name="+",
+                                    help_text="Used when applied to selected agents only.")
+    deployed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "webhook configuration"
+        constraints = [models.UniqueConstraint(fields=["company"], name="webhookconfig_one_per_company")]
+
+    def __str__(self) -> str:
+        return f"Webhook of {self.company}" if self.company_id else "Webhook"
+
+    def applies_to(self, agent: "Agent", selected_ids: set[int] | None = None) -> bool:
+        if not self.url:
+            return False
+        if self.apply_to == self.ApplyTo.ALL:
+            return True
+        if selected_ids is None:
+            selected_ids = {a.pk for a in self.agents.all()}
+        return agent.pk in selected_ids
+
+
+FUNCTION_NAME_RE = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+def validate_function_parameters(value) -> None:
+    """A Retell custom function's parameters: a JSON Schema whose top level is an object."""
+    from .protocols.retell_api import parameters_schema_errors
+
+    errors = parameters_schema_errors(value)
+    if errors:
+        raise ValidationError([ValidationError(e, code="invalid_schema") for e in errors])
+
+
+def validate_string_map(value) -> None:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ValidationError('An object of strings, e.g. {"function": "cancel_appointment"}.', code="invalid")
+
+
+class CustomFunction(TenantOwned):
+    """A Retell custom function (tool) of a company, and the agents it is deployed to."""
+
+    class Method(models.TextChoices):
+        GET = "GET", "GET"
+        POST = "POST", "POST"
+        PUT = "PUT", "PUT"
+        PATCH = "PATCH", "PATCH"
+        DELETE = "DELETE", "DELETE"
+
+    name = models.CharField(max_length=64, validators=[RegexValidator(
+        FUNCTION_NAME_RE, "Letters, digits, _ and - only, at most 64 characters, no spaces (Retell's rule).")])
+    description = models.TextField(blank=True)
+    parameters = models.JSONField(default=dict, blank=True, validators=[validate_function_parameters],
+                                  help_text='JSON Schema with "type": "object" at the top, as Retell requires.')
+    url = models.URLField(max_length=500, help_text="The endpoint Retell calls.")
+    method = models.CharField(max_length=6, choices=Method.choices, default=Method.POST)
+    query_params = models.JSONField(default=dict, blank=True, validators=[validate_string_map])
+    speak_during_execution = models.BooleanField(default=True)
+    speak_after_execution = models.BooleanField(default=True)
+    execution_message = models.TextField(
+        blank=True, help_text="What the agent says while the function runs, e.g. \"One moment, let me check.\"")
+    timeout_ms = models.PositiveIntegerField(default=120000,
+                                             validators=[MinValueValidator(1000), MaxValueValidator(600000)])
+    args_at_root = models.BooleanField(default=False, help_text="Retell posts only the arguments as the body.")
+    agents = models.ManyToManyField(Agent, blank=True, related_name="custom_functions")
+    deployed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["company__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["company", "name"], name="customfunction_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PromptVersion(TenantOwned):
+    """One state of an agent's prompt, greeting and instructions; a rollback is a new version."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="prompt_versions")
+    number = models.PositiveIntegerField()
+    general_prompt = models.TextField("system prompt", blank=True)
+    begin_message = models.TextField("greeting", blank=True)
+    custom_instructions = models.TextField(blank=True)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="+")
+    author_label = models.CharField(max_length=200)
+    note = models.CharField(max_length=300, blank=True)
+    rolled_back_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AgentChildQuerySet.as_manager()
+    tenant_policy: ClassVar = READ_ONLY_POLICY
+
+    class Meta:
+        ordering = ["agent", "-number"]
+        constraints = [models.UniqueConstraint(fields=["agent", "number"], name="promptversion_unique_number")]
+
+    def __str__(self) -> str:
+        return f"{self.agent.name if self.agent_id else 'agent'} v{self.number}"
+
+
+class SyncRun(TenantOwned):
+    """One push to or pull from Retell: progress, the outcome per agent, drift and errors."""
+
+    class Kind(models.TextChoices):
+        WEBHOOK_UPDATE = "webhook_update", "Webhook update"
+        FUNCTIONS_DEPLOY = "functions_deploy", "Custom functions deploy"
+        AGENT_UPDATE = "agent_update", "Agent update"
+        SYNC_ALL = "sync_all", "Sync all"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        PARTIAL = "partial", "Partly failed"
+        FAILED = "failed", "Failed"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    requested_by = models.CharField(max_length=200, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    outcome = models.JSONField(default=dict, blank=True, help_text="Per Retell agent id: status and detail.")
+    drift = models.JSONField(default=dict, blank=True,
+                             help_text="Per Retell agent id, per field: the local and the remote value.")
+    errors = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    tenant_policy: ClassVar = READ_ONLY_POLICY
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["company", "kind", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk or '-'} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.PARTIAL, self.Status.FAILED)
+
+    @property
+    def percent(self) -> int:
+        if self.finished:
+            return 100
+        return int(100 * self.done / self.total) if self.total else 0

@@ -7,11 +7,12 @@ through the audited services, and makes guardian's object-permission pages safe.
 """
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename, get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.http import Http404
+from django.utils.html import format_html
 
 from guardian.admin import GuardedModelAdminMixin, UserManage
 from guardian.forms import UserObjectPermissionsForm
@@ -21,7 +22,7 @@ from audit.actor import Actor
 from audit.services import instance_delete, instance_save
 
 from . import services
-from .models import Company, Membership, company_of_model, user_memberships
+from .models import ApiToken, Company, Membership, company_of_model, user_memberships
 from .roles import Role, outranks_or_equals, role_allows
 from .selectors import companies_allowing
 
@@ -302,3 +303,57 @@ class MembershipAdmin(TenantAdmin):
 
     def delete_model(self, request, obj) -> None:
         services.membership_delete(actor=Actor.from_request(request), membership=obj)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Each member manages their own gateway tokens; the token is shown once, on creation."""
+
+    list_display = ["name", "key_prefix", "user", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    fields = ["name"]
+    readonly_fields = []
+    actions = ["revoke"]
+
+    def _member(self, request) -> bool:
+        return request.user.is_active and request.user.is_staff and (
+            request.user.is_superuser or bool(user_memberships(request.user)))
+
+    def has_module_permission(self, request) -> bool:
+        return self._member(request)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return self._member(request) and (obj is None or request.user.is_superuser or obj.user_id == request.user.pk)
+
+    def has_add_permission(self, request) -> bool:
+        return self._member(request)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_queryset(self, request):
+        rows = super().get_queryset(request).select_related("user")
+        return rows if request.user.is_superuser else rows.filter(user=request.user)
+
+    def get_fields(self, request, obj=None):
+        return ["name"] if obj is None else ["name", "key_prefix", "user", "created_at", "last_used_at", "revoked_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.get_fields(request, obj)
+
+    def save_model(self, request, obj, form, change) -> None:
+        token, plaintext = services.api_token_create(actor=Actor.from_request(request), user=request.user,
+                                                     name=obj.name)
+        obj.pk = token.pk
+        messages.warning(request, format_html(
+            "Your new API token (copy it now: it is shown only once): <code>{}</code>", plaintext))
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request, queryset) -> None:
+        actor = Actor.from_request(request)
+        for token in queryset:
+            services.api_token_revoke(actor=actor, token=token)
+        messages.success(request, f"Revoked {queryset.count()} token(s).")

@@ -11,8 +11,8 @@ from django.db import transaction
 
 from appointments.services import service_ensure
 from audit.actor import Actor
-from retell_config.models import Agent
-from retell_config.services import agent_upsert
+from retell_config.models import Agent, CustomFunction, WebhookConfig
+from retell_config.services import agent_upsert, custom_functions_seed, webhook_update
 
 from .models import Company, Membership
 from .roles import Role
@@ -61,6 +61,11 @@ SUPERUSER = "admin"
 LOGIN_FILE = Path(settings.VAR_DIR) / "demo-login.txt"
 
 
+def demo_webhook_url() -> str:
+    """Where the demo companies' Retell webhooks point: this server's Retell webhook endpoint."""
+    return settings.PUBLIC_BASE_URL.rstrip("/") + "/api/retell/webhook"
+
+
 def demo_password() -> str:
     """The demo users' password: VOICEDESK_DEMO_PASSWORD, or one made once and kept in var/."""
     supplied = os.environ.get("VOICEDESK_DEMO_PASSWORD")
@@ -89,7 +94,7 @@ def _ensure_user(username: str, *, password: str, superuser: bool = False):
 def demo_seed(*, actor: Actor | None = None) -> dict:
     """Create whatever of the demo is missing; return what was created."""
     actor = actor or Actor.system("manage.py seed_demo")
-    created = {"companies": [], "agents": [], "users": [], "services": []}
+    created = {"companies": [], "agents": [], "users": [], "services": [], "custom functions": [], "webhooks": []}
     password = demo_password()
     User = get_user_model()
     if not User.objects.filter(username=SUPERUSER).exists():
@@ -107,6 +112,14 @@ def demo_seed(*, actor: Actor | None = None) -> dict:
         for service in spec["services"]:
             if service_ensure(actor=actor, company=company, **service)[1]:
                 created["services"].append(service["name"])
+        if not CustomFunction.objects.filter(company=company).exists():
+            functions = custom_functions_seed(actor=actor, company=company,
+                                              agents=Agent.objects.filter(company=company))
+            created["custom functions"].extend(f.name for f in functions)
+        if not WebhookConfig.objects.filter(company=company).exists():
+            webhook_update(actor=actor, company=company, url=demo_webhook_url(),
+                           events=["call_started", "call_ended", "call_analyzed"], push=False)
+            created["webhooks"].append(company.slug)
         if not User.objects.filter(username=spec["owner"]).exists():
             _ensure_user(spec["owner"], password=password)
             created["users"].append(spec["owner"])

@@ -209,3 +209,30 @@ class Membership(TenantOwned):
     def __str__(self) -> str:
         return f"{self.user} — {self.get_role_display()} of {self.company}"
 
+
+
+class ApiToken(models.Model):
+    """A user's bearer token for the JSON-RPC gateway. Only a SHA-256 of it is stored;
+    the token itself is shown once, when it is made. It acts with its user's rights."""
+
+    PREFIX = "vdk_"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, help_text="What it is for, e.g. \"deploy script\".")
+    key_prefix = models.CharField(max_length=16, editable=False,
+                                  help_text="The first characters, to tell tokens apart.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "API token"
+        ordering = ["user__username", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key_prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -8,7 +8,7 @@ from audit.services import audit_record, instance_delete, instance_save
 
 from . import crypto
 from .fields import Secret, SecretField
-from .models import Company, Membership, forget_memberships, user_memberships
+from .models import ApiToken, Company, Membership, forget_memberships, user_memberships
 from .roles import Role, outranks_or_equals
 
 
@@ -133,3 +133,52 @@ def encryption_keys_rotate(*, actor: Actor) -> int:
     audit_record(actor=actor, action="rotate_encryption_keys", company_id=None,
                  object_type="tenants.secret", changes={"secrets_reencrypted": {"before": None, "after": rotated}})
     return rotated
+
+
+# --- API tokens ---------------------------------------------------------------------------
+def _token_hash(plaintext: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+@transaction.atomic
+def api_token_create(*, actor: Actor, user, name: str) -> tuple[ApiToken, str]:
+    """A new token for `user`; returns the row and the token, which is never retrievable again."""
+    import secrets as _secrets
+
+
+    plaintext = ApiToken.PREFIX + _secrets.token_urlsafe(32)
+    token = ApiToken(user=user, name=name, key_prefix=plaintext[:12], key_hash=_token_hash(plaintext))
+    token.full_clean()
+    token.save()
+    audit_record(actor=actor, action="api_token_create", company_id=None, object_type="tenants.apitoken",
+                 object_id=str(token.pk), object_repr=str(token),
+                 changes={"user": {"before": None, "after": user.get_username()}})
+    return token, plaintext
+
+
+@transaction.atomic
+def api_token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
+    from django.utils import timezone
+
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        audit_record(actor=actor, action="api_token_revoke", company_id=None, object_type="tenants.apitoken",
+                     object_id=str(token.pk), object_repr=str(token))
+    return token
+
+
+def api_token_authenticate(plaintext: str) -> ApiToken | None:
+    """The active token with this value (and its active user), or None."""
+    from django.utils import timezone
+
+
+    if not plaintext.startswith(ApiToken.PREFIX):
+        return None
+    token = (ApiToken.objects.select_related("user")
+             .filter(key_hash=_token_hash(plaintext), revoked_at__isnull=True, user__is_active=True).first())
+    if token is not None:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    return token

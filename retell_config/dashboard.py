@@ -1,0 +1,396 @@
+"""The "Retell Webhook Configuration" admin page (/admin/retell-webhook-configuration/),
+as the seed draws it, and its sub-pages: thin views over the selectors and services.
+
+Every view works in one company (`?company=` or the form's `company`, always one the
+user belongs to) and checks the user's role and agent grants before it acts; a viewer
+sees every control disabled, a member limited to some agents sees only those.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+
+import phonenumbers
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.http import urlencode
+from django.views.decorators.http import require_POST
+
+from audit.actor import Actor
+from tenants.models import Company
+
+from . import selectors, services
+from .forms import CustomFunctionForm, ImportForm, PromptForm, WebhookForm
+from .models import Agent, CustomFunction, PromptVersion, SyncRun, WebhookConfig, WebhookEvent
+from .protocols import retell_api
+
+EVENT_HELP = {
+    "call_started": "Triggered when call begins",
+    "call_ended": "Triggered when call completes",
+    "call_analyzed": "Triggered after call analysis",
+    "transcript_updated": "Triggered on each transcript update",
+    "call_transferred": "Triggered on call transfer",
+}
+
+
+# --- helpers --------------------------------------------------------------------------------
+def _company(request: HttpRequest) -> Company:
+    companies = selectors.companies_for(request.user, "view")
+    wanted = request.POST.get("company") or request.GET.get("company")
+    if wanted:
+        company = companies.filter(pk=wanted).first() if str(wanted).isdigit() else None
+        if company is None:
+            raise Http404("No such company.")
+        return company
+    company = companies.order_by("name").first()
+    if company is None:
+        raise PermissionDenied("You are not a member of any company.")
+    return company
+
+
+def _url(name: str, company: Company, *args, **query) -> str:
+    return reverse(f"retell-{name}", args=args) + "?" + urlencode({"company": company.pk, **query})
+
+
+def _require(allowed: bool, what: str) -> None:
+    if not allowed:
+        raise PermissionDenied(f"Your role or grants do not allow you to {what}.")
+
+
+def _agent(request: HttpRequest, company: Company, pk: int, action: str) -> Agent:
+    rows = (selectors.agents_changeable if action == "change" else selectors.agents_visible)(
+        user=request.user, company=company)
+    agent = rows.filter(pk=pk).first()
+    if agent is None:
+        if action == "change" and selectors.agents_visible(user=request.user, company=company).filter(pk=pk).exists():
+            raise PermissionDenied("You may not change this agent.")
+        raise Http404("No such agent in this company.")
+    return agent
+
+
+def _run_message(request: HttpRequest, company: Company, text: str, run: SyncRun | None) -> None:
+    if run is None:
+        messages.success(request, text)
+        return
+    from django.utils.html import format_html
+
+    messages.success(request, format_html('{} <a href="{}">{} #{}</a>', text, _url("run", company, run.pk),
+                                          run.get_kind_display(), run.pk))
+
+
+def _context(request: HttpRequest, company: Company, title: str, **extra) -> dict:
+    return {**admin.site.each_context(request), "title": title, "company": company, **extra}
+
+
+def pretty_phone(number: str) -> str:
+    try:
+        return phonenumbers.format_number(phonenumbers.parse(number, None),
+                                          phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    except phonenumbers.NumberParseException:
+        return number
+
+
+# --- the page ----------------------------------------------------------------------------------
+def dashboard(request: HttpRequest) -> HttpResponse:
+    company = _company(request)
+    data = selectors.dashboard(user=request.user, company=company)
+    config = data["config"]
+    can_webhook = (selectors.role_allows_in(request.user, company, WebhookConfig, "change")
+                   and selectors.sees_every_agent(request.user, company))
+    agents = [{"row": a, "phones": [pretty_phone(n) for n in a.phone_numbers],
+               "functions": [f.name for f in a.custom_functions.all()],
+               "may_change": a.pk in data["changeable_agent_ids"]} for a in data["agents"]]
+    form = WebhookForm(agents=Agent.objects.none())
+    events = [{"value": value, "help": EVENT_HELP[value], "checked": value in config.events}
+              for value in WebhookEvent.values]
+    return TemplateResponse(request, "retell_config/dashboard.html", _context(
+        request, company, "Retell Webhook Configuration",
+        companies=list(selectors.companies_for(request.user, "view").order_by("name")),
+        status=data["status"], config=config, form=form, events=events,
+        selected_agent_ids=data["selected_agent_ids"],
+        secret_mask=config.secret.masked if config.secret else "",
+        agents=agents, functions=data["functions"], deployed_count=data["deployed_count"],
+        last_sync=data["last_sync"], last_run=data["last_run"],
+        can_webhook=can_webhook,
+        can_sync=can_webhook and selectors.role_allows_in(request.user, company, Agent, "change"),
+        can_functions=selectors.role_allows_in(request.user, company, CustomFunction, "change"),
+    ))
+
+
+@require_POST
+def webhook_save(request: HttpRequest) -> HttpResponse:
+    company = _company(request)
+    _require(selectors.role_allows_in(request.user, company, WebhookConfig, "change")
+             and selectors.sees_every_agent(request.user, company), "change the company's webhook")
+    form = WebhookForm(request.POST, agents=selectors.agents_changeable(user=request.user, company=company))
+    if form.is_valid():
+        try:
+            with transaction.atomic():
+                config, run = services.webhook_update(
+                    actor=Actor.from_request(request), company=company, url=form.cleaned_data["url"],
+                    events=form.cleaned_data["events"], apply_to=form.cleaned_data["apply_to"],
+                    agents=form.cleaned_data["agents"], secret=form.secret_value())
+        except ValidationError as exc:
+            for message in exc.messages:
+                messages.error(request, f"Webhook not saved: {message}")
+        else:
+            count = len(run.params["agent_ids"]) if run else 0
+            _run_message(request, company, f"Webhook saved: {config.url or 'no URL'}, "
+                                           f"{len(config.events)} event(s); deploying to {count} agent(s).", run)
+    else:
+        for field, errors in form.errors.items():
+            messages.error(request, f"Webhook not saved: {form.fields[field].label if field in form.fields else field}: "
+                                    + " ".join(errors))
+    return redirect(_url("dashboard", company))
+
+
+@require_POST
+def sync(request: HttpRequest) -> HttpResponse:
+    company = _company(request)
+    _require(selectors.role_allows_in(request.user, company, Agent, "change")
+             and selectors.sees_every_agent(request.user, company), "sync every agent")
+    run = services.sync_all(actor=Actor.from_request(request), company=company)
+    _run_message(request, company, "Sync with Retell started.", run)
+    return redirect(_url("run", company, run.pk))
+
+
+@require_POST
+def agent_deploy(request: HttpRequest, pk: int) -> HttpResponse:
+    company = _company(request)
+    agent = _agent(request, company, pk, "change")
+    _require(selectors.role_allows_in(request.user, company, CustomFunction, "view"), "deploy functions")
+    with transaction.atomic():
+        run = services.custom_functions_deploy(actor=Actor.from_request(request), company=company, agents=[agent])
+    _run_message(request, company, f"Deploying functions to {agent.name}.", run)
+    return redirect(_url("dashboard", company))
+
+
+# --- sync runs --------------------------------------------------------------------------------
+def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    company = _company(request)
+    run = selectors.sync_run_get(user=request.user, company=company, run_id=pk)
+    if run is None:
+        raise Http404("No such run.")
+    visible = {a.agent_id: a for a in selectors.agents_visible(user=request.user, company=company)}
+    changeable = set(selectors.agents_changeable(user=request.user, company=company).values_list("agent_id", flat=True))
+    rows = [{"agent_id": agent_id, "agent": visible.get(agent_id), "outcome": outcome,
+             "drift": run.drift.get(agent_id, {}), "may_change": agent_id in changeable}
+            for agent_id, outcome in run.outcome.items() if agent_id in visible or request.user.is_superuser]
+    if request.GET.get("format") == "json":
+        return JsonResponse({"status": run.status, "finished": run.finished, "done": run.done, "total": run.total,
+                             "percent": run.percent})
+    return TemplateResponse(request, "retell_config/run.html", _context(
+        request, company, f"{run.get_kind_display()} #{run.pk}", run=run, rows=rows))
+
+
+@require_POST
+def drift_resolve(request: HttpRequest, pk: int) -> HttpResponse:
+    company = _company(request)
+    agent = _agent(request, company, pk, "change")
+    direction = request.POST.get("direction", "")
+    try:
+        with transaction.atomic():
+            run = services.drift_resolve(actor=Actor.from_request(request), agent=agent, direction=direction)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect(request.POST.get("next") or _url("dashboard", company))
+    _run_message(request, company, f"{agent.name}: " + ("Retell's values taken." if direction == "pull"
+                                                        else "local values being pushed."), run)
+    return redirect(request.POST.get("next") if (request.POST.get("next") or "").startswith("/admin/")
+                    else _url("dashboard", company))
+
+
+# --- custom functions ----------------------------------------------------------------------------
+def functions(request: HttpRequest) -> HttpResponse:
+    company = _company(request)
+    rows = list(CustomFunction.objects.restrict(request.user, "view").filter(company=company)
+                .prefetch_related("agents").order_by("name"))
+    return TemplateResponse(request, "retell_config/functions.html", _context(
+        request, company, "Custom Functions", functions=rows, import_form=ImportForm(),
+        can_functions=selectors.role_allows_in(request.user, company, CustomFunction, "change"),
+        endpoint=selectors.custom_function_endpoint()))
+
+
+def function_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    company = _company(request)
+    rows = CustomFunction.objects.restrict(request.user, "view").filter(company=company)
+    function = rows.filter(pk=pk).first() if pk else CustomFunction(company=company,
+                                                                    url=selectors.custom_function_endpoint())
+    if function is None:
+        raise Http404("No such function in this company.")
+    may_change = selectors.role_allows_in(request.user, company, CustomFunction, "change" if pk else "add")
+    agents = selectors.agents_visible(user=request.user, company=company)
+    form = CustomFunctionForm(request.POST or None, instance=function, agents=agents)
+    if request.method == "POST":
+        _require(may_change, "change custom functions")
+        if form.is_valid():
+            hidden = [a for a in function.agents.all() if not agents.filter(pk=a.pk).exists()] if pk else []
+            try:
+                services.custom_function_save(actor=Actor.from_request(request), function=form.save(commit=False),
+                                              agents=[*form.cleaned_data["agents"], *hidden])
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                messages.success(request, f"Saved {function.name}. Deploy it to push it to Retell.")
+                return redirect(_url("functions", company))
+    if not may_change:
+        for field in form.fields.values():
+            field.disabled = True
+    return TemplateResponse(request, "retell_config/function_edit.html", _context(
+        request, company, f"Custom function {function.name}" if pk else "New custom function",
+        form=form, function=function, may_change=may_change))
+
+
+@require_POST
+def function_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    company = _company(request)
+    _require(selectors.role_allows_in(request.user, company, CustomFunction, "delete"), "delete custom functions")
+    function = CustomFunction.objects.filter(company=company, pk=pk).first()
+    if function is None:
+        raise Http404("No such function in this company.")
+    services.custom_function_delete(actor=Actor.from_request(request), function=function)
+    messages.success(request, f"Deleted {function.name}; it stays on Retell until you deploy again.")
+    return redirect(_url("functions", company))
+
+
+@require_POST
+def function_validate(request: HttpRequest) -> JsonResponse:
+    """The editor's inline check: is this text a parameters schema Retell accepts?"""
+    _company(request)
+    try:
+        value = json.loads(request.body or b"null")
+    except ValueError as exc:
+        return JsonResponse({"errors": [f"Not JSON: {exc}"]})
+    return JsonResponse({"errors": retell_api.parameters_schema_errors(value)})
+
+
+def functions_export(request: HttpRequest) -> HttpResponse:
+    company = _company(request)
+    fmt = request.GET.get("format", "backup")
+    try:
+        document = services.functions_export(company=company, fmt=fmt)
+    except ValidationError as exc:
+        raise Http404(" ".join(exc.messages)) from None
+    response = HttpResponse(json.dumps(document, indent=2, ensure_ascii=False), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="{company.slug}-functions-{fmt}.json"'
+    return response
+
+
+@require_POST
+def functions_import(request: HttpRequest) -> HttpResponse:
+    company = _company(request)
+    _require(selectors.role_allows_in(request.user, company, CustomFunction, "change"), "import custom functions")
+    form = ImportForm(request.POST, request.FILES)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            messages.error(request, "Import failed: " + " ".join(errors))
+        return redirect(_url("functions", company))
+    try:
+        counts = services.functions_import(actor=Actor.from_request(request), company=company,
+                                           document=form.cleaned_data["document"])
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, f"Import failed: {message}")
+    else:
+        messages.success(request, f"Imported: {len(counts['created'])} created, {len(counts['updated'])} updated, "
+                                  f"{len(counts['unchanged'])} unchanged"
+                         + (f"; unknown agents skipped: {', '.join(sorted(set(counts['unknown_agents'])))}"
+                            if counts["unknown_agents"] else "") + ".")
+    return redirect(_url("functions", company))
+
+
+# --- prompts ---------------------------------------------------------------------------------------
+def _diff(old: PromptVersion, new: PromptVersion) -> list[dict]:
+    parts = []
+    for field, label in (("general_prompt", "System prompt"), ("begin_message", "Greeting"),
+                         ("custom_instructions", "Custom instructions")):
+        lines = list(difflib.unified_diff(getattr(old, field).splitlines(), getattr(new, field).splitlines(),
+                                          f"v{old.number}", f"v{new.number}", lineterm=""))
+        parts.append({"label": label, "lines": [
+            {"text": line, "kind": "add" if line.startswith("+") and not line.startswith("+++")
+             else "del" if line.startswith("-") and not line.startswith("---")
+             else "hunk" if line.startswith("@@") else "same"} for line in lines]})
+    return parts
+
+
+def prompt_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    company = _company(request)
+    agent = _agent(request, company, pk, "view")
+    may_change = selectors.agents_changeable(user=request.user, company=company).filter(pk=agent.pk).exists()
+    versions = list(selectors.prompt_versions(agent=agent))
+    latest = versions[0].number if versions else 0
+    initial = {name: getattr(agent, name) for name in PromptForm.AGENT_FIELDS} | {"base_version": latest}
+    form = PromptForm(request.POST or None, initial=initial)
+    if request.method == "POST":
+        _require(may_change, "change this agent")
+        if form.is_valid():
+            fields = {name: form.cleaned_data[name] for name in PromptForm.AGENT_FIELDS}
+            try:
+                with transaction.atomic():
+                    _, version, run = services.agent_update(
+                        actor=Actor.from_request(request), agent=agent, fields=fields,
+                        note=form.cleaned_data["note"], base_version=form.cleaned_data["base_version"])
+            except services.Conflict as exc:
+                form.add_error(None, str(exc))
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                _run_message(request, company, f"{agent.name} saved"
+                             + (f" as prompt version {version.number}" if version else "") + "; pushing to Retell.",
+                             run)
+                return redirect(_url("prompt", company, agent.pk))
+    if not may_change:
+        for field in form.fields.values():
+            field.disabled = True
+    by_number = {v.number: v for v in versions}
+    diff = None
+    a, b = request.GET.get("a"), request.GET.get("b")
+    if a and b and a.isdigit() and b.isdigit() and int(a) in by_number and int(b) in by_number:
+        old, new = sorted((by_number[int(a)], by_number[int(b)]), key=lambda v: v.number)
+        diff = {"old": old, "new": new, "parts": _diff(old, new)}
+    return TemplateResponse(request, "retell_config/prompt.html", _context(
+        request, company, f"Edit Prompt: {agent.name}", agent=agent, form=form, versions=versions,
+        may_change=may_change, diff=diff, latest=latest))
+
+
+@require_POST
+def prompt_rollback(request: HttpRequest, pk: int, version_pk: int) -> HttpResponse:
+    company = _company(request)
+    agent = _agent(request, company, pk, "change")
+    version = selectors.prompt_versions(agent=agent).filter(pk=version_pk).first()
+    if version is None:
+        raise Http404("No such version of this agent.")
+    with transaction.atomic():
+        _, new, run = services.prompt_rollback(actor=Actor.from_request(request), version=version)
+    _run_message(request, company, f"Rolled back to v{version.number}"
+                 + (f" as v{new.number}" if new else " (nothing changed)") + ".", run)
+    return redirect(_url("prompt", company, agent.pk))
+
+
+def _view(fn):
+    return admin.site.admin_view(fn)
+
+
+urlpatterns = [
+    path("", _view(dashboard), name="retell-dashboard"),
+    path("webhook/", _view(webhook_save), name="retell-webhook"),
+    path("sync/", _view(sync), name="retell-sync"),
+    path("runs/<int:pk>/", _view(run_detail), name="retell-run"),
+    path("agents/<int:pk>/deploy/", _view(agent_deploy), name="retell-agent-deploy"),
+    path("agents/<int:pk>/resolve/", _view(drift_resolve), name="retell-resolve"),
+    path("agents/<int:pk>/prompt/", _view(prompt_edit), name="retell-prompt"),
+    path("agents/<int:pk>/prompt/rollback/<int:version_pk>/", _view(prompt_rollback), name="retell-rollback"),
+    path("functions/", _view(functions), name="retell-functions"),
+    path("functions/new/", _view(function_edit), name="retell-function-new"),
+    path("functions/<int:pk>/", _view(function_edit), name="retell-function"),
+    path("functions/<int:pk>/delete/", _view(function_delete), name="retell-function-delete"),
+    path("functions/validate/", _view(function_validate), name="retell-function-validate"),
+    path("functions/export/", _view(functions_export), name="retell-functions-export"),
+    path("functions/import/", _view(functions_import), name="retell-functions-import"),
+]

@@ -1,0 +1,108 @@
+"""Forms of the Retell Webhook Configuration page."""
+
+import json
+
+from django import forms
+
+from .models import Agent, CustomFunction, WebhookConfig, WebhookEvent
+from .voices import VOICE_CHOICES
+
+
+class JsonEditorWidget(forms.Textarea):
+    """A textarea with a highlighted overlay and inline schema errors (retell_config/dashboard.js)."""
+
+    template_name = "retell_config/widgets/json_editor.html"
+
+    def __init__(self, *, validate: bool = False, attrs=None) -> None:
+        super().__init__(attrs={"rows": 14, "spellcheck": "false", **(attrs or {})})
+        self.validate = validate
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        context["widget"]["validate"] = self.validate
+        return context
+
+    def format_value(self, value):
+        if value is None or value == "":
+            return ""
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return value
+        return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+class WebhookForm(forms.Form):
+    url = forms.URLField(label="Webhook URL", max_length=500, required=False, assume_scheme="https")
+    events = forms.MultipleChoiceField(label="Events to Subscribe", choices=WebhookEvent.choices, required=False,
+                                       widget=forms.CheckboxSelectMultiple)
+    secret = forms.CharField(label="Secret", required=False, strip=True,
+                             widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+                             help_text="Leave empty to keep the stored secret.")
+    clear_secret = forms.BooleanField(label="Remove the stored secret", required=False)
+    apply_to = forms.ChoiceField(label="Apply to Agents", choices=WebhookConfig.ApplyTo.choices,
+                                 widget=forms.RadioSelect, initial=WebhookConfig.ApplyTo.ALL)
+    agents = forms.ModelMultipleChoiceField(queryset=Agent.objects.none(), required=False,
+                                            widget=forms.CheckboxSelectMultiple)
+
+    def __init__(self, *args, agents, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["agents"].queryset = agents
+
+    def secret_value(self) -> str | None:
+        if self.cleaned_data.get("secret"):
+            return self.cleaned_data["secret"]
+        return "" if self.cleaned_data.get("clear_secret") else None
+
+
+class CustomFunctionForm(forms.ModelForm):
+    url = forms.URLField(max_length=500, assume_scheme="https", help_text="The endpoint Retell calls.")
+
+    class Meta:
+        model = CustomFunction
+        fields = ["name", "description", "parameters", "url", "method", "query_params", "args_at_root",
+                  "timeout_ms", "speak_during_execution", "execution_message", "speak_after_execution", "agents"]
+        widgets = {
+            "parameters": JsonEditorWidget(validate=True),
+            "query_params": JsonEditorWidget(attrs={"rows": 3}),
+            "description": forms.Textarea(attrs={"rows": 3}),
+            "execution_message": forms.Textarea(attrs={"rows": 2}),
+            "agents": forms.CheckboxSelectMultiple,
+        }
+
+    def __init__(self, *args, agents, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["agents"].queryset = agents
+        self.fields["agents"].required = False
+        self.fields["url"].widget.attrs["size"] = 60
+
+
+class PromptForm(forms.Form):
+    general_prompt = forms.CharField(label="System prompt", required=False, strip=False,
+                                     widget=forms.Textarea(attrs={"rows": 12, "cols": 90}))
+    begin_message = forms.CharField(label="Greeting", required=False, strip=False,
+                                    widget=forms.Textarea(attrs={"rows": 2, "cols": 90}))
+    custom_instructions = forms.CharField(required=False, strip=False,
+                                          widget=forms.Textarea(attrs={"rows": 5, "cols": 90}))
+    voice_id = forms.ChoiceField(label="Voice", choices=VOICE_CHOICES)
+    voice_stability = forms.FloatField(min_value=0, max_value=1)
+    voice_similarity_boost = forms.FloatField(min_value=0, max_value=1)
+    voice_speed = forms.FloatField(min_value=0.5, max_value=2.0)
+    language = forms.ChoiceField(choices=Agent.Language.choices)
+    note = forms.CharField(required=False, max_length=300, help_text="What changed and why (kept with the version).")
+    base_version = forms.IntegerField(widget=forms.HiddenInput)
+
+    AGENT_FIELDS = ("general_prompt", "begin_message", "custom_instructions", "voice_id", "voice_stability",
+                    "voice_similarity_boost", "voice_speed", "language")
+
+
+class ImportForm(forms.Form):
+    document = forms.FileField(label="Backup file (JSON)")
+
+    def clean_document(self):
+        raw = self.cleaned_data["document"].read()
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise forms.ValidationError(f"Not JSON: {exc}") from None

@@ -1,0 +1,146 @@
+"""Reads of retell_config, always scoped to a company (and, where a user is given, to
+what that user may see or change)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models import Prefetch, QuerySet
+
+from audit.circuit import CircuitState
+from tenants.models import Company
+from tenants.selectors import companies_allowing
+
+from .client import circuit_for
+from .models import Agent, CustomFunction, PromptVersion, SyncRun, WebhookConfig
+from .protocols import retell_api
+
+CUSTOM_FUNCTION_PATH = "/api/mcp/retell/custom-function"
+
+
+def custom_function_endpoint() -> str:
+    """This product's custom-function endpoint, the URL Retell calls for our functions."""
+    return settings.PUBLIC_BASE_URL.rstrip("/") + CUSTOM_FUNCTION_PATH
+
+
+def agent_socket_url(agent: Agent) -> str:
+    """The Custom LLM socket URL given to Retell for this agent (Retell appends /{call_id})."""
+    base = settings.RETELL_LLM_WEBSOCKET_URL
+    if not base:
+        public = settings.PUBLIC_BASE_URL.rstrip("/")
+        base = ("wss://" + public.removeprefix("https://") if public.startswith("https://")
+                else "ws://" + public.removeprefix("http://")) + "/retell-llm"
+    return f"{base.rstrip('/')}/{agent.socket_token}"
+
+
+def custom_function_schema(*, company: Company, name: str) -> dict | None:
+    """The JSON Schema of a company's custom function's parameters, or None without such a function."""
+    row = CustomFunction.objects.filter(company=company, name=name).values_list("parameters", flat=True).first()
+    return None if row is None else (row or {"type": "object", "properties": {}})
+
+
+def webhook_config_get(*, company: Company) -> WebhookConfig:
+    """The company's webhook configuration; an unsaved default when it has none yet."""
+    return WebhookConfig.objects.filter(company=company).first() or WebhookConfig(company=company)
+
+
+def agents_visible(*, user, company: Company) -> QuerySet[Agent]:
+    return Agent.objects.restrict(user, "view").filter(company=company)
+
+
+def agents_changeable(*, user, company: Company) -> QuerySet[Agent]:
+    return Agent.objects.restrict(user, "change").filter(company=company)
+
+
+def companies_for(user, action: str = "view") -> QuerySet[Company]:
+    """The active companies whose agents the user's role allows `action` on."""
+    return companies_allowing(user=user, model=Agent, action=action).filter(is_active=True)
+
+
+def connection_status(company: Company) -> CircuitState:
+    return circuit_for(company.pk).state()
+
+
+def managed_names(company: Company) -> set[str]:
+    return set(CustomFunction.objects.filter(company=company).values_list("name", flat=True))
+
+
+def function_dict(function: CustomFunction) -> dict:
+    return {field: getattr(function, field) for field in (
+        "name", "description", "parameters", "url", "method", "query_params", "speak_during_execution",
+        "speak_after_execution", "execution_message", "timeout_ms", "args_at_root")}
+
+
+def agent_state(agent: Agent, config: WebhookConfig, *, selected_ids: set[int] | None = None,
+                functions: list[CustomFunction] | None = None) -> dict:
+    """A local agent as plain data, in the shape `protocols.retell_api.remote_state` reads Retell."""
+    applies = config.applies_to(agent, selected_ids)
+    state = {
+        "name": agent.name,
+        "language": agent.language,
+        "voice_id": agent.voice_id,
+        "voice_speed": float(agent.voice_speed),
+        "webhook_url": agent.webhook_url or (config.url if applies else ""),
+        "webhook_events": sorted(config.events, key=list(retell_api.EVENT_MAP).index)
+                          if (agent.webhook_url or applies) else [],
+        "response_engine": agent.response_engine,
+        "llm_id": agent.llm_id if agent.response_engine == Agent.ResponseEngine.RETELL_LLM else "",
+        "socket_url_ok": True,
+        "phone_numbers": sorted(agent.phone_numbers),
+        "general_prompt": agent.general_prompt,
+        "custom_instructions": agent.custom_instructions,
+        "begin_message": agent.begin_message,
+    }
+    if agent.response_engine == Agent.ResponseEngine.RETELL_LLM:
+        functions = list(agent.custom_functions.all()) if functions is None else functions
+        state["custom_functions"] = {f.name: retell_api.custom_tool(function_dict(f), agent_id=agent.agent_id)
+                                     for f in functions}
+    return state
+
+
+def last_sync_run(*, company: Company, kind: str | None = None) -> SyncRun | None:
+    runs = SyncRun.objects.filter(company=company)
+    if kind:
+        runs = runs.filter(kind=kind)
+    return runs.order_by("-created_at", "-id").first()
+
+
+def sync_run_get(*, user, company: Company, run_id: int) -> SyncRun | None:
+    return SyncRun.objects.restrict(user, "view").filter(company=company, pk=run_id).first()
+
+
+def prompt_versions(*, agent: Agent) -> QuerySet[PromptVersion]:
+    return PromptVersion.objects.filter(company_id=agent.company_id, agent=agent).order_by("-number")
+
+
+def dashboard(*, user, company: Company) -> dict:
+    """Everything the Retell Webhook Configuration page shows, in a fixed number of queries."""
+    functions_qs = CustomFunction.objects.filter(company=company).order_by("name")
+    agents = list(agents_visible(user=user, company=company)
+                  .prefetch_related(Prefetch("custom_functions", queryset=functions_qs.only("id", "name", "company_id")))
+                  .order_by("name"))
+    changeable = set(agents_changeable(user=user, company=company).values_list("pk", flat=True))
+    config = webhook_config_get(company=company)
+    selected = set(config.agents.values_list("pk", flat=True)) if config.pk else set()
+    functions = list(functions_qs.prefetch_related(Prefetch("agents", queryset=Agent.objects.only("id"))))
+    return {
+        "company": company,
+        "status": connection_status(company),
+        "config": config,
+        "selected_agent_ids": selected,
+        "agents": agents,
+        "changeable_agent_ids": changeable,
+        "functions": functions,
+        "deployed_count": sum(1 for f in functions if f.deployed_at and f.agents.all()),
+        "last_sync": last_sync_run(company=company, kind=SyncRun.Kind.SYNC_ALL),
+        "last_run": last_sync_run(company=company),
+    }
+
+
+def role_allows_in(user, company: Company, model, action: str) -> bool:
+    """Does the user's role in this company allow `action` on `model`?"""
+    return companies_allowing(user=user, model=model, action=action).filter(pk=company.pk).exists()
+
+
+def sees_every_agent(user, company: Company) -> bool:
+    """False for a member limited to some agents: company-wide operations are not theirs."""
+    return agents_visible(user=user, company=company).count() == Agent.objects.filter(company=company).count()

@@ -21,7 +21,7 @@ class Actor:
         user = request.user
         token = getattr(request, "auth_token", None)
         if token is not None:
-            return cls(kind="token", label=f"token:{token}", user=user,
+            return cls(kind="token", label=token.audit_label, user=user,
                        request_id=getattr(request, "request_id", ""), ip=client_ip(request))
         return cls(kind="user", label=user.get_username(), user=user,
                    request_id=getattr(request, "request_id", ""), ip=client_ip(request))

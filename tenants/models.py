@@ -236,3 +236,8 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    @property
+    def audit_label(self) -> str:
+        """How audit entries name the token: by name and id, never by any part of the key."""
+        return f"token:{self.name}#{self.pk}"

@@ -146,7 +146,9 @@ def test_update_webhook_saves_pushes_and_audits_as_the_token(owner_gateway, comp
     run = owner_gateway.call("retell_config.getSyncRun", {"company_id": company_a.pk, "sync_run_id": run_id})
     assert run["result"]["status"] == "succeeded" and run["result"]["percent"] == 100
     entry = AuditEntry.objects.filter(object_type="retell_config.webhookconfig").latest("id")
-    assert entry.actor_kind == "token" and entry.actor_label.startswith("token:tests")
+    assert entry.actor_kind == "token" and entry.actor_label.startswith("token:tests#")
+    random_part = owner_gateway.token.removeprefix("vdk_")
+    assert random_part[:6] not in entry.actor_label
 
 
 @pytest.mark.django_db

@@ -26,6 +26,7 @@ run: $(STAMP)
 	$(BIN)/python manage.py serve_embedded
 
 test: $(STAMP)
+	$(BIN)/ruff check --quiet .
 	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 

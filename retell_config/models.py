@@ -66,7 +66,7 @@ class Agent(TenantOwned):
     webhook_url = models.URLField("webhook URL override", blank=True,
                                   help_text="Empty: the company's webhook configuration applies.")
     socket_token = models.CharField(max_length=64, unique=True, default=new_socket_token, editable=False,
-                                    help_text="Names this agent in its socket URL /retell-llm/<token>.")
+                                    help_text="Names this agent in its socket URL /retell-llm/{token}.")
     remote_state = models.JSONField(default=dict, blank=True, editable=False,
                                     help_text="What Retell held at the last sync: the base drift is measured from.")
     synced_at = models.DateTimeField(null=True, blank=True, editable=False)

@@ -3,6 +3,8 @@ what that user may see or change)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.db.models import Prefetch, QuerySet
 
@@ -56,7 +58,20 @@ def companies_for(user, action: str = "view") -> QuerySet[Company]:
     return companies_allowing(user=user, model=Agent, action=action).filter(is_active=True)
 
 
-def connection_status(company: Company) -> CircuitState:
+@dataclass(frozen=True)
+class NotConfigured:
+    """The status of a company that has no Retell key: there is nothing to be connected to."""
+
+    state: str = "not_configured"
+    failures: int = 0
+    last_error: str = "No Retell API key: set one on the company (Credentials) or RETELL_API_KEY."
+    status: str = "not_configured"
+    status_label: str = "Not configured"
+
+
+def connection_status(company: Company) -> CircuitState | NotConfigured:
+    if company.retell_api_key is None and not settings.RETELL_API_KEY:
+        return NotConfigured()
     return circuit_for(company.pk).state()
 
 

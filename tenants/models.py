@@ -95,7 +95,7 @@ class Company(models.Model):
         help_text="Refuse webhook and custom-function requests from any address but RETELL_WEBHOOK_IPS.")
     retell_llm_plain_path_enabled = models.BooleanField(
         "accept the plain /retell-llm/<call_id> socket path", default=False,
-        help_text="Off: Retell must use an agent's tokenised URL /retell-llm/<token>. On: the plain path "
+        help_text="Off: Retell must use an agent's tokenised URL /retell-llm/{token}. On: the plain path "
                   "is also accepted, once call_details names one of this company's agents.")
     elevenlabs_webhook_secret = SecretField(verbose_name="ElevenLabs webhook secret",
                                             help_text="Verifies ElevenLabs-Signature on callbacks when set.")

@@ -295,3 +295,15 @@ def test_rotating_a_socket_token_in_the_admin_changes_it_and_pushes_the_new_url(
     assert pushed.line == "PATCH /update-agent/agent_sock"
     assert pushed.body["response_engine"] == {
         "type": "custom-llm", "llm_websocket_url": f"wss://voicedesk.example.com/retell-llm/{agent.socket_token}"}
+
+
+@pytest.mark.django_db
+def test_a_company_without_a_retell_key_is_shown_as_not_configured(owner_client, company_a, settings):
+    settings.RETELL_API_KEY = ""
+    company_a.retell_api_key = None
+    company_a.save()
+
+    html = page(owner_client, company_a).content.decode()
+
+    assert 'id="rwc-status" class="rwc-status rwc-not_configured"' in html
+    assert '<span class="rwc-dot"></span>Not configured</span>' in html

@@ -52,7 +52,18 @@ def embedded_env(tmp_path):
     return env, manage
 
 
-def test_embedded_run_serves_health_and_ctrl_c_stops_everything(embedded_env, tmp_path):
+def _ctrl_c(server) -> None:
+    # Ctrl-C in a terminal signals the whole foreground process group.
+    os.killpg(server.pid, signal.SIGINT)
+
+
+def _terminate_parent_only(server) -> None:
+    # kill, systemd or a container stop signal the supervisor alone; it must stop its children.
+    server.send_signal(signal.SIGTERM)
+
+
+@pytest.mark.parametrize("stop", [_ctrl_c, _terminate_parent_only], ids=["ctrl-c", "sigterm-to-parent"])
+def test_embedded_run_serves_health_and_stopping_it_stops_everything(embedded_env, tmp_path, stop):
     env, manage = embedded_env
     port = _free_port()
     log = open(tmp_path / "serve.log", "w+")
@@ -85,8 +96,7 @@ def test_embedded_run_serves_health_and_ctrl_c_stops_everything(embedded_env, tm
         assert pids, (tmp_path / "serve.log").read_text()[-3000:]
         children = [int(pid) for pid in pids.groups()]
 
-        # Ctrl-C in a terminal signals the whole foreground process group.
-        os.killpg(server.pid, signal.SIGINT)
+        stop(server)
         server.wait(timeout=30)
         assert not [pid for pid in children if _alive(pid)]
     finally:

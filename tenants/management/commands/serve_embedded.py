@@ -32,6 +32,9 @@ class Command(BaseCommand):
                        "--schedule", str(settings.VAR_DIR / "celerybeat-schedule"),
                        "--loglevel", "INFO", "--concurrency", "2", "--hostname", "embedded@%h"],
         }
+        # SIGTERM (kill, systemd, a container stop) stops everything just like Ctrl-C.
+        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)
         children = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
         self.stdout.write(self.style.SUCCESS(
             f"VoiceDesk is running at http://{host}:{port}/admin/ (web pid {children['web'].pid}, "
@@ -52,6 +55,10 @@ class Command(BaseCommand):
             _stop(children.values())
         if exit_code:
             sys.exit(exit_code)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _stop(processes) -> None:

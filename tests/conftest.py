@@ -61,3 +61,36 @@ def owner_a(company_a):
 def owner_client(client, owner_a):
     client.force_login(owner_a)
     return client
+
+
+# --- Webhooks and deliveries (issue 4) ------------------------------------------------
+@pytest.fixture
+def fake_backend():
+    from tests.fakes.backend import FakeBackend
+
+    backend = FakeBackend()
+    yield backend
+    backend.close()
+
+
+@pytest.fixture
+def celery_eager():
+    """Tasks run in the calling thread (the end-to-end tests use a real worker instead)."""
+    from config.celery import app
+
+    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = previous
+
+
+RETELL_KEY = "key_webhook_alpha_0123456789"
+
+
+@pytest.fixture
+def retell_agent(company_a):
+    from retell_config.models import Agent
+
+    company_a.retell_api_key = RETELL_KEY
+    company_a.save()
+    return Agent.objects.create(company=company_a, agent_id="agent_abc123", name="Main Reception Agent")

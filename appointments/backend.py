@@ -61,7 +61,7 @@ def appointment_confirm_payload(*, company: Company, appointment) -> dict:
     return {
         "appointment_id": str(appointment.backend_id or appointment.pk),
         "tenant_id": company.slug,
-        "patient_id": appointment.phone,
+        "patient_id": appointment.phone or None,
         "confirmed": True,
         "confirmed_at": _iso(appointment.confirmed_at),
     }

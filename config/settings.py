@@ -258,3 +258,18 @@ CELERY_BEAT_SCHEDULE.update({
     "deliveries-sweep": {"task": "audit.deliveries_sweep",
                          "schedule": env.float("DELIVERY_SWEEP_EVERY_SECONDS", default=30)},
 })
+
+# --- Appointments (booking rules, pending holds) ----------------------------------
+# A booking collected during a call is pending until call_ended; released after this many minutes.
+APPOINTMENT_PENDING_TTL_MINUTES = env.int("APPOINTMENT_PENDING_TTL_MINUTES", default=30)
+# Grid of the start times offered as alternatives, in minutes from each opening.
+APPOINTMENT_SLOT_MINUTES = env.int("APPOINTMENT_SLOT_MINUTES", default=15)
+# How many alternatives a taken slot answers with, and how many days ahead they are sought.
+APPOINTMENT_ALTERNATIVES = env.int("APPOINTMENT_ALTERNATIVES", default=3)
+APPOINTMENT_SEARCH_DAYS = env.int("APPOINTMENT_SEARCH_DAYS", default=14)
+# Length of an appointment for companies that have no services configured.
+APPOINTMENT_DEFAULT_DURATION_MINUTES = env.int("APPOINTMENT_DEFAULT_DURATION_MINUTES", default=30)
+CELERY_BEAT_SCHEDULE["appointments-release-expired"] = {
+    "task": "appointments.tasks.appointments_release_expired_task",
+    "schedule": env.float("APPOINTMENT_RELEASE_INTERVAL_SECONDS", default=60.0),
+}

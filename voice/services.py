@@ -14,6 +14,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from appointments.backend import backend_forward_call_end
+from appointments.handlers import run_custom_function
+from appointments.models import Appointment
+from appointments.services import appointments_confirm_for_call
 from audit.actor import Actor
 from audit.models import WebhookReceipt
 from audit.services import activity_log, receipt_failed, receipt_processed
@@ -117,23 +121,16 @@ def call_attach_elevenlabs(*, company: Company, data: dict) -> Call:
 def custom_function_run(*, receipt: WebhookReceipt, company: Company, request: retell.RetellRequest) -> dict:
     """Run a verified custom-function call through the appointments handlers (idempotent per call,
     function and args, so Retell's retries never book twice) and log it like the seed's console."""
-    from appointments.handlers import run_custom_function
-
     _log(company, "function.received", f"Custom function call: {request.name}", receipt)
     _log(company, "webhook.verified", "Signature verified ✓", receipt)
     if request.call_id:
         _log(company, "webhook.call", f"Call ID: {request.call_id}", receipt)
-    booking = request.name == "collect_appointment_information"
-    if booking:
+    if request.args:
         _log(company, "webhook.function_data", "Custom function data found ✓", receipt)
-        _log(company, "appointment.creating", "Creating appointment...", receipt)
+    # The booking handler itself logs "Creating appointment..." and "Appointment created: #id ✓".
     result = run_custom_function(company=company, name=request.name, args=request.args,
                                  call_id=request.call_id, caller_number=request.caller_number)
-    appointment_id = result.get("appointment_id")
-    if booking and result.get("ok") and appointment_id:
-        _log(company, "appointment.created", f"Appointment created: #{appointment_id} ✓", receipt,
-             appointment_id=appointment_id)
-    elif not result.get("ok"):
+    if not result.get("ok"):
         _log(company, "function.declined", f"{request.name}: {result.get('message', '')}", receipt, level="warning")
     return result
 
@@ -153,10 +150,6 @@ def _newer_transcript_exists(receipt: WebhookReceipt) -> bool:
 
 def _call_ended(*, company: Company, call: Call, receipt: WebhookReceipt) -> None:
     """Confirm what the caller booked during the call and queue the backend deliveries."""
-    from appointments.backend import backend_forward_call_end
-    from appointments.models import Appointment
-    from appointments.services import appointments_confirm_for_call
-
     confirmed = appointments_confirm_for_call(actor=RETELL_ACTOR, company=company, call_id=call.call_id)
     if confirmed:
         _log(company, "webhook.function_data", "Custom function data found ✓", receipt)

@@ -16,6 +16,7 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from appointments.handlers import UnknownFunction
 from audit.middleware import client_ip
 from audit.models import WebhookReceipt
 from audit.services import activity_log, enqueue_task, receipt_accept, receipt_processed, receipt_reject, receipt_store
@@ -138,8 +139,6 @@ def _retell_event(receipt: WebhookReceipt, company: Company, call_request: retel
 def _retell_function(receipt: WebhookReceipt, company: Company, agent: Agent, call_request: retell.RetellRequest):
     receipt_accept(receipt=receipt, company=company, kind="function", event_type=call_request.name,
                    call_id=call_request.call_id)
-    from appointments.handlers import UnknownFunction
-
     try:
         result = services.custom_function_run(receipt=receipt, company=company, request=call_request)
     except UnknownFunction:

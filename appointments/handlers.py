@@ -1,0 +1,371 @@
+"""The custom functions the receptionist calls: one entry point for the HTTP endpoint and the dialog engine.
+
+`run_custom_function` validates the arguments against the function's JSON Schema,
+runs the handler and returns a short JSON-able result the agent can speak:
+`{"ok": bool, "message": "...", ...data}`. Retell retries a function call that timed
+out or failed; the same (company, call, function, arguments) then returns the stored
+result of the first run and never books twice, even when the two requests race.
+"""
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, time
+
+import jsonschema
+import phonenumbers
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audit.actor import Actor
+from audit.services import activity_log
+from tenants.models import Company
+from tenants.validators import normalize_e164
+
+from . import selectors, services, speech
+from .function_specs import FUNCTION_SPECS
+from .models import Appointment, FunctionInvocation, Service
+from .phrases import UnclearDate, UnclearTime, When, local_datetime, parse_when
+
+
+class UnknownFunction(LookupError):
+    """No custom function of that name."""
+
+
+def function_schema(company: Company, name: str) -> dict:
+    """The JSON Schema of a function's arguments (the one place a company's own schema will be consulted)."""
+    spec = FUNCTION_SPECS.get(name)
+    if spec is None:
+        raise UnknownFunction(name)
+    return spec["parameters"]
+
+
+def canonical_args(args: dict) -> str:
+    return json.dumps(args, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Context:
+    company: Company
+    call_id: str
+    caller_number: str
+    now: datetime
+    actor: Actor
+
+    @property
+    def language(self) -> str:
+        return speech.language_of(self.company)
+
+    @property
+    def zone(self):
+        return self.company.zone
+
+    def say(self, key: str, **values) -> str:
+        return speech.say(key, self.language, **values)
+
+
+class Answer(Exception):
+    """A handler's early answer: a speakable result that is not a success."""
+
+    def __init__(self, error: str, message: str, **data) -> None:
+        super().__init__(error)
+        self.result = {"ok": False, "error": error, "message": message, **data}
+
+
+# --- shared steps --------------------------------------------------------------------------
+def _region(company: Company) -> str:
+    if company.phone:
+        try:
+            return phonenumbers.region_code_for_number(phonenumbers.parse(company.phone)) or "DE"
+        except phonenumbers.NumberParseException:
+            pass
+    return "DE" if company.language == "de" else "US"
+
+
+def _phone(ctx: Context, said: str | None) -> str:
+    """The number the caller gave (normalised to E.164), else the caller's own number, else ''."""
+    if said and said.strip():
+        try:
+            return normalize_e164(said, _region(ctx.company))
+        except ValidationError:
+            raise Answer("invalid_phone", ctx.say("invalid_phone")) from None
+    if ctx.caller_number:
+        try:
+            return normalize_e164(ctx.caller_number, _region(ctx.company))
+        except ValidationError:
+            return ""  # "anonymous" or a SIP URI: no number to keep
+    return ""
+
+
+def _service(ctx: Context, said: str | None, *, required: bool) -> Service | None:
+    offered = selectors.active_services(company=ctx.company)
+    names = speech.joined([s.name for s in offered], ctx.language)
+    if said and said.strip():
+        found = selectors.service_match(company=ctx.company, said=said)
+        if found is None:
+            raise Answer("unknown_service", ctx.say("unknown_service", said=said.strip(), services=names),
+                         services=[s.name for s in offered])
+        return found
+    if len(offered) == 1:
+        return offered[0]
+    if offered and required:
+        raise Answer("service_needed", ctx.say("service_needed", services=names),
+                     services=[s.name for s in offered])
+    return None
+
+
+def _when(ctx: Context, date_text: str | None, time_text: str | None = "") -> When:
+    try:
+        return parse_when(date_text or "", time_text or "", language=ctx.language, zone=ctx.zone, now=ctx.now)
+    except UnclearDate:
+        raise Answer("unclear_date", ctx.say("unclear_date")) from None
+    except UnclearTime:
+        raise Answer("unclear_time", ctx.say("unclear_time")) from None
+
+
+def _iso(moments: list[datetime], ctx: Context) -> list[str]:
+    return [m.astimezone(ctx.zone).isoformat() for m in moments]
+
+
+def _times(ctx: Context, starts: list[datetime]) -> str:
+    return speech.joined([speech.time_words(s.astimezone(ctx.zone), ctx.language) for s in starts], ctx.language)
+
+
+def _sample(starts: list[datetime], count: int = 4) -> list[datetime]:
+    """A few starts spread over the list, so a whole free day is not read out slot by slot."""
+    if len(starts) <= count:
+        return starts
+    step = len(starts) / count
+    return [starts[int(i * step)] for i in range(count)]
+
+
+def _exact_start(ctx: Context, when: When, service: Service | None, *, exclude_pk: int | None = None) -> datetime:
+    """The start the caller asked for; asks for a day or a time when one is missing."""
+    if when.day is None:
+        raise Answer("date_needed", ctx.say("date_needed"))
+    if when.clock is None:
+        starts = selectors.free_starts(company=ctx.company, service=service, day=when.day, now=ctx.now,
+                                       period=when.period, exclude_pk=exclude_pk)
+        if starts:
+            offered = _sample(starts)
+            raise Answer("time_needed", ctx.say("time_needed", day=speech.day_words(when.day, ctx.language),
+                                                times=_times(ctx, offered)),
+                         alternatives=_iso(offered, ctx))
+        wanted = local_datetime(when.day, when.period.start if when.period else time(0, 0), ctx.zone)
+        later = selectors.alternatives(company=ctx.company, service=service, wanted=wanted, now=ctx.now,
+                                       exclude_pk=exclude_pk)
+        if not selectors.opening_windows(company=ctx.company, day=when.day):
+            closure = selectors.closure_on(company=ctx.company, day=when.day)
+            raise _unavailable_answer(ctx, services.SlotUnavailable(
+                code="closed", wanted=wanted, alternatives=later, closure_reason=closure.reason if closure else ""))
+        first = ctx.say("day_full", day=speech.day_words(when.day, ctx.language))
+        second = (ctx.say("offer", options=speech.options_words(later, ctx.zone, ctx.language)) if later
+                  else ctx.say("nothing_free"))
+        raise Answer("day_full", f"{first} {second}", alternatives=_iso(later, ctx))
+    return when.at(ctx.zone)
+
+
+def _unavailable_answer(ctx: Context, error: services.SlotUnavailable) -> Answer:
+    lang, zone = ctx.language, ctx.zone
+    local = error.wanted.astimezone(zone)
+    if error.code == "closed":
+        reason = f" ({error.closure_reason})" if error.closure_reason else ""
+        first = ctx.say("closed", day=speech.day_words(local.date(), lang), reason=reason)
+    elif error.code == "outside_hours":
+        first = ctx.say("outside_hours", time=speech.time_words(local, lang), day=speech.day_words(local.date(), lang))
+    elif error.code == "past":
+        first = ctx.say("past")
+    else:
+        first = ctx.say("taken", when=speech.when_words(error.wanted, zone, lang))
+    if error.alternatives:
+        second = ctx.say("offer", options=speech.options_words(error.alternatives, zone, lang,
+                                                               same_day_as=error.wanted))
+    else:
+        second = ctx.say("nothing_free")
+    return Answer(error.code, f"{first} {second}", alternatives=_iso(error.alternatives, ctx))
+
+
+def _appointment_data(appointment: Appointment, ctx: Context) -> dict:
+    return {
+        "appointment_id": appointment.pk,
+        "start": appointment.start.astimezone(ctx.zone).isoformat(),
+        "end": appointment.end.astimezone(ctx.zone).isoformat(),
+        "service": appointment.service.name if appointment.service else "",
+        "status": appointment.status,
+    }
+
+
+def _find_one(ctx: Context, args: dict, date_key: str) -> Appointment:
+    phone = _phone(ctx, args.get("phone"))
+    name = (args.get("name") or "").strip()
+    day = _when(ctx, args.get(date_key)).day if args.get(date_key) else None
+    found = selectors.appointments_for_caller(company=ctx.company, phone=phone, name=name, day=day, now=ctx.now)
+    if phone and not name:
+        who = ctx.say("who_phone")
+    elif name:
+        who = ctx.say("who_name", name=name)
+    else:
+        who = ctx.say("who_nobody")
+    if not found:
+        raise Answer("not_found", ctx.say("not_found", who=who))
+    if len(found) > 1:
+        options = speech.joined([speech.when_words(a.start, ctx.zone, ctx.language) for a in found[:4]], ctx.language)
+        raise Answer("ambiguous", ctx.say("ambiguous", who=who, options=options),
+                     appointments=[_appointment_data(a, ctx) for a in found[:4]])
+    return found[0]
+
+
+# --- the four functions --------------------------------------------------------------------
+def collect_appointment_information(ctx: Context, args: dict) -> dict:
+    name = args["name"].strip()
+    if not name:
+        raise Answer("invalid_arguments", ctx.say("invalid_arguments", fields=speech.field_words(["name"], ctx.language)),
+                     fields=["name"])
+    service = _service(ctx, args.get("service"), required=True)
+    when = _when(ctx, args.get("date"), args.get("time"))
+    start = _exact_start(ctx, when, service)
+    phone = _phone(ctx, args.get("phone"))
+    activity_log(company=ctx.company, kind="appointment", message="Creating appointment...",
+                 data={"call_id": ctx.call_id, "start": start.isoformat(), "service": service.name if service else ""})
+    try:
+        appointment = services.appointment_book(
+            actor=ctx.actor, company=ctx.company, customer_name=name, start=start, service=service, phone=phone,
+            call_id=ctx.call_id, status=Appointment.Status.PENDING, now=ctx.now)
+    except services.SlotUnavailable as error:
+        raise _unavailable_answer(ctx, error) from None
+    activity_log(company=ctx.company, kind="appointment", message=f"Appointment created: #{appointment.pk} ✓",
+                 data={"call_id": ctx.call_id, "appointment_id": appointment.pk})
+    service_words = ""
+    if service is not None:
+        service_words = f" für {service.name}" if ctx.language == "de" else f" for {service.name}"
+    message = ctx.say("booked", when=speech.when_words(appointment.start, ctx.zone, ctx.language),
+                      service=service_words, name=name)
+    return {"ok": True, "message": message, **_appointment_data(appointment, ctx)}
+
+
+def check_availability(ctx: Context, args: dict) -> dict:
+    service = _service(ctx, args.get("service"), required=False)
+    when = _when(ctx, args.get("date"), args.get("time"))
+    if when.day is None:
+        raise Answer("date_needed", ctx.say("date_needed"))
+    if when.clock is not None:
+        start = when.at(ctx.zone)
+        problem = selectors.slot_problem(company=ctx.company, service=service, start=start, now=ctx.now)
+        if problem is None:
+            return {"ok": True, "available": True, "start": start.isoformat(),
+                    "message": ctx.say("available", when=speech.when_words(start, ctx.zone, ctx.language))}
+        answer = _unavailable_answer(ctx, services.SlotUnavailable(
+            code=problem.code, wanted=start, closure_reason=problem.closure.reason if problem.closure else "",
+            alternatives=selectors.alternatives(company=ctx.company, service=service, wanted=start, now=ctx.now)))
+        return {**answer.result, "ok": True, "available": False, "reason": problem.code}
+    starts = selectors.free_starts(company=ctx.company, service=service, day=when.day, now=ctx.now,
+                                   period=when.period)
+    if starts:
+        offered = _sample(starts)
+        return {"ok": True, "available": True, "alternatives": _iso(offered, ctx),
+                "message": ctx.say("day_free", day=speech.day_words(when.day, ctx.language),
+                                   times=_times(ctx, offered))}
+    try:
+        _exact_start(ctx, when, service)
+    except Answer as answer:
+        return {**answer.result, "ok": True, "available": False, "reason": answer.result["error"]}
+    raise AssertionError("a day without free starts always answers")  # pragma: no cover
+
+
+def change_appointment_details(ctx: Context, args: dict) -> dict:
+    appointment = _find_one(ctx, args, "current_date")
+    when = _when(ctx, args.get("new_date"), args.get("new_time"))
+    start = _exact_start(ctx, when, appointment.service, exclude_pk=appointment.pk)
+    try:
+        moved = services.appointment_reschedule(actor=ctx.actor, appointment=appointment, start=start, now=ctx.now)
+    except services.SlotUnavailable as error:
+        raise _unavailable_answer(ctx, error) from None
+    activity_log(company=ctx.company, kind="appointment",
+                 message=f"Appointment #{appointment.pk} moved to #{moved.pk}",
+                 data={"call_id": ctx.call_id, "appointment_id": moved.pk, "previous_appointment_id": appointment.pk})
+    return {"ok": True, "message": ctx.say("rescheduled", when=speech.when_words(moved.start, ctx.zone, ctx.language)),
+            **_appointment_data(moved, ctx), "previous_appointment_id": appointment.pk}
+
+
+def cancel_appointment(ctx: Context, args: dict) -> dict:
+    appointment = _find_one(ctx, args, "date")
+    reason = f"by the caller (call {ctx.call_id})" if ctx.call_id else "by the caller"
+    cancelled = services.appointment_cancel(actor=ctx.actor, appointment=appointment, reason=reason)
+    activity_log(company=ctx.company, kind="appointment", message=f"Appointment #{cancelled.pk} cancelled",
+                 data={"call_id": ctx.call_id, "appointment_id": cancelled.pk})
+    return {"ok": True, "message": ctx.say("cancelled", when=speech.when_words(cancelled.start, ctx.zone, ctx.language)),
+            **_appointment_data(cancelled, ctx)}
+
+
+HANDLERS: dict[str, Callable[[Context, dict], dict]] = {
+    "collect_appointment_information": collect_appointment_information,
+    "check_availability": check_availability,
+    "change_appointment_details": change_appointment_details,
+    "cancel_appointment": cancel_appointment,
+}
+
+
+# --- the entry point -----------------------------------------------------------------------
+def _invalid(company: Company, schema: dict, args) -> dict | None:
+    language = speech.language_of(company)
+    if not isinstance(args, dict):
+        fields = list(schema.get("required", [])) or ["arguments"]
+    else:
+        errors = list(jsonschema.Draft202012Validator(schema).iter_errors(args))
+        if not errors:
+            return None
+        fields = []
+        for error in errors:
+            if error.validator == "required":
+                fields += [name for name in error.validator_value if name not in args]
+            elif error.absolute_path:
+                fields.append(str(error.absolute_path[0]))
+        fields = list(dict.fromkeys(fields)) or ["arguments"]
+    return {"ok": False, "error": "invalid_arguments", "fields": fields,
+            "message": speech.say("invalid_arguments", language, fields=speech.field_words(fields, language))}
+
+
+def _run(handler, ctx: Context, args: dict) -> dict:
+    try:
+        return handler(ctx, args)
+    except Answer as answer:
+        return answer.result
+
+
+def run_custom_function(*, company: Company, name: str, args: dict, call_id: str | None,
+                        caller_number: str | None = None, now: datetime | None = None) -> dict:
+    """Validate, run (once per call and arguments) and answer a custom function.
+
+    Raises UnknownFunction for a name no handler has. Invalid arguments answer
+    `{"ok": False, "error": "invalid_arguments", "message": ...}`.
+    """
+    handler = HANDLERS.get(name)
+    if handler is None:
+        raise UnknownFunction(name)
+    invalid = _invalid(company, function_schema(company, name), args)
+    if invalid is not None:
+        return invalid
+    ctx = Context(company=company, call_id=call_id or "", caller_number=caller_number or "",
+                  now=now or timezone.now(), actor=Actor.system(f"custom function {name}"))
+    if not call_id:
+        with transaction.atomic():
+            return _run(handler, ctx, args)
+    key = {"company": company, "call_id": call_id, "name": name,
+           "args_hash": hashlib.sha256(canonical_args(args).encode()).hexdigest()}
+    stored = FunctionInvocation.objects.filter(**key).only("result").first()
+    if stored is not None:
+        return stored.result
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                # Claim the (call, function, arguments): a racing twin waits here until this
+                # transaction ends, then fails on the unique constraint and reads the result.
+                invocation = FunctionInvocation.objects.create(**key, args=args, result={})
+        except IntegrityError:
+            return FunctionInvocation.objects.get(**key).result
+        result = _run(handler, ctx, args)
+        invocation.result = result
+        invocation.save(update_fields=["result"])
+    return result

@@ -1,0 +1,216 @@
+"""Tenant-scoped reads of appointments: opening windows, free slots, alternatives, lookups.
+
+Every function takes the company; times are aware datetimes, days are calendar days
+in the company's time zone.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from tenants.models import Company
+from tenants.validators import WEEKDAYS
+
+from .models import Appointment, Closure, Resource, Service
+from .phrases import Period, local_datetime
+
+Lane = Resource | None
+
+
+def default_duration() -> timedelta:
+    return timedelta(minutes=settings.APPOINTMENT_DEFAULT_DURATION_MINUTES)
+
+
+def service_span(service: Service | None) -> tuple[timedelta, timedelta]:
+    """(duration, buffer) of a service, or the default for companies without a catalogue."""
+    if service is None:
+        return default_duration(), timedelta(0)
+    return service.duration, service.buffer
+
+
+def closure_on(*, company: Company, day: date) -> Closure | None:
+    return Closure.objects.filter(company=company, first_day__lte=day, last_day__gte=day).first()
+
+
+def opening_windows(*, company: Company, day: date) -> list[tuple[datetime, datetime]]:
+    """The day's opening ranges as aware datetimes; empty when closed (weekly hours or a closure)."""
+    ranges = (company.opening_hours or {}).get(WEEKDAYS[day.weekday()], [])
+    if not ranges or closure_on(company=company, day=day):
+        return []
+    zone = company.zone
+    return [(local_datetime(day, time.fromisoformat(opens), zone), local_datetime(day, time.fromisoformat(closes), zone))
+            for opens, closes in ranges]
+
+
+def lanes_for(*, company: Company, service: Service | None) -> list[Lane]:
+    """Where a service can be booked: each active resource of the kind it needs, else the company's one lane.
+
+    A company that has configured no resource of that kind books on the company lane,
+    so its appointments never overlap at all.
+    """
+    if service is not None and service.resource_kind:
+        resources = list(Resource.objects.filter(company=company, kind=service.resource_kind, active=True)
+                         .order_by("name", "pk"))
+        if resources:
+            return resources
+    return [None]
+
+
+def _lane_key(lane: Lane) -> int | None:
+    return lane.pk if lane is not None else None
+
+
+def busy_intervals(*, company: Company, lanes: Iterable[Lane], start: datetime, end: datetime,
+                   exclude_pk: int | None = None) -> dict[int | None, list[tuple[datetime, datetime]]]:
+    """Per lane, the [start, blocked_until) intervals of active appointments that touch [start, end)."""
+    keys = {_lane_key(lane) for lane in lanes}
+    lane_filter = Q(resource__isnull=True) if None in keys else Q(pk__in=[])
+    if keys - {None}:
+        lane_filter |= Q(resource_id__in=keys - {None})
+    rows = (Appointment.objects.filter(company=company, status__in=Appointment.ACTIVE_STATUSES,
+                                       start__lt=end, blocked_until__gt=start)
+            .filter(lane_filter).exclude(pk=exclude_pk).values_list("resource_id", "start", "blocked_until"))
+    busy: dict[int | None, list[tuple[datetime, datetime]]] = {key: [] for key in keys}
+    for resource_id, busy_from, busy_until in rows:
+        busy.setdefault(resource_id, []).append((busy_from, busy_until))
+    return busy
+
+
+def _free(intervals: list[tuple[datetime, datetime]], start: datetime, until: datetime) -> bool:
+    return all(until <= busy_from or start >= busy_until for busy_from, busy_until in intervals)
+
+
+@dataclass(frozen=True)
+class SlotProblem:
+    code: str  # past / closed / outside_hours / taken
+    closure: Closure | None = None
+
+
+def slot_problem(*, company: Company, service: Service | None, start: datetime, now: datetime | None = None,
+                 exclude_pk: int | None = None, lanes: list[Lane] | None = None) -> SlotProblem | None:
+    """Why `start` cannot be booked for `service`, or None when some lane is free then."""
+    now = now or timezone.now()
+    duration, buffer = service_span(service)
+    if start < now:
+        return SlotProblem("past")
+    day = start.astimezone(company.zone).date()
+    closure = closure_on(company=company, day=day)
+    if closure is not None:
+        return SlotProblem("closed", closure)
+    windows = opening_windows(company=company, day=day)
+    if not any(opens <= start and start + duration <= closes for opens, closes in windows):
+        return SlotProblem("outside_hours")
+    lanes = lanes if lanes is not None else lanes_for(company=company, service=service)
+    busy = busy_intervals(company=company, lanes=lanes, start=start, end=start + duration + buffer,
+                          exclude_pk=exclude_pk)
+    if not any(_free(busy[_lane_key(lane)], start, start + duration + buffer) for lane in lanes):
+        return SlotProblem("taken")
+    return None
+
+
+def free_lanes(*, company: Company, service: Service | None, start: datetime, lanes: list[Lane],
+               exclude_pk: int | None = None) -> list[Lane]:
+    duration, buffer = service_span(service)
+    busy = busy_intervals(company=company, lanes=lanes, start=start, end=start + duration + buffer,
+                          exclude_pk=exclude_pk)
+    return [lane for lane in lanes if _free(busy[_lane_key(lane)], start, start + duration + buffer)]
+
+
+def free_starts(*, company: Company, service: Service | None, day: date, now: datetime,
+                period: Period | None = None, exclude_pk: int | None = None) -> list[datetime]:
+    """Every bookable start on `day` (on the slot grid from each opening), earliest first."""
+    duration, buffer = service_span(service)
+    windows = opening_windows(company=company, day=day)
+    if not windows:
+        return []
+    zone = company.zone
+    if period is not None:
+        low, high = local_datetime(day, period.start, zone), local_datetime(day, period.end, zone)
+        windows = [(max(opens, low), min(closes, high)) for opens, closes in windows if opens < high and closes > low]
+    lanes = lanes_for(company=company, service=service)
+    step = timedelta(minutes=settings.APPOINTMENT_SLOT_MINUTES)
+    busy = busy_intervals(company=company, lanes=lanes, start=windows[0][0] if windows else now,
+                          end=(windows[-1][1] + buffer) if windows else now, exclude_pk=exclude_pk)
+    starts = []
+    for opens, closes in windows:
+        # Step in UTC: a window is never split by a DST change (changes happen at night).
+        candidate = opens
+        while candidate + duration <= closes:
+            if candidate >= now and any(_free(busy[_lane_key(lane)], candidate, candidate + duration + buffer)
+                                        for lane in lanes):
+                starts.append(candidate)
+            candidate += step
+    return starts
+
+
+def alternatives(*, company: Company, service: Service | None, wanted: datetime, now: datetime,
+                 count: int | None = None, period: Period | None = None,
+                 exclude_pk: int | None = None) -> list[datetime]:
+    """The nearest free starts to `wanted`: that day first (closest in time), then the following days."""
+    count = count or settings.APPOINTMENT_ALTERNATIVES
+    zone = company.zone
+    day = max(wanted, now).astimezone(zone).date()
+    same_day = [s for s in free_starts(company=company, service=service, day=day, now=now, period=period,
+                                       exclude_pk=exclude_pk) if s != wanted]
+    chosen = sorted(same_day, key=lambda s: (abs(s - wanted), s))[:count]
+    for offset in range(1, settings.APPOINTMENT_SEARCH_DAYS + 1):
+        if len(chosen) >= count:
+            break
+        later = free_starts(company=company, service=service, day=day + timedelta(days=offset), now=now,
+                            period=period, exclude_pk=exclude_pk)
+        chosen += later[:count - len(chosen)]
+    return sorted(chosen)
+
+
+def service_match(*, company: Company, said: str) -> Service | None:
+    """The active service a caller named: exact, then contained either way, then close spelling."""
+    from difflib import get_close_matches
+
+    services = list(Service.objects.filter(company=company, active=True))
+    said = (said or "").strip().lower()
+    if not said:
+        return None
+    by_name = {s.name.lower(): s for s in services}
+    if said in by_name:
+        return by_name[said]
+    contained = [s for name, s in by_name.items() if said in name or name in said]
+    if len(contained) == 1:
+        return contained[0]
+    close = get_close_matches(said, list(by_name), n=1, cutoff=0.6)
+    return by_name[close[0]] if close else None
+
+
+def active_services(*, company: Company) -> list[Service]:
+    return list(Service.objects.filter(company=company, active=True).order_by("name"))
+
+
+def appointments_for_caller(*, company: Company, phone: str = "", name: str = "", day: date | None = None,
+                            now: datetime | None = None) -> list[Appointment]:
+    """The caller's upcoming active appointments: by phone, else by name; narrowed by name and day."""
+    now = now or timezone.now()
+    upcoming = (Appointment.objects.filter(company=company, status__in=Appointment.ACTIVE_STATUSES, end__gt=now)
+                .select_related("service", "resource").order_by("start"))
+    found = list(upcoming.filter(phone=phone)) if phone else []
+    name = (name or "").strip()
+    if found and name and len(found) > 1:
+        narrowed = [a for a in found if name.lower() in a.customer_name.lower()]
+        found = narrowed or found
+    if not found and name:
+        found = list(upcoming.filter(customer_name__iexact=name)) or list(upcoming.filter(customer_name__icontains=name))
+    if day is not None:
+        found = [a for a in found if a.start.astimezone(company.zone).date() == day]
+    return found
+
+
+def appointments_on_day(*, company: Company, day: date, queryset=None):
+    """A day's appointments of a company (in its time zone), by start; `queryset` may pre-restrict them."""
+    zone = company.zone
+    start = local_datetime(day, time(0, 0), zone)
+    end = local_datetime(day + timedelta(days=1), time(0, 0), zone)
+    queryset = queryset if queryset is not None else Appointment.objects.all()
+    return (queryset.filter(company=company, start__gte=start, start__lt=end)
+            .select_related("service", "resource").order_by("start", "pk"))

@@ -1,0 +1,157 @@
+"""Short sentences the agent speaks, in the company's language (German or English).
+
+Day and month names come from Django's own German and English formats.
+"""
+
+from datetime import date, datetime
+
+from django.utils import formats, translation
+
+TEXTS = {
+    "booked": {
+        "de": "Ich habe Ihnen den Termin am {when}{service} eingetragen, auf den Namen {name}.",
+        "en": "I have booked you in for {when}{service}, under the name {name}.",
+    },
+    "taken": {
+        "de": "Am {when} ist leider schon belegt.",
+        "en": "{when} is already taken, I'm afraid.",
+    },
+    "past": {
+        "de": "Dieser Zeitpunkt liegt leider schon in der Vergangenheit.",
+        "en": "That time is already in the past.",
+    },
+    "closed": {
+        "de": "Am {day} haben wir geschlossen{reason}.",
+        "en": "We are closed on {day}{reason}.",
+    },
+    "outside_hours": {
+        "de": "Um {time} haben wir am {day} keine Sprechzeit.",
+        "en": "We are not open at {time} on {day}.",
+    },
+    "offer": {"de": "Frei wäre {options}.", "en": "I could offer {options}."},
+    "nothing_free": {
+        "de": "In den nächsten zwei Wochen ist leider nichts mehr frei.",
+        "en": "There is nothing free in the next two weeks, I'm afraid.",
+    },
+    "day_full": {"de": "Am {day} ist leider nichts mehr frei.", "en": "{day} is fully booked, I'm afraid."},
+    "available": {"de": "Am {when} ist noch frei.", "en": "{when} is available."},
+    "day_free": {"de": "Am {day} ist frei um {times}.", "en": "On {day} I have {times} free."},
+    "time_needed": {
+        "de": "Um wie viel Uhr möchten Sie kommen? Am {day} ist frei um {times}.",
+        "en": "What time would suit you? On {day} I have {times} free.",
+    },
+    "date_needed": {"de": "An welchem Tag möchten Sie kommen?", "en": "Which day would suit you?"},
+    "unclear_date": {
+        "de": "Das Datum habe ich leider nicht verstanden. An welchem Tag möchten Sie kommen?",
+        "en": "Sorry, I did not catch the date. Which day would suit you?",
+    },
+    "unclear_time": {
+        "de": "Die Uhrzeit habe ich leider nicht verstanden. Um wie viel Uhr möchten Sie kommen?",
+        "en": "Sorry, I did not catch the time. What time would suit you?",
+    },
+    "service_needed": {
+        "de": "Welche Behandlung möchten Sie: {services}?",
+        "en": "Which service would you like: {services}?",
+    },
+    "unknown_service": {
+        "de": "{said} bieten wir leider nicht an. Möglich ist {services}.",
+        "en": "We don't offer {said}, I'm afraid. We offer {services}.",
+    },
+    "invalid_phone": {
+        "de": "Die Telefonnummer habe ich leider nicht verstanden. Können Sie sie bitte wiederholen?",
+        "en": "Sorry, I did not catch the phone number. Could you repeat it, please?",
+    },
+    "invalid_arguments": {
+        "de": "Mir fehlen noch Angaben: {fields}.",
+        "en": "I still need {fields}.",
+    },
+    "not_found": {
+        "de": "Ich finde leider keinen anstehenden Termin {who}.",
+        "en": "I cannot find an upcoming appointment {who}.",
+    },
+    "ambiguous": {
+        "de": "Ich finde mehrere Termine {who}: {options}. Welchen meinen Sie?",
+        "en": "I found several appointments {who}: {options}. Which one do you mean?",
+    },
+    "who_phone": {"de": "unter Ihrer Telefonnummer", "en": "under your phone number"},
+    "who_name": {"de": "auf den Namen {name}", "en": "under the name {name}"},
+    "who_nobody": {"de": "ohne Namen oder Telefonnummer", "en": "without a name or a phone number"},
+    "rescheduled": {
+        "de": "Ich habe Ihren Termin auf {when} verlegt.",
+        "en": "I have moved your appointment to {when}.",
+    },
+    "cancelled": {
+        "de": "Ihr Termin am {when} ist storniert.",
+        "en": "Your appointment on {when} is cancelled.",
+    },
+}
+
+FIELD_WORDS = {
+    "name": {"de": "Ihr Name", "en": "your name"},
+    "date": {"de": "das Datum", "en": "the date"},
+    "time": {"de": "die Uhrzeit", "en": "the time"},
+    "service": {"de": "die Behandlung", "en": "the service"},
+    "phone": {"de": "die Telefonnummer", "en": "the phone number"},
+    "new_date": {"de": "das neue Datum", "en": "the new date"},
+    "new_time": {"de": "die neue Uhrzeit", "en": "the new time"},
+    "current_date": {"de": "das Datum des Termins", "en": "the date of the appointment"},
+}
+
+PERIOD_WORDS = {
+    "morning": {"de": "vormittags", "en": "in the morning"},
+    "afternoon": {"de": "nachmittags", "en": "in the afternoon"},
+    "evening": {"de": "abends", "en": "in the evening"},
+}
+
+
+def language_of(company) -> str:
+    return "de" if company.language == "de" else "en"
+
+
+def say(key: str, language: str, **values) -> str:
+    return TEXTS[key][language].format(**values)
+
+
+def joined(items: list[str], language: str, *, both: bool = False) -> str:
+    """'a, b oder c' / 'a, b or c'; with `both`, 'und' / 'and'."""
+    items = [i for i in items if i]
+    if len(items) <= 1:
+        return "".join(items)
+    word = {("de", False): "oder", ("de", True): "und", ("en", False): "or", ("en", True): "and"}[(language, both)]
+    return f"{', '.join(items[:-1])} {word} {items[-1]}"
+
+
+def day_words(day: date, language: str) -> str:
+    with translation.override(language):
+        return formats.date_format(day, "l, j. F" if language == "de" else "l, F j")
+
+
+def time_words(moment: datetime, language: str) -> str:
+    if language == "de":
+        return f"{moment.hour} Uhr" if moment.minute == 0 else f"{moment.hour}:{moment.minute:02d} Uhr"
+    hour = moment.hour % 12 or 12
+    suffix = "AM" if moment.hour < 12 else "PM"
+    return f"{hour} {suffix}" if moment.minute == 0 else f"{hour}:{moment.minute:02d} {suffix}"
+
+
+def when_words(moment: datetime, zone, language: str) -> str:
+    local = moment.astimezone(zone)
+    joiner = " um " if language == "de" else " at "
+    return day_words(local.date(), language) + joiner + time_words(local, language)
+
+
+def options_words(starts: list[datetime], zone, language: str, *, same_day_as: datetime | None = None) -> str:
+    """Alternatives as one phrase; times on the asked-for day without repeating the day."""
+    day = same_day_as.astimezone(zone).date() if same_day_as else None
+    words = []
+    for start in starts:
+        local = start.astimezone(zone)
+        if day is not None and local.date() == day:
+            words.append(("um " if language == "de" else "at ") + time_words(local, language))
+        else:
+            words.append(("am " if language == "de" else "") + when_words(start, zone, language))
+    return joined(words, language)
+
+
+def field_words(fields: list[str], language: str) -> str:
+    return joined([FIELD_WORDS.get(f, {}).get(language, f) for f in fields], language, both=True)

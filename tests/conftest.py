@@ -94,3 +94,24 @@ def retell_agent(company_a):
     company_a.retell_api_key = RETELL_KEY
     company_a.save()
     return Agent.objects.create(company=company_a, agent_id="agent_abc123", name="Main Reception Agent")
+
+
+@pytest.fixture
+def bookable_agent(retell_agent):
+    """company_a open on weekdays 8-18 with one service, so callers can book."""
+    from appointments.models import Service
+
+    company = retell_agent.company
+    company.opening_hours = {day: [["08:00", "18:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
+    company.save()
+    Service.objects.create(company=company, name="Kontrolle", duration_minutes=30)
+    return retell_agent
+
+
+def next_weekday_iso(days_ahead: int = 2) -> str:
+    from datetime import date, timedelta
+
+    day = date.today() + timedelta(days=days_ahead)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day.isoformat()

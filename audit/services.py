@@ -7,7 +7,10 @@ commands and tasks all leave the same audit trail.
 
 import json
 import logging
+import os
+import queue
 import re
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -225,7 +228,10 @@ def receipt_accept(*, receipt: WebhookReceipt, company: Company, kind: str, even
     fields = {"company": company, "kind": kind, "event_type": event_type[:64], "call_id": call_id[:128],
               "dedupe_key": dedupe_key[:300]}
     try:
-        with transaction.atomic():
+        if transaction.get_connection().in_atomic_block:
+            with transaction.atomic():  # a savepoint, so a conflict leaves the caller's transaction usable
+                WebhookReceipt.objects.filter(pk=receipt.pk).update(status=WebhookReceipt.Status.VERIFIED, **fields)
+        else:  # autocommit: the update is its own transaction
             WebhookReceipt.objects.filter(pk=receipt.pk).update(status=WebhookReceipt.Status.VERIFIED, **fields)
         accepted = True
     except IntegrityError:
@@ -266,6 +272,62 @@ def enqueue_task(task, *args, countdown: float | None = None) -> bool:
     except Exception:  # the row stays due; the periodic sweeper sends it
         logger.warning("Broker unavailable: %s%s left to the sweeper", task.name, args, exc_info=True)
         return False
+
+
+class _BackgroundPublisher:
+    """Publishes tasks from one daemon thread per process, so a request never waits on the broker.
+
+    The queue is bounded; a message that cannot be queued or published is only logged,
+    since the row it names stays due and the periodic sweeper picks it up.
+    """
+
+    def __init__(self, maxsize: int = 10000) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=maxsize)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+
+    def submit(self, task, args: tuple, countdown: float | None) -> None:
+        self._ensure_running()
+        try:
+            self._queue.put_nowait((task, args, countdown))
+        except queue.Full:
+            logger.warning("Publish queue full: %s%s left to the sweeper", task.name, args)
+
+    def _ensure_running(self) -> None:
+        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="task-publisher", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            task, args, countdown = self._queue.get()
+            try:
+                enqueue_task(task, *args, countdown=countdown)
+            finally:
+                self._queue.task_done()
+
+    def join(self, timeout: float = 5.0) -> None:
+        """Wait until what was submitted so far has been handed to the broker (for shutdown and tests)."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+_publisher = _BackgroundPublisher()
+
+
+def enqueue_task_soon(task, *args, countdown: float | None = None) -> None:
+    """Like enqueue_task, but the broker round trip happens off the caller's thread
+    (inline when tasks run eagerly or TASK_PUBLISH_IN_BACKGROUND is off)."""
+    if task.app.conf.task_always_eager or not settings.TASK_PUBLISH_IN_BACKGROUND:
+        enqueue_task(task, *args, countdown=countdown)
+    else:
+        _publisher.submit(task, args, countdown)
 
 
 # --- Outbound deliveries ----------------------------------------------------------------

@@ -251,6 +251,8 @@ DELIVERY_CIRCUIT_RESET_SECONDS = env.float("DELIVERY_CIRCUIT_RESET_SECONDS", def
 # The sweeper re-queues a delivery in flight this long (its worker died) or due this long ago.
 DELIVERY_STUCK_AFTER_SECONDS = env.int("DELIVERY_STUCK_AFTER_SECONDS", default=120)
 DELIVERY_SWEEP_GRACE_SECONDS = env.int("DELIVERY_SWEEP_GRACE_SECONDS", default=30)
+# Publish webhook processing tasks from a background thread, so no request waits on the broker.
+TASK_PUBLISH_IN_BACKGROUND = env.bool("TASK_PUBLISH_IN_BACKGROUND", default=True)
 # Serve GET/POST /bench/noop (a 204 through the same middleware) for bench/webhook_bench.py only.
 BENCH_TRIVIAL_VIEW = env.bool("BENCH_TRIVIAL_VIEW", default=False)
 CELERY_BEAT_SCHEDULE.update({

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 from appointments.handlers import UnknownFunction
 from audit.middleware import client_ip
 from audit.models import WebhookReceipt
-from audit.services import activity_log, enqueue_task, receipt_accept, receipt_processed, receipt_reject, receipt_store
+from audit.services import activity_log, enqueue_task_soon, receipt_accept, receipt_processed, receipt_reject, receipt_store
 from retell_config.models import Agent
 from tenants.models import Company
 
@@ -29,6 +29,9 @@ from .protocols.signatures import elevenlabs_verify, retell_verify
 from .tasks import receipt_process_task
 
 Status = WebhookReceipt.Status
+# What the Retell checks read: one narrow query per request.
+AGENT_COLUMNS = ["id", "agent_id", "company_id", "company__id", "company__name", "company__slug",
+                 "company__is_active", "company__retell_api_key", "company__retell_require_published_ip"]
 
 
 class Refusal(Exception):
@@ -77,7 +80,7 @@ def _parse_json(body: bytes):
 
 
 def _queue(receipt: WebhookReceipt) -> None:
-    transaction.on_commit(lambda: enqueue_task(receipt_process_task, receipt.pk))
+    transaction.on_commit(lambda: enqueue_task_soon(receipt_process_task, receipt.pk))
 
 
 # --- Retell -------------------------------------------------------------------------
@@ -103,7 +106,7 @@ def _retell(request, receipt: WebhookReceipt, body: bytes):
         raise Refusal(400, exc.code, exc.message) from None
     if not call_request.agent_id:
         raise Refusal(400, "agent_missing", "The request names no agent_id.")
-    agent = (Agent.objects.select_related("company")
+    agent = (Agent.objects.select_related("company").only(*AGENT_COLUMNS)
              .filter(agent_id=call_request.agent_id, company__is_active=True).first())
     if agent is None:
         raise Refusal(404, "unknown_agent", "No agent with that agent_id is configured here.")

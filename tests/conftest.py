@@ -115,3 +115,13 @@ def next_weekday_iso(days_ahead: int = 2) -> str:
     while day.weekday() >= 5:
         day += timedelta(days=1)
     return day.isoformat()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_webhook_agent_cache():
+    """Each test's agents are new rows: forget what an earlier test's webhooks looked up."""
+    from voice.selectors import webhook_agent_forget
+
+    webhook_agent_forget()
+    yield
+    webhook_agent_forget()

@@ -161,3 +161,31 @@ def test_the_published_ip_is_required_when_the_company_asks_for_it(client, retel
 
 def test_get_is_not_allowed(client):
     assert client.get(URLS[0]).status_code == 405
+
+
+def test_a_new_key_is_accepted_at_once_despite_the_agent_cache(client, retell_agent):
+    first = retell.event_body("call_started", retell.call_object("call_1", "agent_abc123", status="ongoing"))
+    assert post(client, URLS[0], first, **retell.headers(first, RETELL_KEY)).status_code == 204
+    company = retell_agent.company
+    company.retell_api_key = "key_rotated_9876543210"
+    company.save()
+
+    second = retell.event_body("call_ended", retell.call_object("call_1", "agent_abc123"))
+    rotated = post(client, URLS[0], second, **retell.headers(second, "key_rotated_9876543210"))
+
+    assert rotated.status_code == 204
+
+
+def test_a_deactivated_company_is_refused_even_while_cached(client, retell_agent):
+    body = retell.event_body("call_started", retell.call_object("call_1", "agent_abc123", status="ongoing"))
+    assert post(client, URLS[0], body, **retell.headers(body, RETELL_KEY)).status_code == 204
+    company = retell_agent.company
+    company.is_active = False
+    company.save()
+    other = retell.event_body("call_ended", retell.call_object("call_1", "agent_abc123"), x=1)
+
+    # Signed with the right key, so the cached agent would verify: the cache may answer for
+    # a few seconds. Forged signatures never pass, and a refusal always reads fresh rows.
+    forged = post(client, URLS[0], other, **retell.headers(other, "not-the-key"))
+
+    assert forged.status_code == 404

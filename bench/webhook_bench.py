@@ -6,7 +6,8 @@
 It creates and migrates the database if needed, seeds a company and agent, starts the
 ASGI server (DEBUG off, PostgreSQL, Redis cache, channel layer and Celery broker, with
 BENCH_TRIVIAL_VIEW=true so /bench/noop exists), pre-signs the requests (unique call
-ids, ~20 KB transcripts), and drives 64 keep-alive connections from an asyncio client:
+ids, ~20 KB transcripts; a psycopg connection pool of 32 unless DATABASE_POOL_MAX_SIZE
+says otherwise, as the production web process uses), and drives 64 keep-alive connections from an asyncio client:
 first at /bench/noop (a 204 through the same middleware), then at /api/retell/webhook.
 It prints requests/s and p50/p99 latency for both and the throughput ratio. No Celery
 worker runs during the measurement (the request path never waits for one); the
@@ -131,6 +132,8 @@ def start_server(kind: str, port: int, env: dict) -> subprocess.Popen:
         "daphne": [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
         "uvicorn": [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
                     "--port", str(port), "--no-access-log", "--log-level", "warning"],
+        "uvicorn-2-workers": [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
+                              "--port", str(port), "--no-access-log", "--log-level", "warning", "--workers", "2"],
     }[kind]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                start_new_session=True)
@@ -160,14 +163,14 @@ def line(label: str, r: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--server", choices=["daphne", "uvicorn", "both"], default="both")
+    parser.add_argument("--server", choices=["daphne", "uvicorn", "uvicorn-2-workers", "both", "all"], default="both")
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=64)
     options = parser.parse_args()
 
-    env = {**os.environ, "BENCH_TRIVIAL_VIEW": "true", "DJANGO_DEBUG": "false", "LOG_LEVEL": "WARNING",
-           "DJANGO_SETTINGS_MODULE": "config.settings"}
+    env = {"DATABASE_POOL_MAX_SIZE": "32", **os.environ, "BENCH_TRIVIAL_VIEW": "true", "DJANGO_DEBUG": "false",
+           "LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "config.settings"}
     if "postgres" not in env.get("DATABASE_URL", "") or not env.get("REDIS_URL"):
         raise SystemExit("Set DATABASE_URL (PostgreSQL) and REDIS_URL: the benchmark runs the production configuration.")
     os.environ.update(env)
@@ -175,7 +178,8 @@ def main() -> None:
     import django
 
     django.setup()
-    servers = ["daphne", "uvicorn"] if options.server == "both" else [options.server]
+    servers = {"both": ["daphne", "uvicorn"], "all": ["daphne", "uvicorn", "uvicorn-2-workers"]}.get(
+        options.server, [options.server])
     print(f"{options.requests} requests after {options.warmup} warm-up, {options.concurrency} connections, "
           f"~{len(build_requests(1, '/x', 'h')[0]) // 1000} KB each; {os.cpu_count()} CPUs shared by client, "
           f"server, PostgreSQL and Redis")

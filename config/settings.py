@@ -251,6 +251,13 @@ DELIVERY_CIRCUIT_RESET_SECONDS = env.float("DELIVERY_CIRCUIT_RESET_SECONDS", def
 # The sweeper re-queues a delivery in flight this long (its worker died) or due this long ago.
 DELIVERY_STUCK_AFTER_SECONDS = env.int("DELIVERY_STUCK_AFTER_SECONDS", default=120)
 DELIVERY_SWEEP_GRACE_SECONDS = env.int("DELIVERY_SWEEP_GRACE_SECONDS", default=30)
+# For the ASGI web process on PostgreSQL: take connections from a psycopg pool of this size
+# (each request runs in a new thread, so without a pool each opens a new connection).
+# 0 (the default) keeps Django's connection per request; leave it 0 for Celery workers.
+DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", default=0)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_POOL_MAX_SIZE > 0:
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": min(4, DATABASE_POOL_MAX_SIZE), "max_size": DATABASE_POOL_MAX_SIZE, "timeout": 10}
 # Publish webhook processing tasks from a background thread, so no request waits on the broker.
 TASK_PUBLISH_IN_BACKGROUND = env.bool("TASK_PUBLISH_IN_BACKGROUND", default=True)
 # Serve GET/POST /bench/noop (a 204 through the same middleware) for bench/webhook_bench.py only.

@@ -5,6 +5,7 @@ checked step by step, and each refusal is a JSON error `{"error": {"code", "mess
 recorded on the receipt. Event work runs in Celery after the answer.
 """
 
+import functools
 import hashlib
 import hmac
 import json
@@ -14,7 +15,6 @@ from django.conf import settings
 from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
 
 from appointments.handlers import UnknownFunction
 from audit.middleware import client_ip
@@ -41,6 +41,18 @@ class Refusal(Exception):
 
 def error_response(status: int, code: str, message: str) -> JsonResponse:
     return JsonResponse({"error": {"code": code, "message": message}}, status=status)
+
+
+def post_only(view):
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.method != "POST":
+            response = error_response(405, "method_not_allowed", "Only POST is accepted here.")
+            response["Allow"] = "POST"
+            return response
+        return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 def _store(request, provider: str) -> tuple[WebhookReceipt, bytes]:
@@ -82,7 +94,7 @@ def _queue(receipt: WebhookReceipt) -> None:
 
 # --- Retell -------------------------------------------------------------------------
 @csrf_exempt
-@require_POST
+@post_only
 def retell_webhook(request):
     """Call events and custom-function calls (both URLs take both; the body tells them apart)."""
     try:
@@ -159,7 +171,7 @@ ELEVENLABS_EVENTS = frozenset({"post_call_transcription"})
 
 
 @csrf_exempt
-@require_POST
+@post_only
 def elevenlabs_callback(request):
     """ElevenLabs callbacks: X-API-Key and, when the company has a webhook secret, ElevenLabs-Signature."""
     try:

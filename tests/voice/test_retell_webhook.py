@@ -159,8 +159,12 @@ def test_the_published_ip_is_required_when_the_company_asks_for_it(client, retel
     assert accepted.status_code == 204
 
 
-def test_get_is_not_allowed(client):
-    assert client.get(URLS[0]).status_code == 405
+@pytest.mark.parametrize("url", [*URLS, "/api/elevenlabs/callback"])
+def test_get_is_not_allowed_with_a_json_error(client, url):
+    response = client.get(url)
+
+    assert response.status_code == 405 and response["Allow"] == "POST"
+    assert response.json()["error"]["code"] == "method_not_allowed"
 
 
 def test_a_new_key_is_accepted_at_once_despite_the_agent_cache(client, retell_agent):

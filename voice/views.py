@@ -9,6 +9,7 @@ import functools
 import hashlib
 import hmac
 import json
+import logging
 import time
 
 from django.conf import settings
@@ -29,6 +30,7 @@ from .protocols.signatures import elevenlabs_verify, retell_verify
 from .tasks import receipt_process_task
 
 Status = WebhookReceipt.Status
+logger = logging.getLogger(__name__)
 
 
 class Refusal(Exception):
@@ -155,6 +157,9 @@ def _retell_event(receipt: WebhookReceipt, company: Company, call_request: retel
 
 
 def _retell_function(receipt: WebhookReceipt, company: Company, agent: Agent, call_request: retell.RetellRequest):
+    # The handlers read the company's hours, zone and language: load it whole (the agent cache holds a
+    # narrow copy).
+    company = Company.objects.get(pk=company.pk)
     receipt_accept(receipt=receipt, company=company, kind="function", event_type=call_request.name,
                    call_id=call_request.call_id)
     try:
@@ -162,6 +167,10 @@ def _retell_function(receipt: WebhookReceipt, company: Company, agent: Agent, ca
     except UnknownFunction:
         raise Refusal(400, "unknown_function", f"No custom function named {call_request.name!r}.",
                       company=company, receipt_status=Status.REJECTED) from None
+    except Exception as exc:  # Retell retries a failed function call; the receipt says why this one failed
+        logger.exception("Custom function %s failed (receipt %s)", call_request.name, receipt.pk)
+        receipt_reject(receipt=receipt, code="function_failed", message=type(exc).__name__, status=Status.FAILED)
+        return error_response(500, "function_failed", "The function could not be run; please try again.")
     receipt_processed(receipt=receipt)
     return JsonResponse(result, status=200, json_dumps_params={"ensure_ascii": False})
 

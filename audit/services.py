@@ -277,9 +277,13 @@ def enqueue_task(task, *args, countdown: float | None = None) -> bool:
 class _BackgroundPublisher:
     """Publishes tasks from one daemon thread per process, so a request never waits on the broker.
 
-    The queue is bounded; a message that cannot be queued or published is only logged,
+    Items that queue up while a publish is under way go out together as one task
+    message (the task takes a list), so under load the cost of publishing is shared.
+    The queue is bounded; an item that cannot be queued or published is only logged,
     since the row it names stays due and the periodic sweeper picks it up.
     """
+
+    BATCH = 200
 
     def __init__(self, maxsize: int = 10000) -> None:
         self._queue: queue.Queue = queue.Queue(maxsize=maxsize)
@@ -287,12 +291,12 @@ class _BackgroundPublisher:
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
 
-    def submit(self, task, args: tuple, countdown: float | None) -> None:
+    def submit(self, task, item) -> None:
         self._ensure_running()
         try:
-            self._queue.put_nowait((task, args, countdown))
+            self._queue.put_nowait((task, item))
         except queue.Full:
-            logger.warning("Publish queue full: %s%s left to the sweeper", task.name, args)
+            logger.warning("Publish queue full: %s(%s) left to the sweeper", task.name, item)
 
     def _ensure_running(self) -> None:
         if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
@@ -305,11 +309,21 @@ class _BackgroundPublisher:
 
     def _run(self) -> None:
         while True:
-            task, args, countdown = self._queue.get()
+            taken = [self._queue.get()]
+            while len(taken) < self.BATCH:
+                try:
+                    taken.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            batches: dict = {}
+            for task, item in taken:
+                batches.setdefault(task, []).append(item)
             try:
-                enqueue_task(task, *args, countdown=countdown)
+                for task, items in batches.items():
+                    enqueue_task(task, items)
             finally:
-                self._queue.task_done()
+                for _ in taken:
+                    self._queue.task_done()
 
     def join(self, timeout: float = 5.0) -> None:
         """Wait until what was submitted so far has been handed to the broker (for shutdown and tests)."""
@@ -321,13 +335,13 @@ class _BackgroundPublisher:
 _publisher = _BackgroundPublisher()
 
 
-def enqueue_task_soon(task, *args, countdown: float | None = None) -> None:
-    """Like enqueue_task, but the broker round trip happens off the caller's thread
-    (inline when tasks run eagerly or TASK_PUBLISH_IN_BACKGROUND is off)."""
+def enqueue_batched(task, item) -> None:
+    """Send `task([item, ...])` soon, off the caller's thread, batched with items queued meanwhile
+    (inline as `task([item])` when tasks run eagerly or TASK_PUBLISH_IN_BACKGROUND is off)."""
     if task.app.conf.task_always_eager or not settings.TASK_PUBLISH_IN_BACKGROUND:
-        enqueue_task(task, *args, countdown=countdown)
+        enqueue_task(task, [item])
     else:
-        _publisher.submit(task, args, countdown)
+        _publisher.submit(task, item)
 
 
 # --- Outbound deliveries ----------------------------------------------------------------

@@ -258,7 +258,8 @@ DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", default=0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_POOL_MAX_SIZE > 0:
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": min(4, DATABASE_POOL_MAX_SIZE), "max_size": DATABASE_POOL_MAX_SIZE, "timeout": 10}
-# Publish webhook processing tasks from a background thread, so no request waits on the broker.
+# Publish webhook processing tasks from a background thread (batching ids that arrive together),
+# so no request waits on the broker.
 TASK_PUBLISH_IN_BACKGROUND = env.bool("TASK_PUBLISH_IN_BACKGROUND", default=True)
 # Serve GET/POST /bench/noop (a 204 through the same middleware) for bench/webhook_bench.py only.
 BENCH_TRIVIAL_VIEW = env.bool("BENCH_TRIVIAL_VIEW", default=False)

@@ -20,14 +20,14 @@ from django.views.decorators.csrf import csrf_exempt
 from appointments.handlers import UnknownFunction
 from audit.middleware import client_ip
 from audit.models import WebhookReceipt
-from audit.services import activity_log, enqueue_task_soon, receipt_accept, receipt_processed, receipt_reject, receipt_store
+from audit.services import activity_log, enqueue_batched, receipt_accept, receipt_processed, receipt_reject, receipt_store
 from retell_config.models import Agent
 from tenants.models import Company
 
 from . import selectors, services
 from .protocols import retell_webhooks as retell
 from .protocols.signatures import elevenlabs_verify, retell_verify
-from .tasks import receipt_process_task
+from .tasks import receipts_process_task
 
 Status = WebhookReceipt.Status
 logger = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def _parse_json(body: bytes):
 
 
 def _queue(receipt: WebhookReceipt) -> None:
-    transaction.on_commit(lambda: enqueue_task_soon(receipt_process_task, receipt.pk))
+    transaction.on_commit(lambda: enqueue_batched(receipts_process_task, receipt.pk))
 
 
 # --- Retell -------------------------------------------------------------------------

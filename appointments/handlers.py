@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, time
 
 import jsonschema
-import phonenumbers
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -22,12 +22,12 @@ from django.utils import timezone
 from audit.actor import Actor
 from audit.services import activity_log
 from tenants.models import Company
-from tenants.validators import normalize_e164
 
 from . import selectors, services, speech
 from .function_specs import FUNCTION_SPECS
 from .models import Appointment, FunctionInvocation, Service
 from .phrases import UnclearDate, UnclearTime, When, local_datetime, parse_when
+from .selectors import phone_e164
 
 
 class UnknownFunction(LookupError):
@@ -75,25 +75,16 @@ class Answer(Exception):
 
 
 # --- shared steps --------------------------------------------------------------------------
-def _region(company: Company) -> str:
-    if company.phone:
-        try:
-            return phonenumbers.region_code_for_number(phonenumbers.parse(company.phone)) or "DE"
-        except phonenumbers.NumberParseException:
-            pass
-    return "DE" if company.language == "de" else "US"
-
-
 def _phone(ctx: Context, said: str | None) -> str:
     """The number the caller gave (normalised to E.164), else the caller's own number, else ''."""
     if said and said.strip():
         try:
-            return normalize_e164(said, _region(ctx.company))
+            return phone_e164(company=ctx.company, number=said)
         except ValidationError:
             raise Answer("invalid_phone", ctx.say("invalid_phone")) from None
     if ctx.caller_number:
         try:
-            return normalize_e164(ctx.caller_number, _region(ctx.company))
+            return phone_e164(company=ctx.company, number=ctx.caller_number)
         except ValidationError:
             return ""  # "anonymous" or a SIP URI: no number to keep
     return ""
@@ -145,6 +136,10 @@ def _exact_start(ctx: Context, when: When, service: Service | None, *, exclude_p
     """The start the caller asked for; asks for a day or a time when one is missing."""
     if when.day is None:
         raise Answer("date_needed", ctx.say("date_needed"))
+    if when.clock is None and when.day < ctx.now.astimezone(ctx.zone).date():
+        raise _unavailable_answer(ctx, services.SlotUnavailable(
+            code="past", wanted=ctx.now, alternatives=selectors.alternatives(
+                company=ctx.company, service=service, wanted=ctx.now, now=ctx.now, exclude_pk=exclude_pk)))
     if when.clock is None:
         starts = selectors.free_starts(company=ctx.company, service=service, day=when.day, now=ctx.now,
                                        period=when.period, exclude_pk=exclude_pk)
@@ -162,7 +157,7 @@ def _exact_start(ctx: Context, when: When, service: Service | None, *, exclude_p
                 code="closed", wanted=wanted, alternatives=later, closure_reason=closure.reason if closure else ""))
         first = ctx.say("day_full", day=speech.day_words(when.day, ctx.language))
         second = (ctx.say("offer", options=speech.options_words(later, ctx.zone, ctx.language)) if later
-                  else ctx.say("nothing_free"))
+                  else ctx.say("nothing_free", days=settings.APPOINTMENT_SEARCH_DAYS))
         raise Answer("day_full", f"{first} {second}", alternatives=_iso(later, ctx))
     return when.at(ctx.zone)
 
@@ -183,7 +178,7 @@ def _unavailable_answer(ctx: Context, error: services.SlotUnavailable) -> Answer
         second = ctx.say("offer", options=speech.options_words(error.alternatives, zone, lang,
                                                                same_day_as=error.wanted))
     else:
-        second = ctx.say("nothing_free")
+        second = ctx.say("nothing_free", days=settings.APPOINTMENT_SEARCH_DAYS)
     return Answer(error.code, f"{first} {second}", alternatives=_iso(error.alternatives, ctx))
 
 
@@ -234,6 +229,9 @@ def collect_appointment_information(ctx: Context, args: dict) -> dict:
             actor=ctx.actor, company=ctx.company, customer_name=name, start=start, service=service, phone=phone,
             call_id=ctx.call_id, status=Appointment.Status.PENDING, now=ctx.now)
     except services.SlotUnavailable as error:
+        activity_log(company=ctx.company, kind="appointment", level="warning",
+                     message=f"Appointment not created: {error.code}; {len(error.alternatives)} alternatives offered",
+                     data={"call_id": ctx.call_id, "start": start.isoformat()})
         raise _unavailable_answer(ctx, error) from None
     activity_log(company=ctx.company, kind="appointment", message=f"Appointment created: #{appointment.pk} ✓",
                  data={"call_id": ctx.call_id, "appointment_id": appointment.pk})

@@ -117,9 +117,9 @@ class Appointment(TenantOwned):
     customer_name = models.CharField(max_length=200)
     phone = models.CharField(max_length=20, blank=True, validators=[validate_e164],
                              help_text="E.164, e.g. +493083793369.")
-    service = models.ForeignKey(Service, on_delete=models.PROTECT, null=True, blank=True,
+    service = models.ForeignKey(Service, on_delete=models.RESTRICT, null=True, blank=True,
                                 related_name="appointments")
-    resource = models.ForeignKey(Resource, on_delete=models.PROTECT, null=True, blank=True,
+    resource = models.ForeignKey(Resource, on_delete=models.RESTRICT, null=True, blank=True,
                                  related_name="appointments", help_text="The staff member or room, if any.")
     start = models.DateTimeField(db_index=True)
     end = models.DateTimeField()
@@ -144,7 +144,9 @@ class Appointment(TenantOwned):
         indexes = [models.Index(fields=["company", "start"], name="appointment_company_start")]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.customer_name} {self.start:%Y-%m-%d %H:%M} UTC" if self.start else self.customer_name
+        if self.start is None or self.company_id is None:
+            return self.customer_name
+        return f"#{self.pk} {self.customer_name} {self.start.astimezone(self.company.zone):%Y-%m-%d %H:%M}"
 
     @property
     def is_active(self) -> bool:
@@ -153,7 +155,7 @@ class Appointment(TenantOwned):
     def clean(self) -> None:
         super().clean()
         if self.start and self.end and self.end <= self.start:
-            raise ValidationError({"end": "An appointment ends after it starts."})
+            raise ValidationError({"start": "An appointment must end after it starts."})
         if self.resource_id and self.service_id and self.service.resource_kind \
                 and self.resource.kind != self.service.resource_kind:
             raise ValidationError({"resource": "This service needs a %(kind)s."

@@ -8,17 +8,29 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
+import phonenumbers
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
 from tenants.models import Company
-from tenants.validators import WEEKDAYS
+from tenants.validators import WEEKDAYS, normalize_e164
 
 from .models import Appointment, Closure, Resource, Service
 from .phrases import Period, local_datetime
 
 Lane = Resource | None
+
+
+def phone_e164(*, company: Company, number: str) -> str:
+    """A number as said ('030 1234567') in E.164, read in the company's own country; ValidationError if none."""
+    region = "DE" if company.language == "de" else "US"
+    if company.phone:
+        try:
+            region = phonenumbers.region_code_for_number(phonenumbers.parse(company.phone)) or region
+        except phonenumbers.NumberParseException:
+            pass
+    return normalize_e164(number, region)
 
 
 def default_duration() -> timedelta:

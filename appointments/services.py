@@ -112,6 +112,17 @@ def appointment_book(*, actor: Actor, company: Company, customer_name: str, star
                                                               now=now))
 
 
+def service_ensure(*, actor: Actor, company: Company, name: str, duration_minutes: int,
+                   buffer_minutes: int = 0, price=None, resource_kind: str = "") -> tuple[Service, bool]:
+    """The company's service of that name, created with these values when it does not exist yet."""
+    existing = Service.objects.filter(company=company, name=name).first()
+    if existing is not None:
+        return existing, False
+    service = Service(company=company, name=name, duration_minutes=duration_minutes, buffer_minutes=buffer_minutes,
+                      price=price, resource_kind=resource_kind)
+    return instance_save(actor=actor, instance=service), True
+
+
 def _locked(appointment: Appointment) -> Appointment:
     return Appointment.objects.select_for_update(of=("self",)).select_related(
         "service", "resource", "company").get(pk=appointment.pk)

@@ -30,8 +30,8 @@ TEXTS = {
     },
     "offer": {"de": "Frei wäre {options}.", "en": "I could offer {options}."},
     "nothing_free": {
-        "de": "In den nächsten zwei Wochen ist leider nichts mehr frei.",
-        "en": "There is nothing free in the next two weeks, I'm afraid.",
+        "de": "In den nächsten {days} Tagen ist leider nichts mehr frei.",
+        "en": "There is nothing free in the next {days} days, I'm afraid.",
     },
     "day_full": {"de": "Am {day} ist leider nichts mehr frei.", "en": "{day} is fully booked, I'm afraid."},
     "available": {"de": "Am {when} ist noch frei.", "en": "{when} is available."},

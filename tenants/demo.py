@@ -2,12 +2,14 @@
 
 import os
 import secrets
+from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from appointments.services import service_ensure
 from audit.actor import Actor
 from retell_config.models import Agent
 from retell_config.services import agent_upsert
@@ -30,6 +32,12 @@ DEMO_COMPANIES = [
             {"agent_id": "agent_xyz789", "name": "Backup Agent", "phone_numbers": ["+49 30 837 93 370"]},
         ],
         "owner": "demo-owner",
+        "services": [
+            {"name": "Kontrolluntersuchung", "duration_minutes": 30, "price": Decimal("45.00")},
+            {"name": "Professionelle Zahnreinigung", "duration_minutes": 60, "buffer_minutes": 10,
+             "price": Decimal("95.00")},
+            {"name": "Beratungsgespräch", "duration_minutes": 20},
+        ],
     },
     {
         "company": {
@@ -41,6 +49,11 @@ DEMO_COMPANIES = [
             {"agent_id": "agent_dental001", "name": "Front Desk Agent", "phone_numbers": ["+1 212 555 0134"]},
         ],
         "owner": "dental-owner",
+        "services": [
+            {"name": "Check-up", "duration_minutes": 30, "price": Decimal("120.00")},
+            {"name": "Teeth cleaning", "duration_minutes": 45, "buffer_minutes": 15, "price": Decimal("150.00")},
+            {"name": "Whitening consultation", "duration_minutes": 30},
+        ],
     },
 ]
 
@@ -76,7 +89,7 @@ def _ensure_user(username: str, *, password: str, superuser: bool = False):
 def demo_seed(*, actor: Actor | None = None) -> dict:
     """Create whatever of the demo is missing; return what was created."""
     actor = actor or Actor.system("manage.py seed_demo")
-    created = {"companies": [], "agents": [], "users": []}
+    created = {"companies": [], "agents": [], "users": [], "services": []}
     password = demo_password()
     User = get_user_model()
     if not User.objects.filter(username=SUPERUSER).exists():
@@ -91,6 +104,9 @@ def demo_seed(*, actor: Actor | None = None) -> dict:
             if not Agent.objects.filter(agent_id=agent["agent_id"]).exists():
                 agent_upsert(actor=actor, company=company, **agent)
                 created["agents"].append(agent["agent_id"])
+        for service in spec["services"]:
+            if service_ensure(actor=actor, company=company, **service)[1]:
+                created["services"].append(service["name"])
         if not User.objects.filter(username=spec["owner"]).exists():
             _ensure_user(spec["owner"], password=password)
             created["users"].append(spec["owner"])

@@ -6,10 +6,12 @@ than that registers its own maker in FACTORIES.
 """
 
 import itertools
+from datetime import date, datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from model_bakery import baker
 
+from appointments.models import Appointment, Closure, Service
 from tenants.models import Company, Membership, company_of_model
 
 _sequence = itertools.count(1)
@@ -37,8 +39,28 @@ def _membership(company: Company) -> Membership:
     return Membership.objects.create(user=make_user(), company=company, role="viewer")
 
 
+def _service(company: Company) -> Service:
+    return Service.objects.create(company=company, name=f"Service {next(_sequence)}", duration_minutes=30)
+
+
+def _closure(company: Company) -> Closure:
+    return Closure.objects.create(company=company, first_day=date(2030, 12, 24), last_day=date(2030, 12, 26),
+                                  reason="Holidays")
+
+
+def _appointment(company: Company) -> Appointment:
+    # A confirmed appointment at an hour of its own, so that rows never overlap.
+    start = datetime(2030, 1, 7, 8, 0, tzinfo=company.zone) + timedelta(hours=next(_sequence))
+    return Appointment.objects.create(company=company, customer_name="Test Patient", phone="+4915112345678",
+                                      service=_service(company), start=start, end=start + timedelta(minutes=30),
+                                      blocked_until=start + timedelta(minutes=30), status="confirmed")
+
+
 FACTORIES = {
     Membership: _membership,
+    Service: _service,
+    Closure: _closure,
+    Appointment: _appointment,
 }
 
 

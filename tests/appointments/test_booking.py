@@ -189,3 +189,30 @@ def test_reschedule_to_a_taken_slot_changes_nothing(praxis, kontrolle):
     assert mine.status == Appointment.Status.PENDING
     assert berlin(*MONDAY, 13, 30) in refused.value.alternatives
     assert Appointment.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_celery_beat_runs_the_release_task_every_minute(praxis, kontrolle, settings):
+    from appointments.tasks import appointments_release_expired_task
+
+    entry = settings.CELERY_BEAT_SCHEDULE["appointments-release-expired"]
+    assert entry["task"] == appointments_release_expired_task.name
+    held = book(praxis, berlin(*MONDAY, 10, 0), kontrolle, call_id="call_gone")
+    Appointment.objects.filter(pk=held.pk).update(created_at=timezone.now() - timedelta(hours=1))
+
+    assert appointments_release_expired_task.apply().get() == 1
+    held.refresh_from_db()
+    assert held.status == Appointment.Status.CANCELLED
+
+
+@pytest.mark.django_db
+def test_a_booked_service_cannot_be_deleted_but_its_company_can(praxis, kontrolle):
+    from django.db.models import RestrictedError
+
+    book(praxis, berlin(*MONDAY, 10, 0), kontrolle)
+
+    with pytest.raises(RestrictedError), transaction.atomic():
+        kontrolle.delete()
+    praxis.delete()
+
+    assert not Appointment.objects.exists() and not Service.objects.exists()

@@ -74,3 +74,19 @@ def test_the_same_call_twice_in_a_row_books_once(practice):
 
     assert first == second and first["ok"] is True
     assert Appointment.objects.filter(company=practice).count() == 1
+
+
+def test_two_racing_confirmations_of_one_call_confirm_each_appointment_once(practice):
+    from appointments.services import appointments_confirm_for_call
+    from audit.actor import Actor
+    from audit.models import AuditEntry
+
+    booked = run_custom_function(company=practice, name="collect_appointment_information", args=SLOT,
+                                 call_id="call_ending", now=NOW)
+
+    results = run_together(6, lambda i: appointments_confirm_for_call(
+        actor=Actor.system("test"), company=practice, call_id="call_ending"))
+
+    assert sorted(len(confirmed) for confirmed in results) == [0, 0, 0, 0, 0, 1]
+    assert Appointment.objects.get(pk=booked["appointment_id"]).status == "confirmed"
+    assert AuditEntry.objects.filter(object_id=str(booked["appointment_id"]), action="confirm").count() == 1

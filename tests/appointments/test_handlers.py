@@ -210,3 +210,38 @@ def test_appointments_of_another_company_are_never_found(praxis, kontrolle, dent
 
     assert result["error"] == "not_found"
     assert Appointment.objects.get().status == "pending"
+
+
+@pytest.mark.django_db
+def test_booking_writes_the_activity_lines_of_the_debug_console(praxis, kontrolle):
+    from audit.models import ActivityLogEntry
+
+    booked = call(praxis, "collect_appointment_information", BOOK)
+    call(praxis, "collect_appointment_information", BOOK, call_id="call_2")
+
+    lines = list(ActivityLogEntry.objects.filter(company=praxis).order_by("pk").values_list("message", flat=True))
+    assert lines == ["Creating appointment...", f"Appointment created: #{booked['appointment_id']} ✓",
+                     "Creating appointment...", "Appointment not created: taken; 3 alternatives offered"]
+
+
+@pytest.mark.django_db
+def test_a_past_day_without_a_time_is_refused_as_past(praxis, kontrolle):
+    result = call(praxis, "collect_appointment_information", {**BOOK, "date": "2026-03-19", "time": "vormittags"})
+
+    assert result["error"] == "past"
+    # "now" is Friday 9:00; the nearest starts from then on are offered.
+    assert result["message"] == ("Dieser Zeitpunkt liegt leider schon in der Vergangenheit. "
+                                 "Frei wäre um 9:15 Uhr, um 9:30 Uhr oder um 9:45 Uhr.")
+
+
+@pytest.mark.django_db
+def test_a_fully_closed_fortnight_says_nothing_is_free(praxis, kontrolle, settings):
+    settings.APPOINTMENT_SEARCH_DAYS = 5
+    Closure.objects.create(company=praxis, first_day=berlin(2026, 3, 20, 0).date(),
+                           last_day=berlin(2026, 3, 31, 0).date(), reason="Umbau")
+
+    result = call(praxis, "collect_appointment_information", BOOK)
+
+    assert result["message"] == ("Am Montag, 23. März haben wir geschlossen (Umbau). "
+                                 "In den nächsten 5 Tagen ist leider nichts mehr frei.")
+    assert result["alternatives"] == []

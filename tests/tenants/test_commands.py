@@ -4,6 +4,7 @@ import pytest
 from django.apps import apps
 from django.core.management import CommandError, call_command
 
+from appointments.models import Service
 from audit.models import AuditEntry
 from retell_config.models import Agent
 from tenants.models import Company, Membership
@@ -30,6 +31,10 @@ def test_seed_demo_creates_the_seeds_companies_and_agents(monkeypatch):
     assert dental.language == "en"
     assert Membership.objects.filter(company=dental, role="owner").count() == 1
     assert "demo-pass-for-tests" in out.getvalue()
+    assert set(Service.objects.filter(company=demo).values_list("name", flat=True)) == {
+        "Kontrolluntersuchung", "Professionelle Zahnreinigung", "Beratungsgespräch"}
+    assert set(Service.objects.filter(company=dental).values_list("name", flat=True)) == {
+        "Check-up", "Teeth cleaning", "Whitening consultation"}
 
 
 @pytest.mark.django_db

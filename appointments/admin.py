@@ -1,0 +1,309 @@
+"""Admin of services, staff and rooms, closures and appointments, with a day view.
+
+Appointment writes go through the same services as the custom functions: adding
+books (and is refused, with alternatives, where a caller would be refused), moving
+reschedules, cancelling cancels. Times are shown and entered in the company's time zone.
+"""
+
+from datetime import date, datetime, timedelta
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+
+from audit.actor import Actor
+from audit.admin import ReadOnlyTenantAdmin
+from tenants.admin import TenantAdmin, companies_allowing
+from tenants.models import Company, user_memberships
+from tenants.validators import normalize_e164
+
+from . import selectors, services, speech
+from .models import Appointment, Closure, FunctionInvocation, Resource, Service
+
+
+@admin.register(Service)
+class ServiceAdmin(TenantAdmin):
+    list_display = ["name", "company", "duration_minutes", "buffer_minutes", "price", "resource_kind", "active"]
+    list_filter = ["active", "resource_kind"]
+    search_fields = ["name"]
+    list_select_related = ["company"]
+    fields = ["company", "name", "duration_minutes", "buffer_minutes", "price", "resource_kind", "active"]
+
+
+@admin.register(Resource)
+class ResourceAdmin(TenantAdmin):
+    list_display = ["name", "kind", "company", "active"]
+    list_filter = ["kind", "active"]
+    search_fields = ["name"]
+    list_select_related = ["company"]
+    fields = ["company", "name", "kind", "active"]
+
+
+@admin.register(Closure)
+class ClosureAdmin(TenantAdmin):
+    list_display = ["first_day", "last_day", "reason", "company"]
+    search_fields = ["reason"]
+    list_select_related = ["company"]
+    fields = ["company", "first_day", "last_day", "reason"]
+
+
+@admin.register(FunctionInvocation)
+class FunctionInvocationAdmin(ReadOnlyTenantAdmin):
+    """What each custom-function call answered (a retry gets the same answer)."""
+
+    list_display = ["created_at", "company", "name", "call_id"]
+    list_filter = ["name"]
+    search_fields = ["call_id"]
+    list_select_related = ["company"]
+    fields = ["created_at", "company", "name", "call_id", "args", "result", "args_hash"]
+    readonly_fields = fields
+
+
+def _admin_zone(request):
+    """The time zone list filters count days in: the user's first company's, else the server's."""
+    for membership in user_memberships(request.user):
+        return Company.objects.get(pk=membership.company_id).zone
+    return timezone.get_default_timezone()
+
+
+class WhenFilter(admin.SimpleListFilter):
+    title = "date"
+    parameter_name = "when"
+
+    def lookups(self, request, model_admin):
+        return [("today", "Today"), ("tomorrow", "Tomorrow"), ("week", "Next 7 days"),
+                ("upcoming", "Upcoming"), ("past", "Past")]
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        zone = _admin_zone(request)
+        today = timezone.now().astimezone(zone).date()
+        midnight = lambda day: datetime.combine(day, datetime.min.time(), tzinfo=zone)  # noqa: E731
+        now = timezone.now()
+        ranges = {
+            "today": (midnight(today), midnight(today + timedelta(days=1))),
+            "tomorrow": (midnight(today + timedelta(days=1)), midnight(today + timedelta(days=2))),
+            "week": (midnight(today), midnight(today + timedelta(days=7))),
+        }
+        if self.value() in ranges:
+            low, high = ranges[self.value()]
+            return queryset.filter(start__gte=low, start__lt=high)
+        if self.value() == "upcoming":
+            return queryset.filter(start__gte=now)
+        if self.value() == "past":
+            return queryset.filter(start__lt=now)
+        return queryset
+
+
+class AppointmentForm(forms.ModelForm):
+    """Start is entered as wall-clock time of the appointment's company; phone in any common form."""
+
+    actor: Actor
+    original: Appointment | None = None
+
+    class Meta:
+        model = Appointment
+        fields = ["company", "customer_name", "phone", "service", "resource", "start", "status", "notes"]
+        help_texts = {"start": "In the company's time zone. The end follows from the service."}
+
+    def clean_phone(self):
+        phone = self.cleaned_data.get("phone", "")
+        company = self.cleaned_data.get("company") or getattr(self.instance, "company", None)
+        if phone:
+            phone = selectors.phone_e164(company=company, number=phone) if company else normalize_e164(phone)
+        return phone
+
+    def clean(self):
+        cleaned = super().clean()
+        company = cleaned.get("company") if "company" in self.fields else None
+        company = company or (self.instance.company if self.instance.company_id else None)
+        start = cleaned.get("start")
+        if company is None or start is None or self.errors:
+            return cleaned
+        # The form read the wall-clock time in the active zone; it means the company's.
+        cleaned["start"] = start = timezone.make_aware(timezone.make_naive(start), company.zone)
+        service, resource = cleaned.get("service"), cleaned.get("resource")
+        duration, buffer = selectors.service_span(service)
+        self.instance.start, self.instance.end = start, start + duration
+        self.instance.blocked_until = start + duration + buffer
+        original = self.original
+        moving = original is None or (start, getattr(service, "pk", None), getattr(resource, "pk", None)) != (
+            original.start, original.service_id, original.resource_id)
+        if original is not None and moving and cleaned.get("status") != original.status:
+            raise ValidationError("Move the appointment or change its status, one at a time.")
+        if original is not None and moving and not original.is_active:
+            raise ValidationError("Only a pending or confirmed appointment can be moved.")
+        if moving:
+            problem = selectors.slot_problem(
+                company=company, service=service, start=start, exclude_pk=getattr(original, "pk", None),
+                lanes=[resource] if resource is not None else None)
+            if problem is not None:
+                raise ValidationError({"start": self._refusal(company, service, start, problem)})
+        return cleaned
+
+    @staticmethod
+    def _refusal(company, service, start, problem) -> str:
+        text = {"past": "That time is in the past.", "closed": "The practice is closed that day.",
+                "outside_hours": "That is outside the opening hours.",
+                "taken": "That time is taken."}[problem.code]
+        free = selectors.alternatives(company=company, service=service, wanted=start, now=timezone.now())
+        if free:
+            text += " Free: " + ", ".join(f"{s.astimezone(company.zone):%a %d.%m. %H:%M}" for s in free) + "."
+        return text
+
+
+@admin.register(Appointment)
+class AppointmentAdmin(TenantAdmin):
+    form = AppointmentForm
+    list_display = ["start_local", "customer_name", "phone", "service", "resource", "status", "company", "call_id"]
+    list_filter = ["status", ("service", admin.RelatedOnlyFieldListFilter), WhenFilter,
+                   ("resource", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["customer_name", "phone", "call_id", "backend_id"]
+    list_select_related = ["company", "service", "resource"]
+    ordering = ["-start"]
+    actions = ["confirm_selected", "cancel_selected"]
+    readonly_fields = ["end_local", "call_id", "confirmed_at", "backend_id", "rescheduled_to", "created_at",
+                       "updated_at"]
+
+    def get_fields(self, request, obj=None):
+        fields = ["company", "customer_name", "phone", "service", "resource", "start", "notes"]
+        if obj is None:
+            return fields
+        return [*fields[:6], "end_local", "status", "notes", "call_id", "confirmed_at", "backend_id",
+                "rescheduled_to", "created_at", "updated_at"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        original = Appointment.objects.filter(pk=obj.pk).first() if obj is not None else None
+        return type(form.__name__, (form,), {"actor": Actor.from_request(request), "original": original})
+
+    @admin.display(description="start", ordering="start")
+    def start_local(self, obj: Appointment) -> str:
+        return f"{obj.start.astimezone(obj.company.zone):%a %d.%m.%Y %H:%M}"
+
+    @admin.display(description="end")
+    def end_local(self, obj: Appointment) -> str:
+        return f"{obj.end.astimezone(obj.company.zone):%a %d.%m.%Y %H:%M} ({obj.company.timezone})"
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # Show and read times in the appointment's company's zone.
+        obj = self.get_object(request, object_id) if object_id else None
+        zone = obj.company.zone if obj is not None else _admin_zone(request)
+        with timezone.override(zone):
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    # --- writes through the appointment services ------------------------------------------
+    def save_instance(self, request, instance, m2m) -> None:
+        actor = Actor.from_request(request)
+        try:
+            if instance._state.adding:
+                saved = services.appointment_book(
+                    actor=actor, company=instance.company, customer_name=instance.customer_name,
+                    start=instance.start, service=instance.service, phone=instance.phone,
+                    resource=instance.resource, notes=instance.notes, status=Appointment.Status.CONFIRMED)
+                self._become(instance, saved)
+                return
+            original = Appointment.objects.get(pk=instance.pk)
+            services.appointment_update(actor=actor, appointment=original, customer_name=instance.customer_name,
+                                        phone=instance.phone, notes=instance.notes, status=instance.status)
+            if (instance.start, instance.service_id, instance.resource_id) != (
+                    original.start, original.service_id, original.resource_id):
+                moved = services.appointment_reschedule(actor=actor, appointment=original, start=instance.start,
+                                                        service=instance.service, resource=instance.resource)
+                messages.info(request, f"Moved to appointment #{moved.pk}; this one is kept as rescheduled.")
+            instance.refresh_from_db()
+        except services.SlotUnavailable as refused:
+            # Only when another booking took the time after the form was checked.
+            raise PermissionDenied(f"The time was taken meanwhile ({refused.code}); please choose another.") from None
+
+    @staticmethod
+    def _become(instance: Appointment, saved: Appointment) -> None:
+        for field in Appointment._meta.concrete_fields:
+            setattr(instance, field.attname, getattr(saved, field.attname))
+        instance._state.adding = False
+
+    @admin.action(description="Confirm selected pending appointments", permissions=["change"])
+    def confirm_selected(self, request, queryset):
+        actor = Actor.from_request(request)
+        changed = 0
+        for appointment in queryset.filter(status=Appointment.Status.PENDING):
+            if self.has_change_permission(request, appointment):
+                services.appointment_update(actor=actor, appointment=appointment,
+                                            status=Appointment.Status.CONFIRMED)
+                changed += 1
+        self.message_user(request, f"{changed} appointment(s) confirmed.")
+
+    @admin.action(description="Cancel selected appointments", permissions=["change"])
+    def cancel_selected(self, request, queryset):
+        actor = Actor.from_request(request)
+        changed = 0
+        for appointment in queryset.filter(status__in=Appointment.ACTIVE_STATUSES):
+            if self.has_change_permission(request, appointment):
+                services.appointment_cancel(actor=actor, appointment=appointment, reason="in the admin")
+                changed += 1
+        self.message_user(request, f"{changed} appointment(s) cancelled.")
+
+    # --- the day view ----------------------------------------------------------------------
+    def get_urls(self):
+        day = path("day/", self.admin_site.admin_view(self.day_view), name="appointments_appointment_day")
+        return [day, *super().get_urls()]
+
+    def day_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        companies = list(companies_allowing(request.user, Appointment, "view").order_by("name"))
+        company = companies[0] if companies else None
+        if request.GET.get("company"):
+            company = next((c for c in companies if str(c.pk) == request.GET["company"]), None)
+            if company is None:
+                raise Http404("No such company.")
+        if company is None:
+            raise Http404("No company to show.")
+        try:
+            day = date.fromisoformat(request.GET["day"]) if request.GET.get("day") else \
+                timezone.now().astimezone(company.zone).date()
+        except ValueError:
+            raise Http404("The day is a date like 2026-03-23.") from None
+        appointments = list(selectors.appointments_on_day(company=company, day=day,
+                                                          queryset=self.get_queryset(request)))
+        lanes = {r.pk: (str(r), []) for r in Resource.objects.filter(company=company, active=True)}
+        unassigned = []
+        for appointment in appointments:
+            # Formatted here: templates would show aware times in the active zone, not the company's.
+            appointment.time_range = (f"{appointment.start.astimezone(company.zone):%H:%M}–"
+                                      f"{appointment.end.astimezone(company.zone):%H:%M}")
+            if appointment.resource_id is None:
+                unassigned.append(appointment)
+            else:
+                lanes.setdefault(appointment.resource_id, (str(appointment.resource), []))[1].append(appointment)
+        columns = [(name, rows) for name, rows in lanes.values()]
+        if unassigned or not columns:
+            columns.insert(0, ("Practice (no staff or room)", unassigned))
+
+        def link(other_day: date) -> str:
+            return "?" + urlencode({"company": company.pk, "day": other_day.isoformat()})
+
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Appointments on {speech.day_words(day, 'en')} {day.year}",
+            "company": company,
+            "companies": companies,
+            "day": day,
+            "columns": columns,
+            "count": len(appointments),
+            "previous_link": link(day - timedelta(days=1)),
+            "next_link": link(day + timedelta(days=1)),
+            "today_link": "?" + urlencode({"company": company.pk}),
+            "windows": [f"{o.astimezone(company.zone):%H:%M}–{c.astimezone(company.zone):%H:%M}"
+                        for o, c in selectors.opening_windows(company=company, day=day)],
+            "closure": selectors.closure_on(company=company, day=day),
+            "changelist_url": reverse("admin:appointments_appointment_changelist"),
+        }
+        return TemplateResponse(request, "admin/appointments/appointment/day_view.html", context)

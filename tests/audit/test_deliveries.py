@@ -231,3 +231,21 @@ def test_the_sweeper_requeues_a_delivery_stuck_in_flight(backend_company, fake_b
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.SUCCEEDED and delivery.attempt_count == 2
     assert len(fake_backend.answered(200)) == 1
+
+
+def test_the_admin_offers_retry_now_on_a_dead_delivery_and_the_retry_since_form(backend_company, fake_backend,
+                                                                                client):
+    fake_backend.fail(422)
+    delivery = enqueue(backend_company)
+    delivery_send(delivery_id=delivery.pk)
+    client.force_login(make_member(backend_company, "owner"))
+
+    page = client.get(reverse("admin:audit_delivery_change", args=[delivery.pk])).content.decode()
+    form = client.get(reverse("admin:audit_delivery_retry_since"))
+    listing = client.get(reverse("admin:audit_delivery_changelist")).content.decode()
+
+    assert reverse("admin:audit_delivery_retry", args=[delivery.pk]) in page and "Retry now" in page
+    assert "422" in page  # the attempt row is shown inline
+    assert BACKEND_KEY not in page
+    assert form.status_code == 200 and "since" in form.context["form"].fields
+    assert reverse("admin:audit_delivery_retry_since") in listing

@@ -1,11 +1,18 @@
 import json
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from tenants.admin import TenantAdmin
 
-from .models import ActivityLogEntry, AuditEntry
+from .actor import Actor
+from .models import ActivityLogEntry, AuditEntry, Delivery, DeliveryAttempt, WebhookReceipt
+from .services import deliveries_retry
 
 
 class ReadOnlyTenantAdmin(TenantAdmin):
@@ -52,3 +59,130 @@ class ActivityLogEntryAdmin(ReadOnlyTenantAdmin):
     list_select_related = ["company"]
     fields = ["created_at", "company", "level", "kind", "message", "data"]
     readonly_fields = fields
+
+
+@admin.register(WebhookReceipt)
+class WebhookReceiptAdmin(ReadOnlyTenantAdmin):
+    list_display = ["received_at", "company", "provider", "kind", "event_type", "call_id", "status", "error_code",
+                    "remote_addr"]
+    list_filter = ["provider", "status", "kind", "event_type"]
+    search_fields = ["call_id", "dedupe_key", "error_code"]
+    date_hierarchy = "received_at"
+    list_select_related = ["company"]
+    fields = ["received_at", "company", "provider", "endpoint", "query", "remote_addr", "status", "error_code",
+              "error_message", "kind", "event_type", "call_id", "dedupe_key", "attempts", "next_attempt_at",
+              "processed_at", "headers_table", "body_shown", "body_truncated"]
+    readonly_fields = fields
+
+    @admin.display(description="headers")
+    def headers_table(self, receipt: WebhookReceipt):
+        rows = [format_html("<tr><th>{}</th><td><code>{}</code></td></tr>", name, value)
+                for name, value in sorted(receipt.headers.items())]
+        return format_html("<table>{}</table>", format_html("".join(["{}"] * len(rows)), *rows)) if rows else "—"
+
+    @admin.display(description="body")
+    def body_shown(self, receipt: WebhookReceipt):
+        text = receipt.body_text
+        try:
+            text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+        except ValueError:
+            pass
+        return format_html('<pre style="white-space: pre-wrap; max-height: 40em; overflow: auto">{}</pre>', text)
+
+
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    extra = 0
+    can_delete = False
+    fields = ["number", "started_at", "duration_ms", "status_code", "error", "response_excerpt", "request_headers"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class RetrySinceForm(forms.Form):
+    since = forms.DateTimeField(help_text="Every failed or dead delivery created at or after this time "
+                                          "(YYYY-MM-DD HH:MM, in UTC) is sent again.")
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyTenantAdmin):
+    """Deliveries are written by the engine only; owners and admins may send failed ones again."""
+
+    list_display = ["created_at", "company", "kind", "status", "attempt_count", "next_attempt_at", "target_url",
+                    "short_error"]
+    list_filter = ["status", "kind"]
+    search_fields = ["idempotency_key", "target_url"]
+    date_hierarchy = "created_at"
+    list_select_related = ["company"]
+    fields = ["company", "kind", "status", "retry_button", "idempotency_key", "target_url", "payload_shown",
+              "attempt_count", "max_attempts", "next_attempt_at", "last_error", "created_at", "updated_at",
+              "succeeded_at"]
+    readonly_fields = fields
+    inlines = [DeliveryAttemptInline]
+    actions = ["retry_deliveries"]
+
+    def has_retry_permission(self, request, obj=None) -> bool:
+        rows = Delivery.objects.restrict(request.user, "retry")
+        return rows.filter(pk=obj.pk).exists() if obj is not None else rows.exists()
+
+    def get_urls(self):
+        own = [
+            path("retry-since/", self.admin_site.admin_view(self.retry_since_view), name="audit_delivery_retry_since"),
+            path("<path:object_id>/retry/", self.admin_site.admin_view(self.retry_one_view),
+                 name="audit_delivery_retry"),
+        ]
+        return own + super().get_urls()
+
+    @admin.display(description="error")
+    def short_error(self, delivery: Delivery) -> str:
+        return delivery.last_error[:80]
+
+    @admin.display(description="payload")
+    def payload_shown(self, delivery: Delivery):
+        return format_html("<pre>{}</pre>", json.dumps(delivery.payload, indent=2, ensure_ascii=False))
+
+    @admin.display(description="retry")
+    def retry_button(self, delivery: Delivery):
+        if delivery.status not in (Delivery.Status.FAILED, Delivery.Status.DEAD):
+            return "—"
+        return format_html('<button type="submit" formaction="{}" formmethod="post">Retry now</button>',
+                           reverse("admin:audit_delivery_retry", args=[delivery.pk]))
+
+    def _retry(self, request, deliveries) -> None:
+        allowed = deliveries & Delivery.objects.restrict(request.user, "retry")
+        count = deliveries_retry(actor=Actor.from_request(request), deliveries=allowed)
+        self.message_user(request, f"{count} deliveries queued to be sent again." if count
+                          else "Nothing to retry: only failed or dead deliveries you may retry are sent again.",
+                          messages.SUCCESS if count else messages.WARNING)
+
+    @admin.action(description="Retry the selected failed or dead deliveries", permissions=["retry"])
+    def retry_deliveries(self, request, queryset):
+        self._retry(request, queryset)
+
+    def retry_one_view(self, request, object_id):
+        delivery = self.get_object(request, object_id)
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_retry_permission(request, delivery):
+            raise PermissionDenied
+        self._retry(request, Delivery.objects.filter(pk=delivery.pk))
+        return HttpResponseRedirect(reverse("admin:audit_delivery_change", args=[delivery.pk]))
+
+    def retry_since_view(self, request):
+        if not self.has_retry_permission(request):
+            raise PermissionDenied
+        form = RetrySinceForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            self._retry(request, Delivery.objects.filter(created_at__gte=form.cleaned_data["since"]))
+            return HttpResponseRedirect(reverse("admin:audit_delivery_changelist"))
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "form": form,
+                   "title": "Retry failed and dead deliveries since…"}
+        return TemplateResponse(request, "admin/audit/delivery/retry_since.html", context)

@@ -2,9 +2,10 @@ from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
-from tenants.models import Company, TenantQuerySet
-from tenants.roles import READ_ONLY_POLICY
+from tenants.models import Company, TenantOwned, TenantQuerySet
+from tenants.roles import READ_ONLY_POLICY, Role
 
 
 class AuditEntry(models.Model):
@@ -64,3 +65,145 @@ class ActivityLogEntry(models.Model):
 
     def __str__(self) -> str:
         return f"[{self.created_at:%Y-%m-%d %H:%M:%S}] {self.message}"
+
+
+# --- Inbound webhook receipts and outbound deliveries -----------------------------------
+class WebhookReceipt(models.Model):
+    """One inbound provider request, stored before anything is parsed or trusted.
+
+    The raw body is kept byte for byte (signatures are over those bytes); headers
+    that carry credentials are stored redacted. A verified event is the one receipt
+    holding its dedupe key (a partial unique constraint); a repeat becomes a
+    `duplicate` and is never processed.
+    """
+
+    class Provider(models.TextChoices):
+        RETELL = "retell", "Retell"
+        ELEVENLABS = "elevenlabs", "ElevenLabs"
+        TWILIO = "twilio", "Twilio"
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"
+        VERIFIED = "verified", "Verified (awaiting processing)"
+        REJECTED = "rejected", "Rejected"
+        DUPLICATE = "duplicate", "Duplicate"
+        IGNORED = "ignored", "Ignored"
+        PROCESSED = "processed", "Processed"
+        FAILED = "failed", "Failed (will be retried)"
+
+    # The states of the one receipt that owns a dedupe key.
+    KEY_HOLDING = (Status.VERIFIED, Status.PROCESSED, Status.FAILED)
+
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    # Empty until the payload named a known agent (or key) of a company.
+    company = models.ForeignKey(Company, null=True, blank=True, on_delete=models.CASCADE)
+    endpoint = models.CharField(max_length=200)
+    body = models.BinaryField()
+    body_truncated = models.BooleanField(default=False, help_text="The body was over the size limit; "
+                                                                  "only its first bytes are stored.")
+    headers = models.JSONField(default=dict, blank=True)
+    query = models.CharField(max_length=500, blank=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.CharField(max_length=500, blank=True)
+    kind = models.CharField(max_length=16, blank=True, help_text="event or function (custom-function call).")
+    event_type = models.CharField(max_length=64, blank=True)
+    call_id = models.CharField(max_length=128, blank=True, db_index=True)
+    dedupe_key = models.CharField(max_length=300, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantQuerySet.as_manager()
+    tenant_policy: ClassVar = READ_ONLY_POLICY
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["company", "-received_at"]),
+                   models.Index(fields=["status", "received_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "company", "dedupe_key"], name="webhookreceipt_one_holder_per_dedupe_key",
+                condition=~models.Q(dedupe_key="") & models.Q(status__in=["verified", "processed", "failed"])),
+        ]
+
+    def __str__(self) -> str:
+        what = self.event_type or self.kind or "request"
+        return f"{self.get_provider_display()} {what} {self.call_id}".strip()
+
+    @property
+    def body_text(self) -> str:
+        return bytes(self.body).decode("utf-8", errors="replace")
+
+
+class Delivery(TenantOwned):
+    """One outbound message to a company's backend: its payload, target and fate.
+
+    Sent by Celery with one DeliveryAttempt per try; retried with backoff until it
+    succeeds or its tries run out (`dead`, the dead letter), from where an owner or
+    admin can retry it.
+    """
+
+    class Kind(models.TextChoices):
+        APPOINTMENT_CONFIRM = "appointment_confirm", "Appointment confirmation"
+        CALL_RECORD = "call_record", "Call record"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        IN_FLIGHT = "in_flight", "In flight"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed (will be retried)"
+        DEAD = "dead", "Dead letter"
+
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    target_url = models.URLField(max_length=500)
+    payload = models.JSONField()
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempt_count = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=8)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+
+    # Rows only the engine writes; owners and admins may send one again.
+    tenant_policy: ClassVar = {
+        **READ_ONLY_POLICY,
+        Role.OWNER: frozenset({"view", "retry"}),
+        Role.ADMIN: frozenset({"view", "retry"}),
+    }
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "deliveries"
+        indexes = [models.Index(fields=["status", "next_attempt_at"]),
+                   models.Index(fields=["company", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.idempotency_key}"
+
+
+class DeliveryAttempt(TenantOwned):
+    """One try of a delivery: what was sent (no secrets) and what came back."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(default=0)
+    request_headers = models.JSONField(default=dict, blank=True)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    response_excerpt = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+
+    tenant_policy: ClassVar = READ_ONLY_POLICY
+
+    class Meta:
+        ordering = ["delivery_id", "number"]
+        constraints = [models.UniqueConstraint(fields=["delivery", "number"], name="deliveryattempt_one_per_number")]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.delivery_id}"

@@ -63,11 +63,30 @@ def run_checks() -> dict:
     return results
 
 
+def delivery_backlog() -> dict:
+    """Deliveries waiting to be sent and dead letters: reported, never a reason for 503 (the
+    backend being behind or a message needing a person is not an outage of this server)."""
+    from django.db.models import Count, Min, Q
+    from django.utils import timezone
+
+    from audit.models import Delivery
+
+    waiting = Q(status__in=[Delivery.Status.PENDING, Delivery.Status.IN_FLIGHT, Delivery.Status.FAILED])
+    totals = Delivery.objects.aggregate(pending=Count("pk", filter=waiting),
+                                        oldest=Min("created_at", filter=waiting),
+                                        dead=Count("pk", filter=Q(status=Delivery.Status.DEAD)))
+    oldest = totals["oldest"]
+    return {"pending": totals["pending"], "dead": totals["dead"],
+            "oldest_pending_age_s": round((timezone.now() - oldest).total_seconds()) if oldest else None}
+
+
 @require_GET
 def health(request):
     checks = run_checks()
     down = [name for name, result in checks.items() if not result["ok"]]
     body = {"status": "ok" if not down else "down", "down": down, "checks": checks}
+    if checks["database"]["ok"]:
+        body["deliveries"] = delivery_backlog()
     if down:
         body["message"] = "Unreachable: " + ", ".join(f"{n} ({checks[n]['backend']})" for n in down)
     return JsonResponse(body, status=503 if down else 200)

@@ -241,6 +241,44 @@ LOGGING = {
     },
 }
 
+# --- Webhooks, calls and forwarding to the practice backend (issue 4) ----------------
+# Largest webhook body accepted (bytes); a larger one is answered 413 and only its first bytes are kept.
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=4 * 1024 * 1024)
+# A verified receipt still unprocessed after this many seconds is processed by the sweeper.
+RECEIPT_SWEEP_AFTER_SECONDS = env.int("RECEIPT_SWEEP_AFTER_SECONDS", default=30)
+# Processing tries per receipt before it stays failed for a person to look at, and the backoff base.
+RECEIPT_MAX_ATTEMPTS = env.int("RECEIPT_MAX_ATTEMPTS", default=8)
+RECEIPT_RETRY_BASE_SECONDS = env.float("RECEIPT_RETRY_BASE_SECONDS", default=30)
+# Outbound deliveries: tries before the dead letter, backoff base and cap, HTTP timeouts.
+DELIVERY_MAX_ATTEMPTS = env.int("DELIVERY_MAX_ATTEMPTS", default=8)
+DELIVERY_BACKOFF_BASE_SECONDS = env.float("DELIVERY_BACKOFF_BASE_SECONDS", default=10)
+DELIVERY_BACKOFF_MAX_SECONDS = env.float("DELIVERY_BACKOFF_MAX_SECONDS", default=3600)
+DELIVERY_CONNECT_TIMEOUT_SECONDS = env.float("DELIVERY_CONNECT_TIMEOUT_SECONDS", default=3)
+DELIVERY_READ_TIMEOUT_SECONDS = env.float("DELIVERY_READ_TIMEOUT_SECONDS", default=10)
+# Circuit breaker per backend host: failures in a row that open it, seconds before a trial.
+DELIVERY_CIRCUIT_FAILURES = env.int("DELIVERY_CIRCUIT_FAILURES", default=5)
+DELIVERY_CIRCUIT_RESET_SECONDS = env.float("DELIVERY_CIRCUIT_RESET_SECONDS", default=60)
+# The sweeper re-queues a delivery in flight this long (its worker died) or due this long ago.
+DELIVERY_STUCK_AFTER_SECONDS = env.int("DELIVERY_STUCK_AFTER_SECONDS", default=120)
+DELIVERY_SWEEP_GRACE_SECONDS = env.int("DELIVERY_SWEEP_GRACE_SECONDS", default=30)
+# For the ASGI web process on PostgreSQL: take connections from a psycopg pool of this size
+# (each request runs in a new thread, so without a pool each opens a new connection).
+# 0 (the default) keeps Django's connection per request; leave it 0 for Celery workers.
+DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", default=0)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_POOL_MAX_SIZE > 0:
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": min(4, DATABASE_POOL_MAX_SIZE), "max_size": DATABASE_POOL_MAX_SIZE, "timeout": 10}
+# Publish webhook processing tasks from a background thread (batching ids that arrive together),
+# so no request waits on the broker.
+TASK_PUBLISH_IN_BACKGROUND = env.bool("TASK_PUBLISH_IN_BACKGROUND", default=True)
+# Serve GET/POST /bench/noop (a 204 through the same middleware) for bench/webhook_bench.py only.
+BENCH_TRIVIAL_VIEW = env.bool("BENCH_TRIVIAL_VIEW", default=False)
+CELERY_BEAT_SCHEDULE.update({
+    "receipts-sweep": {"task": "voice.receipts_sweep", "schedule": env.float("RECEIPT_SWEEP_EVERY_SECONDS", default=30)},
+    "deliveries-sweep": {"task": "audit.deliveries_sweep",
+                         "schedule": env.float("DELIVERY_SWEEP_EVERY_SECONDS", default=30)},
+})
+
 # --- Appointments (booking rules, pending holds) ----------------------------------
 # A booking collected during a call is pending until call_ended; released after this many minutes.
 APPOINTMENT_PENDING_TTL_MINUTES = env.int("APPOINTMENT_PENDING_TTL_MINUTES", default=30)

@@ -1,9 +1,11 @@
+from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from config.health import health
 from retell_config import views as retell_views
+from voice import views as voice_views
 
 admin.site.site_header = "VoiceDesk"
 admin.site.site_title = "VoiceDesk admin"
@@ -15,4 +17,13 @@ urlpatterns = [
     path("api/mcp/gateway", retell_views.gateway, name="mcp-gateway"),
     path("admin/retell-webhook-configuration/", include("retell_config.dashboard")),
     path("admin/", admin.site.urls),
+    # Provider webhooks (voice/views.py); with or without a trailing slash.
+    re_path(r"^api/retell/webhook/?$", voice_views.retell_webhook, name="retell-events"),
+    re_path(r"^api/mcp/retell/custom-function/?$", voice_views.retell_webhook, name="retell-custom-function"),
+    re_path(r"^api/elevenlabs/callback/?$", voice_views.elevenlabs_callback, name="elevenlabs-callback"),
 ]
+
+if settings.BENCH_TRIVIAL_VIEW:
+    from config.bench_views import noop
+
+    urlpatterns.append(path("bench/noop", noop, name="bench-noop"))

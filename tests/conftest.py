@@ -61,3 +61,67 @@ def owner_a(company_a):
 def owner_client(client, owner_a):
     client.force_login(owner_a)
     return client
+
+
+# --- Webhooks and deliveries (issue 4) ------------------------------------------------
+@pytest.fixture
+def fake_backend():
+    from tests.fakes.backend import FakeBackend
+
+    backend = FakeBackend()
+    yield backend
+    backend.close()
+
+
+@pytest.fixture
+def celery_eager():
+    """Tasks run in the calling thread (the end-to-end tests use a real worker instead)."""
+    from config.celery import app
+
+    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = previous
+
+
+RETELL_KEY = "key_webhook_alpha_0123456789"
+
+
+@pytest.fixture
+def retell_agent(company_a):
+    from retell_config.models import Agent
+
+    company_a.retell_api_key = RETELL_KEY
+    company_a.save()
+    return Agent.objects.create(company=company_a, agent_id="agent_abc123", name="Main Reception Agent")
+
+
+@pytest.fixture
+def bookable_agent(retell_agent):
+    """company_a open on weekdays 8-18 with one service, so callers can book."""
+    from appointments.models import Service
+
+    company = retell_agent.company
+    company.opening_hours = {day: [["08:00", "18:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
+    company.save()
+    Service.objects.create(company=company, name="Kontrolle", duration_minutes=30)
+    return retell_agent
+
+
+def next_weekday_iso(days_ahead: int = 2) -> str:
+    from datetime import date, timedelta
+
+    day = date.today() + timedelta(days=days_ahead)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day.isoformat()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_webhook_agent_cache():
+    """Each test's agents are new rows: forget what an earlier test's webhooks looked up."""
+    from voice.selectors import webhook_agent_forget
+
+    webhook_agent_forget()
+    yield
+    webhook_agent_forget()

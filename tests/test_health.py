@@ -42,3 +42,29 @@ def test_health_does_not_reveal_credentials_in_urls(client, settings, redis_unre
     settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": "redis://:hunter2secret@127.0.0.1:1/0"}}
 
     assert "hunter2secret" not in client.get("/health").content.decode()
+
+
+@pytest.mark.django_db
+def test_health_reports_the_delivery_backlog_and_dead_letters_without_turning_503(client, company_a):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from audit.models import Delivery
+
+    def delivery(key, status, age_minutes=0):
+        row = Delivery.objects.create(company=company_a, kind="call_record", target_url="https://backend.test/x",
+                                      payload={}, idempotency_key=key, status=status)
+        Delivery.objects.filter(pk=row.pk).update(created_at=timezone.now() - timedelta(minutes=age_minutes))
+
+    delivery("a", Delivery.Status.PENDING, age_minutes=10)
+    delivery("b", Delivery.Status.FAILED, age_minutes=2)
+    delivery("c", Delivery.Status.DEAD, age_minutes=60)
+    delivery("d", Delivery.Status.SUCCEEDED, age_minutes=90)
+
+    response = client.get("/health")
+
+    assert response.status_code == 200
+    backlog = response.json()["deliveries"]
+    assert (backlog["pending"], backlog["dead"]) == (2, 1)
+    assert 595 <= backlog["oldest_pending_age_s"] <= 660

@@ -1,0 +1,12 @@
+"""A trivial endpoint for bench/webhook_bench.py: the same server and middleware, no work.
+
+Routed only when BENCH_TRIVIAL_VIEW is true."""
+
+from django.http import HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+
+@csrf_exempt
+def noop(request):
+    request.read()
+    return HttpResponse(status=204)

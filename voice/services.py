@@ -1,0 +1,235 @@
+"""Writes of the voice app: calls assembled from provider events, and the processing of
+the webhook receipts that carry them.
+
+Calls, like receipts and deliveries, are operational rows written from verified
+provider events; their trail is the receipt they came from and the activity log,
+not an AuditEntry per event (those record configuration changes and people's actions).
+"""
+
+import json
+import logging
+from datetime import datetime, timedelta, timezone as dt_timezone
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from appointments.backend import backend_forward_call_end
+from appointments.handlers import run_custom_function
+from appointments.models import Appointment
+from appointments.services import appointments_confirm_for_call
+from audit.actor import Actor
+from audit.models import WebhookReceipt
+from audit.services import activity_log, receipt_failed, receipt_processed
+from retell_config.models import Agent
+from tenants.models import Company
+
+from .models import Call
+from .protocols import retell_webhooks as retell
+
+logger = logging.getLogger(__name__)
+
+RETELL_ACTOR = Actor.system("retell webhook")
+ELEVENLABS_ACTOR = Actor.system("elevenlabs callback")
+
+
+class CallOfAnotherCompany(Exception):
+    """An event names a call id that belongs to another company's call."""
+
+
+def _lock_or_create_call(*, company: Company, call_id: str, source: str) -> Call:
+    call = Call.objects.select_for_update().filter(call_id=call_id).first()
+    if call is None:
+        try:
+            with transaction.atomic():
+                return Call.objects.create(company=company, call_id=call_id, source=source)
+        except IntegrityError:  # another event of this call created it first
+            call = Call.objects.select_for_update().get(call_id=call_id)
+    if call.company_id != company.pk:
+        raise CallOfAnotherCompany(f"Call {call_id} belongs to another company.")
+    return call
+
+
+def _merge(call: Call, fields: dict, rank: list[int]) -> None:
+    """Set each field unless an event of a higher (or equal) rank already set it."""
+    ranks = dict(call.field_ranks)
+    for name, value in fields.items():
+        held = ranks.get(name)
+        if held is None or rank > held:
+            setattr(call, name, value)
+            ranks[name] = rank
+    call.field_ranks = ranks
+
+
+def call_apply_event(*, company: Company, event: str, call_payload: dict, agent: Agent | None = None) -> Call:
+    """Upsert the call from one Retell event: the same events in any order, or twice, give the same row."""
+    call_id = call_payload["call_id"]
+    with transaction.atomic():
+        call = _lock_or_create_call(company=company, call_id=call_id, source=Call.Source.RETELL)
+        _merge(call, retell.call_fields(call_payload), retell.event_rank(event, call_payload))
+        if agent is not None and call.agent_id is None:
+            call.agent = agent
+        call.events = sorted(set(call.events) | {event}, key=lambda e: (retell.EVENT_STAGE.get(e, 0), e))
+        call.last_event = call.events[-1]
+        call.full_clean()
+        call.save()
+    return call
+
+
+def call_attach_elevenlabs(*, company: Company, data: dict) -> Call:
+    """Attach ElevenLabs' post-call transcription to its call (made if we have none).
+
+    The call is found by the call id our dialog passed as a dynamic variable, the
+    Twilio call SID, or the conversation id. ElevenLabs' transcript only fills gaps:
+    it ranks below every Retell event, so Retell's own values always win.
+    """
+    conversation_id = str(data.get("conversation_id") or "")
+    client = data.get("conversation_initiation_client_data") or {}
+    variables = client.get("dynamic_variables") or {} if isinstance(client, dict) else {}
+    metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+    phone_call = metadata.get("phone_call") if isinstance(metadata.get("phone_call"), dict) else {}
+    candidates = [str(v) for v in (variables.get("call_id"), variables.get("system__call_sid"),
+                                   phone_call.get("call_sid"), conversation_id) if v]
+    if not candidates:
+        raise ValueError("The transcription names no conversation_id.")
+    with transaction.atomic():
+        found = Call.objects.select_for_update().filter(company=company, call_id__in=candidates).first()
+        call = found or _lock_or_create_call(company=company, call_id=candidates[-1], source=Call.Source.ELEVENLABS)
+        turns = data.get("transcript") if isinstance(data.get("transcript"), list) else []
+        text = "\n".join(f"{'Agent' if t.get('role') == 'agent' else 'User'}: {t.get('message') or ''}"
+                         for t in turns if isinstance(t, dict))
+        fields = {"transcript": text, "transcript_turns": turns}
+        start = metadata.get("start_time_unix_secs")
+        if isinstance(start, int | float):
+            fields["started_at"] = datetime.fromtimestamp(start, tz=dt_timezone.utc)
+        duration = metadata.get("call_duration_secs")
+        if isinstance(duration, int | float):
+            fields["duration_ms"] = int(duration * 1000)
+        _merge(call, {k: v for k, v in fields.items() if v}, [0, 0])
+        call.attachments = {**call.attachments, "elevenlabs": {
+            "conversation_id": conversation_id, "agent_id": data.get("agent_id"), "status": data.get("status"),
+            "analysis": data.get("analysis"), "termination_reason": metadata.get("termination_reason"),
+            "cost": metadata.get("cost")}}
+        call.events = sorted(set(call.events) | {"elevenlabs_post_call_transcription"})
+        call.last_event = call.last_event or "elevenlabs_post_call_transcription"
+        call.full_clean()
+        call.save()
+    return call
+
+
+# --- Custom functions ------------------------------------------------------------------
+def custom_function_run(*, receipt: WebhookReceipt, company: Company, request: retell.RetellRequest) -> dict:
+    """Run a verified custom-function call through the appointments handlers (idempotent per call,
+    function and args, so Retell's retries never book twice) and log it like the seed's console."""
+    _log(company, "function.received", f"Custom function call: {request.name}", receipt)
+    _log(company, "webhook.verified", "Signature verified ✓", receipt)
+    if request.call_id:
+        _log(company, "webhook.call", f"Call ID: {request.call_id}", receipt)
+    if request.args:
+        _log(company, "webhook.function_data", "Custom function data found ✓", receipt)
+    # The booking handler itself logs "Creating appointment..." and "Appointment created: #id ✓".
+    result = run_custom_function(company=company, name=request.name, args=request.args,
+                                 call_id=request.call_id, caller_number=request.caller_number)
+    if not result.get("ok"):
+        _log(company, "function.declined", f"{request.name}: {result.get('message', '')}", receipt, level="warning")
+    return result
+
+
+# --- Processing stored receipts -------------------------------------------------------
+def _log(company: Company, kind: str, message: str, receipt: WebhookReceipt, level: str = "info", **data) -> None:
+    activity_log(company=company, kind=kind, message=message, level=level,
+                 data={"receipt_id": receipt.pk, "call_id": receipt.call_id, **data})
+
+
+def _newer_transcript_exists(receipt: WebhookReceipt) -> bool:
+    return WebhookReceipt.objects.filter(
+        provider=receipt.provider, company_id=receipt.company_id, call_id=receipt.call_id,
+        event_type="transcript_updated", received_at__gt=receipt.received_at,
+        status__in=WebhookReceipt.KEY_HOLDING).exists()
+
+
+def _call_ended(*, company: Company, call: Call, receipt: WebhookReceipt) -> None:
+    """Confirm what the caller booked during the call and queue the backend deliveries."""
+    confirmed = appointments_confirm_for_call(actor=RETELL_ACTOR, company=company, call_id=call.call_id)
+    if confirmed:
+        _log(company, "webhook.function_data", "Custom function data found ✓", receipt)
+    for appointment in confirmed:
+        _log(company, "appointment.confirmed", f"Appointment confirmed: #{appointment.pk} ✓", receipt,
+             appointment_id=appointment.pk)
+    of_call = list(Appointment.objects.filter(company=company, call_id=call.call_id))
+    deliveries = backend_forward_call_end(company=company, call=call, appointments=of_call)
+    if deliveries:
+        _log(company, "delivery.queued", f"Backend deliveries queued: {len(deliveries)}", receipt,
+             deliveries=[d.pk for d in deliveries])
+    else:
+        _log(company, "delivery.skipped", "No practice backend configured: nothing forwarded", receipt)
+
+
+def _process_retell_event(*, receipt: WebhookReceipt, company: Company) -> str:
+    request = retell.classify(json.loads(bytes(receipt.body)), {})
+    _log(company, "webhook.received", f"Webhook received: {request.event}", receipt)
+    _log(company, "webhook.verified", "Signature verified ✓", receipt)
+    _log(company, "webhook.call", f"Call ID: {request.call_id}", receipt)
+    if request.event == "transcript_updated" and _newer_transcript_exists(receipt):
+        return "superseded by a newer transcript update"
+    agent = Agent.objects.filter(company=company, agent_id=request.agent_id).first()
+    call = call_apply_event(company=company, event=request.event, call_payload=request.call, agent=agent)
+    if request.event == "call_ended":
+        _call_ended(company=company, call=call, receipt=receipt)
+    _log(company, "webhook.processed", "Webhook processed successfully", receipt)
+    return ""
+
+
+def _process_elevenlabs_event(*, receipt: WebhookReceipt, company: Company) -> str:
+    payload = json.loads(bytes(receipt.body))
+    _log(company, "webhook.received", f"ElevenLabs callback received: {payload.get('type')}", receipt)
+    call = call_attach_elevenlabs(company=company, data=payload.get("data") or {})
+    _log(company, "webhook.call", f"Call ID: {call.call_id}", receipt)
+    _log(company, "webhook.processed", "Webhook processed successfully", receipt)
+    return ""
+
+
+PROCESSORS = {
+    WebhookReceipt.Provider.RETELL: _process_retell_event,
+    WebhookReceipt.Provider.ELEVENLABS: _process_elevenlabs_event,
+}
+
+
+def receipt_process(*, receipt_id: int) -> WebhookReceipt | None:
+    """Apply one verified receipt; None when it is not due or another worker holds it.
+
+    A failure rolls the work back, keeps the receipt `failed` with a retry time for the
+    sweeper, and writes an error line to the activity log.
+    """
+    with transaction.atomic():
+        receipt = (WebhookReceipt.objects.select_for_update(skip_locked=True)
+                   .filter(pk=receipt_id, kind="event", provider__in=list(PROCESSORS),
+                           status__in=[WebhookReceipt.Status.VERIFIED, WebhookReceipt.Status.FAILED])
+                   .exclude(company=None).first())
+        if receipt is None:
+            return None
+        company = Company.objects.get(pk=receipt.company_id)
+        try:
+            with transaction.atomic():
+                note = PROCESSORS[receipt.provider](receipt=receipt, company=company)
+        except Exception as exc:
+            logger.warning("Receipt %s failed to process", receipt.pk, exc_info=True)
+            receipt_failed(receipt=receipt, error=exc)
+            _log(company, "webhook.failed", f"Webhook processing failed: {type(exc).__name__}", receipt,
+                 level="error")
+        else:
+            receipt_processed(receipt=receipt, note=note)
+    return receipt
+
+
+def receipts_sweep(*, now: datetime | None = None, limit: int = 200) -> int:
+    """Process receipts that the broker or a worker left behind, and failed ones whose retry is due."""
+    now = now or timezone.now()
+    left = WebhookReceipt.objects.filter(
+        status=WebhookReceipt.Status.VERIFIED, kind="event",
+        received_at__lt=now - timedelta(seconds=settings.RECEIPT_SWEEP_AFTER_SECONDS))
+    due = WebhookReceipt.objects.filter(status=WebhookReceipt.Status.FAILED, kind="event",
+                                        next_attempt_at__lte=now)
+    ids = list(left.order_by("received_at").values_list("pk", flat=True)[:limit])
+    ids += list(due.order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
+    return sum(1 for pk in ids if receipt_process(receipt_id=pk) is not None)

@@ -6,6 +6,8 @@ import contextvars
 import re
 import uuid
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+
 from django.conf import settings
 
 _current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -27,15 +29,37 @@ def client_ip(request) -> str | None:
 
 
 class RequestIdMiddleware:
+    # Runs in the ASGI handler's own mode: a sync-only middleware would cost every
+    # request two thread hops through the one thread-sensitive executor.
+    sync_capable = True
+    async_capable = True
+
     def __init__(self, get_response) -> None:
         self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
 
-    def __call__(self, request):
+    @staticmethod
+    def _start(request):
         supplied = request.META.get("HTTP_X_REQUEST_ID", "")
         request.request_id = supplied if _SANE_REQUEST_ID.match(supplied) else uuid.uuid4().hex
-        token = _current_request_id.set(request.request_id)
+        return _current_request_id.set(request.request_id)
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        token = self._start(request)
         try:
             response = self.get_response(request)
+        finally:
+            _current_request_id.reset(token)
+        response["X-Request-ID"] = request.request_id
+        return response
+
+    async def _acall(self, request):
+        token = self._start(request)
+        try:
+            response = await self.get_response(request)
         finally:
             _current_request_id.reset(token)
         response["X-Request-ID"] = request.request_id

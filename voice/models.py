@@ -48,6 +48,13 @@ class Call(TenantOwned):
                                    help_text="What other providers reported about the call, by provider "
                                              "(e.g. ElevenLabs' post-call transcription and analysis).")
     field_ranks = models.JSONField(default=dict, blank=True, editable=False)
+    live_transcript = models.JSONField(
+        default=list, blank=True,
+        help_text="The transcript as the live socket last saw it (Retell's utterances, tool calls included).")
+    live_turns = models.JSONField(
+        default=list, blank=True,
+        help_text="Each answer on the live socket: what was said, the tools run with their results, and the "
+                  "latency from response_required to the first and the last chunk.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

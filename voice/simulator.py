@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import secrets
 import string
 import time
@@ -37,6 +38,23 @@ from websockets.exceptions import ConnectionClosed
 PING_INTERVAL_SECONDS = 2.0
 SECONDS_PER_WORD = 0.3
 _CALL_ID_ALPHABET = string.ascii_letters + string.digits
+
+
+SILENCE = "[silence]"
+
+
+def script_lines(text: str) -> list[str]:
+    """A call script: one caller line per line; blank lines and lines starting with # are skipped,
+    and a line `[silence]` is the caller saying nothing (Retell asks for a reminder)."""
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+
+
+def percentile(values: list[float], share: float) -> float | None:
+    """The value below which `share` (0..1) of the values lie (nearest rank); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered), max(1, math.ceil(share * len(ordered)))) - 1]
 
 
 def new_call_id() -> str:

@@ -287,3 +287,16 @@ CELERY_BEAT_SCHEDULE["retell-sync-all-companies"] = {
     "task": "retell_config.tasks.sync_all_companies",
     "schedule": RETELL_SYNC_INTERVAL_SECONDS,
 }
+
+# --- Live calls at speed: database connections (issue 5, the socket benchmark) -----------------
+# With DATABASE_POOL=true, PostgreSQL connections come from psycopg's pool: each step of a
+# live call that reads or writes (run in a thread) borrows a connection and gives it back,
+# instead of opening a new one each time (Django closes a connection after every such step;
+# persistent connections would leak under ASGI, where a request's thread does not outlive
+# it). Off by default until it has run in production; the README gives the figures.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool("DATABASE_POOL", default=False):
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
+        "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=10),
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+    }

@@ -62,12 +62,9 @@ _cache_set = sync_to_async(cache.set, thread_sensitive=False)
 
 # --- the one tool runner ------------------------------------------------------------------------
 
-def _run_custom_function(*, company_id: int, name: str, args: dict, call_id: str,
-                         caller_number: str | None) -> dict:
+def _run_custom_function(*, company, name: str, args: dict, call_id: str, caller_number: str | None) -> dict:
     from appointments.handlers import run_custom_function
-    from tenants.models import Company
 
-    company = Company.objects.get(pk=company_id)
     return run_custom_function(company=company, name=name, args=args, call_id=call_id,
                                caller_number=caller_number)
 
@@ -76,12 +73,14 @@ def tool_succeeded(result: dict) -> bool:
     return not (result.get("error") or result.get("success") is False or result.get("ok") is False)
 
 
-async def run_tool(*, company_id: int, name: str, args: dict, call_id: str,
-                   caller_number: str | None) -> dict:
-    """Run one custom function for a live call; a failure is a result the engine can speak about."""
+async def run_tool(*, company, name: str, args: dict, call_id: str, caller_number: str | None) -> dict:
+    """Run one custom function for a live call; a failure is a result the engine can speak about.
+
+    `company` is the call's Company row, loaded once when the call started (with its agent).
+    """
     try:
         result = await asyncio.wait_for(
-            database_sync_to_async(_run_custom_function)(company_id=company_id, name=name, args=args,
+            database_sync_to_async(_run_custom_function)(company=company, name=name, args=args,
                                                          call_id=call_id, caller_number=caller_number),
             timeout=settings.RETELL_LLM_TOOL_TIMEOUT)
     except TimeoutError:
@@ -354,7 +353,7 @@ class RetellCallSession:
         if turn is not None:
             turn.tool_calls.append(record)
         running = asyncio.ensure_future(run_tool(
-            company_id=context.company.id, name=call.name, args=call.arguments, call_id=self.call_id,
+            company=self._agent.company, name=call.name, args=call.arguments, call_id=self.call_id,
             caller_number=context.caller_number))
         try:
             result = await asyncio.shield(running)

@@ -170,7 +170,7 @@ def test_english_taken_slot_is_answered_with_alternatives_and_the_caller_takes_o
     [tool] = refused.tool_calls
     assert tool.name == "collect_appointment_information" and tool.successful is False
     assert '"error": "taken"' in tool.result
-    assert refused.text.startswith("Wednesday") and "already taken" in refused.text
+    assert refused.text.startswith("One moment, please. Wednesday") and "already taken" in refused.text
     assert "10:30 AM" in refused.text and "Which other day or time would suit you?" in refused.text
     assert turns[3].text == "So that's Cleaning for Anna Schmidt on Wednesday at 10:30 am. Shall I book that?"
     assert [t.successful for t in turns[4].tool_calls] == [True]

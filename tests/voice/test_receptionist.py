@@ -140,7 +140,7 @@ def test_a_taken_slot_is_said_and_another_time_is_asked_for():
     refused = call.say("Yes")
     confirm = call.say("11 am then")
 
-    assert refused.text.startswith("10 am is taken; 11 am or 2 pm are free.")
+    assert refused.text.startswith("One moment, please. 10 am is taken; 11 am or 2 pm are free.")
     assert confirm.text == "So that's Cleaning for Anna Schmidt tomorrow at 11 am. Shall I book that?"
 
 
@@ -153,6 +153,17 @@ def test_a_failed_handler_gets_an_apology_and_a_transfer_on_yes():
 
     assert "sorry" in failed.text.lower() and "put you through" in failed.text.lower()
     assert transfer.transfer == "+12125550134"
+
+
+def test_the_caller_hears_a_word_before_the_appointment_work_starts():
+    call = talk("de")
+    call.say("Ich hätte gern einen Termin zur Zahnreinigung morgen um 9 Uhr, mein Name ist Hans Müller")
+
+    booked = call.say("Ja")
+    checked = call.say("Haben Sie am Freitag noch etwas frei?")
+
+    assert booked.chunks[0] == "Einen Moment, bitte. " and len(booked.chunks) == 2
+    assert checked.chunks[0] == "Ich schaue kurz nach. " and len(checked.chunks) == 2
 
 
 # --- rescheduling and cancelling ---------------------------------------------------------------
@@ -236,7 +247,7 @@ def test_availability_is_checked_then_booking_offered_and_continued():
 
     assert [(c.name, c.arguments) for c in checked.tool_calls] == [("check_availability", {
         "date": "Thursday", "time": "morning"})]
-    assert checked.text == "Thursday morning is free from 8 to 11. Shall I book an appointment for you?"
+    assert checked.text == "Let me check. Thursday morning is free from 8 to 11. Shall I book an appointment for you?"
     assert asked.text.startswith("What is the appointment for?")
     assert confirm.text == "So that's Checkup for Anna Schmidt on Thursday at 9 am. Shall I book that?"
 
@@ -247,7 +258,7 @@ def test_german_availability_with_a_time_passes_the_time():
     checked = call.say("Haben Sie morgen um 10 Uhr noch was frei?")
 
     assert checked.tool_calls[0].arguments == {"date": "morgen", "time": "10:00"}
-    assert checked.text.startswith("Leider belegt.")
+    assert checked.text.startswith("Ich schaue kurz nach. Leider belegt.")
 
 
 def test_german_availability_for_a_part_of_the_day_asks_for_that_part_only():
@@ -292,7 +303,8 @@ def test_an_unknown_service_refusal_asks_for_the_service_not_another_time():
     refused = call.say("Yes")
     confirm = call.say("A cleaning then")
 
-    assert refused.text == "We don't offer root canal. We offer Cleaning. Which of them would you like?"
+    assert refused.text == ("One moment, please. We don't offer root canal. We offer Cleaning. "
+                            "Which of them would you like?")
     assert confirm.text == "So that's Cleaning for Anna Schmidt tomorrow at 10 am. Shall I book that?"
 
 

@@ -3,6 +3,7 @@ with what was said and the tools run, for the Call row's writer."""
 
 import asyncio
 import json
+import uuid
 
 import pytest
 
@@ -59,7 +60,7 @@ def converse(agent, script):
     """Runs `script(session, socket)` on a started session; returns the session and the turns it reported."""
     async def scenario():
         socket = Socket()
-        session = RetellCallSession(call_id="call_turns_1", agent=agent, send=socket.send, close=socket.close,
+        session = RetellCallSession(call_id=f"call_{uuid.uuid4().hex}", agent=agent, send=socket.send, close=socket.close,
                                     on_turn=reported.append)
         await session.start()
         await socket.until(lambda f: f.get("response_id") == 0)
@@ -97,6 +98,26 @@ def test_a_tool_run_during_a_turn_is_recorded_with_its_result(agent):
     [tool] = session.turns[0].tool_calls
     assert tool["name"] == "check_availability" and tool["arguments"] == {"date": "tomorrow"}
     assert tool["successful"] is True and tool["result"]["ok"] is True
+    assert session.turns[0].content.startswith("Let me check. On ")
+
+
+def test_the_first_chunk_of_a_tool_turn_leaves_before_the_tool_runs(agent):
+    async def script(session, socket):
+        await session.receive(request(1, "Do you have anything free tomorrow?"))
+        await socket.until(complete(1))
+        return socket.frames
+
+    frames = []
+
+    async def keep(session, socket):
+        frames.extend(await script(session, socket))
+
+    converse(agent, keep)
+
+    kinds = [(f["response_type"], f.get("content_complete")) for f in frames
+             if f["response_type"] in ("response", "tool_call_invocation", "tool_call_result")
+             and f.get("response_id") != 0]
+    assert kinds[:3] == [("response", False), ("tool_call_invocation", None), ("tool_call_result", None)]
 
 
 def test_a_superseded_request_is_recorded_as_superseded_and_the_newer_one_as_answered(agent):

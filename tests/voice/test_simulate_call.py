@@ -53,7 +53,8 @@ def test_a_scripted_call_prints_each_turn_with_its_latency_and_books(asgi_server
         "agent:  Are you still there? So that's Cleaning for Anna Schmidt tomorrow at 10 am. Shall I book that?   "
         "[latency]",
         "caller: Yes please",
-        "agent:  I have booked you in for " + said[7].split("I have booked you in for ")[1].split("   [")[0]
+        "agent:  One moment, please. I have booked you in for "
+        + said[7].split("I have booked you in for ")[1].split("   [")[0]
         + "   [latency]",
         "caller: No, that's all, goodbye",
         "agent:  Thank you for calling. Goodbye!   [latency]",

@@ -7,7 +7,9 @@ understanding is `understanding.understand`; the policy below decides what to as
 next, confirms before anything is booked, moved or cancelled, and takes corrections
 ("no, Wednesday instead" / "nein, lieber Mittwoch"). The appointment work itself is a
 `ToolCall` the call session runs through the same handlers as the custom-function
-endpoint; its result comes back into the generator.
+endpoint; its result comes back into the generator. A short "One moment, please." /
+"Let me check." goes out before it, so the caller hears something while the database
+works (the answer's first chunk never waits for a tool).
 
 Everything it remembers lives in `context.state`:
     task       None | "book" | "reschedule" | "cancel" | "availability"
@@ -73,6 +75,8 @@ PHRASES = {
         "tool_failed_no_phone": "I'm sorry, I couldn't do that right now. Please try again a little later.",
         "pick_other": "Which other day or time would suit you?",
         "pick_service": "Which of them would you like?",
+        "one_moment": "One moment, please.",
+        "let_me_check": "Let me check.",
         "ask_booked_name": "Under which name was the appointment booked?",
         "ask_which": "Which day is the appointment you mean?",
         "hours_none": "I'm sorry, I don't have our opening hours at hand.",
@@ -127,6 +131,8 @@ PHRASES = {
                                 "einmal.",
         "pick_other": "Welcher andere Tag oder welche andere Uhrzeit würde Ihnen passen?",
         "pick_service": "Was davon möchten Sie?",
+        "one_moment": "Einen Moment, bitte.",
+        "let_me_check": "Ich schaue kurz nach.",
         "ask_booked_name": "Auf welchen Namen wurde der Termin gebucht?",
         "ask_which": "An welchem Tag ist der Termin, den Sie meinen?",
         "hours_none": "Unsere Öffnungszeiten habe ich leider gerade nicht zur Hand.",
@@ -278,6 +284,8 @@ class ReceptionistEngine(DialogEngine):
                 yield TextChunk(self._next_step(st, context))
                 return
             if u.yes:
+                # Something to hear at once: the appointment work takes a moment.
+                yield TextChunk(p["one_moment"] + " ")
                 result = yield self._tool_call(st, context, turn)
                 yield TextChunk(self._after_result(st, context, result))
                 return
@@ -325,9 +333,7 @@ class ReceptionistEngine(DialogEngine):
 
         if st["task"]:
             if st["task"] == "availability" and st["slots"].get("date"):
-                sentences_text = " ".join(sentences)
-                if sentences_text:
-                    yield TextChunk(sentences_text + " ")
+                yield TextChunk(" ".join(sentences + [p["let_me_check"]]) + " ")
                 result = yield self._tool_call(st, context, turn)
                 yield TextChunk(self._after_result(st, context, result))
                 return

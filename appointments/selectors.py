@@ -22,15 +22,20 @@ from .phrases import Period, local_datetime
 Lane = Resource | None
 
 
-def phone_e164(*, company: Company, number: str) -> str:
-    """A number as said ('030 1234567') in E.164, read in the company's own country; ValidationError if none."""
+def phone_region(company: Company) -> str:
+    """The country a company's numbers are read in: its own phone's, else by its language."""
     region = "DE" if company.language == "de" else "US"
     if company.phone:
         try:
             region = phonenumbers.region_code_for_number(phonenumbers.parse(company.phone)) or region
         except phonenumbers.NumberParseException:
             pass
-    return normalize_e164(number, region)
+    return region
+
+
+def phone_e164(*, company: Company, number: str) -> str:
+    """A number as said ('030 1234567') in E.164, read in the company's own country; ValidationError if none."""
+    return normalize_e164(number, phone_region(company))
 
 
 def default_duration() -> timedelta:

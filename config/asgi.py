@@ -1,3 +1,4 @@
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -17,3 +18,9 @@ application = ProtocolTypeRouter(
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )
+
+# What is loaded by now lives as long as the process: frozen out of the cyclic garbage
+# collector, whose full collections would otherwise walk all of Django on the event loop's
+# thread and stall every live call for a hundred milliseconds or more (measured with
+# bench/retell_llm_bench.py; see the README, "Live calls over Retell").
+gc.freeze()

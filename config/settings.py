@@ -261,13 +261,18 @@ DELIVERY_CIRCUIT_RESET_SECONDS = env.float("DELIVERY_CIRCUIT_RESET_SECONDS", def
 # The sweeper re-queues a delivery in flight this long (its worker died) or due this long ago.
 DELIVERY_STUCK_AFTER_SECONDS = env.int("DELIVERY_STUCK_AFTER_SECONDS", default=120)
 DELIVERY_SWEEP_GRACE_SECONDS = env.int("DELIVERY_SWEEP_GRACE_SECONDS", default=30)
-# For the ASGI web process on PostgreSQL: take connections from a psycopg pool of this size
-# (each request runs in a new thread, so without a pool each opens a new connection).
-# 0 (the default) keeps Django's connection per request; leave it 0 for Celery workers.
+# The ASGI web process on PostgreSQL can take connections from psycopg's pool: each request,
+# and each step of a live call that touches the database, runs in a thread of its own,
+# and Django closes a connection after each (persistent connections would leak under
+# ASGI), so without a pool each opens a new one. DATABASE_POOL_MAX_SIZE > 0 turns it on;
+# 0 (the default) keeps a connection per step. Leave it 0 for Celery's forked workers.
 DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", default=0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_POOL_MAX_SIZE > 0:
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": min(4, DATABASE_POOL_MAX_SIZE), "max_size": DATABASE_POOL_MAX_SIZE, "timeout": 10}
+        "min_size": min(env.int("DATABASE_POOL_MIN_SIZE", default=2), DATABASE_POOL_MAX_SIZE),
+        "max_size": DATABASE_POOL_MAX_SIZE,
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+    }
 # Publish webhook processing tasks from a background thread (batching ids that arrive together),
 # so no request waits on the broker.
 TASK_PUBLISH_IN_BACKGROUND = env.bool("TASK_PUBLISH_IN_BACKGROUND", default=True)

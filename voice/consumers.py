@@ -6,6 +6,7 @@ import logging
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.consumer import get_handler_name
 
 from .retell_session import RetellCallSession
 from .selectors import agent_by_socket_token, plain_path_enabled_anywhere
@@ -39,6 +40,16 @@ class RetellLLMConsumer(AsyncWebsocketConsumer):
                                          close=self._close_with)
         await self.accept()
         await self.session.start()
+
+    async def dispatch(self, message) -> None:
+        # Channels' dispatch first closes stale database connections, a hop to the one database
+        # thread for every frame, which queues a caller's request behind other calls' database
+        # work. This consumer reaches the database only through database_sync_to_async, which
+        # closes stale connections itself, so each frame goes straight to its handler.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         if self.session is not None:

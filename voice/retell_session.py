@@ -13,7 +13,11 @@ frames it reads and gives it a way to send and to close. The session
   production, so a reconnect of the same call, in this process or another, goes on
   where the conversation was;
 - sends every frame through one ordered queue, so frames leave in the order the
-  protocol decided them (no chunk of a superseded id after the newer one started).
+  protocol decided them (no chunk of a superseded id after the newer one started);
+- times every answer in one place (`TurnRecord`, in `session.turns`): when the request
+  arrived, when the first frame of the answer and its last frame left for the socket,
+  what was said and which tools ran with which results. The Call row's writer takes
+  them from there (`on_turn` is called as each turn ends).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.cache import cache
+from django.db import close_old_connections
 
 from .dialog.base import CallContext, DialogEngine, EndCall, TextChunk, ToolCall, Transfer, Turn, engine_for
 from .protocols import retell_llm as proto
@@ -58,26 +63,40 @@ _cache_set = sync_to_async(cache.set, thread_sensitive=False)
 
 # --- the one tool runner ------------------------------------------------------------------------
 
-def _run_custom_function(*, company_id: int, name: str, args: dict, call_id: str,
-                         caller_number: str | None) -> dict:
+def _run_custom_function(*, company, name: str, args: dict, call_id: str, caller_number: str | None) -> dict:
     from appointments.handlers import run_custom_function
-    from tenants.models import Company
 
-    company = Company.objects.get(pk=company_id)
     return run_custom_function(company=company, name=name, args=args, call_id=call_id,
                                caller_number=caller_number)
+
+
+RECORDING_GRACE_SECONDS = 5.0
+
+
+def _record_live_turn(*, agent, call_id: str, turn: dict, transcript: list) -> None:
+    from .services import call_record_live_turn
+
+    close_old_connections()
+    try:
+        call_record_live_turn(company=agent.company, agent=agent, call_id=call_id, turn=turn, transcript=transcript)
+    except Exception:  # the call goes on; the admin misses one turn's record
+        logger.exception("Call %s: turn %s could not be recorded.", call_id, turn.get("response_id"))
+    finally:
+        close_old_connections()
 
 
 def tool_succeeded(result: dict) -> bool:
     return not (result.get("error") or result.get("success") is False or result.get("ok") is False)
 
 
-async def run_tool(*, company_id: int, name: str, args: dict, call_id: str,
-                   caller_number: str | None) -> dict:
-    """Run one custom function for a live call; a failure is a result the engine can speak about."""
+async def run_tool(*, company, name: str, args: dict, call_id: str, caller_number: str | None) -> dict:
+    """Run one custom function for a live call; a failure is a result the engine can speak about.
+
+    `company` is the call's Company row, loaded once when the call started (with its agent).
+    """
     try:
         result = await asyncio.wait_for(
-            database_sync_to_async(_run_custom_function)(company_id=company_id, name=name, args=args,
+            database_sync_to_async(_run_custom_function)(company=company, name=name, args=args,
                                                          call_id=call_id, caller_number=caller_number),
             timeout=settings.RETELL_LLM_TOOL_TIMEOUT)
     except TimeoutError:
@@ -89,14 +108,59 @@ async def run_tool(*, company_id: int, name: str, args: dict, call_id: str,
     return result if isinstance(result, dict) else {"result": result}
 
 
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
 class _Close:
     def __init__(self, code: int, reason: str = "") -> None:
         self.code, self.reason = code, reason
 
 
+@dataclasses.dataclass
+class TurnRecord:
+    """One request of a call and how it was answered, timed where the frames leave.
+
+    `first_chunk_ms` is the latency the caller waits for: from the response_required
+    (or reminder_required) frame handed to the session to the first response frame of
+    that id handed to the socket; `complete_ms` the same to the frame with
+    content_complete. A turn superseded by a newer request ends with `superseded`.
+    """
+    response_id: int
+    reminder: bool
+    started_at: float                      # epoch seconds, when the request arrived
+    resumed: bool = False                  # left open by a dead connection, answered on this one
+    first_chunk_ms: float | None = None
+    complete_ms: float | None = None
+    content: str = ""
+    tool_calls: list = dataclasses.field(default_factory=list)
+    end_call: bool = False
+    transfer_number: str | None = None
+    superseded: bool = False
+    _started: float = dataclasses.field(default=0.0, repr=False)  # perf_counter at arrival
+
+    @property
+    def finished(self) -> bool:
+        return self.complete_ms is not None or self.superseded
+
+    def to_dict(self) -> dict:
+        return {name: getattr(self, name) for name in (
+            "response_id", "reminder", "started_at", "resumed", "first_chunk_ms", "complete_ms", "content",
+            "tool_calls", "end_call", "transfer_number", "superseded")}
+
+
+_running: set["RetellCallSession"] = set()
+
+
+def sessions_running() -> int:
+    """Calls this process is serving, from start until stopped (turn records written)."""
+    return len(_running)
+
+
 class RetellCallSession:
     def __init__(self, *, call_id: str, send: Callable[[str], Awaitable[None]],
-                 close: Callable[[int], Awaitable[None]], agent=None, clock: Callable[[], float] = time.time) -> None:
+                 close: Callable[[int], Awaitable[None]], agent=None, clock: Callable[[], float] = time.time,
+                 on_turn: Callable[[TurnRecord], None] | None = None) -> None:
         self.call_id = call_id
         self._send = send
         self._close = close
@@ -112,10 +176,16 @@ class RetellCallSession:
         self._call_details = asyncio.Event()
         self._rearm = asyncio.Event()   # wakes the ticker when a new deadline (end_call) is set
         self._stopped = False
+        self.turns: list[TurnRecord] = []
+        self._open_turns: dict[int, TurnRecord] = {}
+        self._arrivals: dict[int, tuple[float, float]] = {}   # the newest request: (epoch, perf_counter)
+        self._on_turn = on_turn
+        self._recordings: set[asyncio.Task] = set()   # turn records being written to the call's row
 
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        _running.add(self)
         self._spawn(self._writer())
         self._handle(self.protocol.open(self._clock()))
         self._spawn(self._ticker())
@@ -129,6 +199,12 @@ class RetellCallSession:
         for task in list(self._responses.values()) + list(self._background):
             task.cancel()
         await self._save()
+        try:
+            if self._recordings:
+                # Turn records already handed to a thread are written, not abandoned.
+                await asyncio.wait(list(self._recordings), timeout=RECORDING_GRACE_SECONDS)
+        finally:
+            _running.discard(self)
 
     async def _prepare(self, step) -> None:
         """Load the call; if that fails, close (1011) so Retell reconnects rather than waits in silence."""
@@ -216,16 +292,24 @@ class RetellCallSession:
         """One frame from Retell; returns at once (answers run in their own tasks)."""
         if self._stopped:
             return
-        self._handle(self.protocol.receive(data, self._clock()))
+        arrived = (self._clock(), time.perf_counter())
+        actions = self.protocol.receive(data, arrived[0])
+        pending = self.protocol.state.pending
+        if pending is not None and pending["response_id"] not in self._arrivals:
+            # A request is timed from here, even when it is started later (after the begin message).
+            self._arrivals = {pending["response_id"]: arrived}
+        self._handle(actions)
 
     def _handle(self, actions: list) -> None:
         for action in actions:
             if isinstance(action, proto.SendFrame):
-                self._outbox.put_nowait(action.text)
+                self._outbox.put_nowait(action)
             elif isinstance(action, proto.StartResponse):
+                self._open_turn(action)
                 self._responses[action.response_id] = self._spawn(self._answer(action), track=False)
                 self._spawn(self._save())  # the open request survives a connection that dies now
             elif isinstance(action, proto.CancelResponse):
+                self._end_turn(action.response_id, superseded=True)
                 task = self._responses.pop(action.response_id, None)
                 if task is not None:
                     task.cancel()
@@ -268,7 +352,7 @@ class RetellCallSession:
                 if isinstance(event, TextChunk):
                     self._handle(self.protocol.chunk(response_id, event.text))
                 elif isinstance(event, ToolCall):
-                    reply = await self._run_tool(event, context)
+                    reply = await self._run_tool(event, context, response_id)
                 elif isinstance(event, EndCall):
                     end_call = True
                 elif isinstance(event, Transfer):
@@ -294,24 +378,30 @@ class RetellCallSession:
             if end_call:
                 self._rearm.set()
 
-    async def _run_tool(self, call: ToolCall, context: CallContext) -> dict:
+    async def _run_tool(self, call: ToolCall, context: CallContext, response_id: int) -> dict:
         self._handle(self.protocol.tool_invocation(call.tool_call_id, call.name, call.arguments))
+        record = {"tool_call_id": call.tool_call_id, "name": call.name, "arguments": call.arguments}
+        turn = self._open_turns.get(response_id)
+        if turn is not None:
+            turn.tool_calls.append(record)
         running = asyncio.ensure_future(run_tool(
-            company_id=context.company.id, name=call.name, args=call.arguments, call_id=self.call_id,
+            company=self._agent.company, name=call.name, args=call.arguments, call_id=self.call_id,
             caller_number=context.caller_number))
         try:
             result = await asyncio.shield(running)
         except asyncio.CancelledError:
             # Superseded while the tool ran: what it did is real, so it is still reported.
             result = await running
-            self._report_tool(call, result)
+            self._report_tool(call, result, record)
             raise
-        self._report_tool(call, result)
+        self._report_tool(call, result, record)
         return result
 
-    def _report_tool(self, call: ToolCall, result: dict) -> None:
+    def _report_tool(self, call: ToolCall, result: dict, record: dict) -> None:
+        successful = tool_succeeded(result)
+        record.update(result=result, successful=successful)
         self._handle(self.protocol.tool_result(call.tool_call_id, json.dumps(result, ensure_ascii=False, default=str),
-                                               successful=tool_succeeded(result)))
+                                               successful=successful))
 
     # --- timers and the outbox -----------------------------------------------------------------------
 
@@ -331,11 +421,66 @@ class RetellCallSession:
                 await self._close(item.code)
                 return
             try:
-                await self._send(item)
+                await self._send(item.text)
             except Exception:
                 logger.info("Call %s: the socket is gone; %d frame(s) unsent.", self.call_id,
                             self._outbox.qsize() + 1)
                 return
+            if item.frame.get("response_type") == "response":
+                self._sent_response(item.frame)
+
+    # --- turn records: the one place answers are timed ---------------------------------------------
+
+    def _open_turn(self, request: proto.StartResponse) -> None:
+        # A request that did not arrive on this connection (left open by a dead one) starts now.
+        arrived = self._arrivals.get(request.response_id)
+        started_at, started = arrived or (self._clock(), time.perf_counter())
+        turn = TurnRecord(response_id=request.response_id, reminder=request.reminder, started_at=started_at,
+                          resumed=arrived is None, _started=started)
+        self.turns.append(turn)
+        self._open_turns[request.response_id] = turn
+
+    def _sent_response(self, frame: dict) -> None:
+        """A response frame left for the socket: the first one and the last one of a turn are timed."""
+        turn = self._open_turns.get(frame.get("response_id"))
+        if turn is None:
+            return
+        elapsed = (time.perf_counter() - turn._started) * 1000
+        if turn.first_chunk_ms is None:
+            turn.first_chunk_ms = elapsed
+        turn.content += frame.get("content") or ""
+        if frame.get("content_complete"):
+            turn.complete_ms = elapsed
+            turn.end_call = bool(frame.get("end_call"))
+            turn.transfer_number = frame.get("transfer_number")
+            self._end_turn(turn.response_id)
+
+    def _end_turn(self, response_id: int, *, superseded: bool = False) -> None:
+        turn = self._open_turns.pop(response_id, None)
+        if turn is None:
+            return
+        turn.superseded = superseded
+        logger.debug("Call %s: response %s %s; first chunk %s ms, complete %s ms, %d tool call(s).", self.call_id,
+                     response_id, "superseded" if superseded else "answered",
+                     _ms(turn.first_chunk_ms), _ms(turn.complete_ms), len(turn.tool_calls))
+        self._record_turn(turn)
+        if self._on_turn is not None:
+            try:
+                self._on_turn(turn)
+            except Exception:
+                logger.exception("Call %s: the turn hook failed.", self.call_id)
+
+    def _record_turn(self, turn: TurnRecord) -> None:
+        """The finished turn goes onto the call's row, on a worker thread: never on the
+        event loop, and not queued behind the tools on the shared database thread."""
+        if self._agent is None:
+            return
+        state = self.protocol.state
+        transcript = list(state.transcript_with_tool_calls or state.transcript or [])
+        recording = self._spawn(sync_to_async(_record_live_turn, thread_sensitive=False)(
+            agent=self._agent, call_id=self.call_id, turn=turn.to_dict(), transcript=transcript), track=False)
+        self._recordings.add(recording)
+        recording.add_done_callback(self._recordings.discard)
 
     def _spawn(self, coroutine, *, track: bool = True) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coroutine)

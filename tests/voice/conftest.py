@@ -33,3 +33,16 @@ def asgi_server():
     yield f"ws://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_db(transactional_db):
+    """The database of tests that drive the running server. Before it is flushed, the
+    server's calls have stopped and written their turn records: otherwise that work
+    would still be writing while the tables are truncated."""
+    from voice.retell_session import sessions_running
+
+    yield
+    deadline = time.monotonic() + 15
+    while sessions_running() and time.monotonic() < deadline:
+        time.sleep(0.05)

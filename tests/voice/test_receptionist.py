@@ -140,7 +140,7 @@ def test_a_taken_slot_is_said_and_another_time_is_asked_for():
     refused = call.say("Yes")
     confirm = call.say("11 am then")
 
-    assert refused.text.startswith("10 am is taken; 11 am or 2 pm are free.")
+    assert refused.text.startswith("One moment, please. 10 am is taken; 11 am or 2 pm are free.")
     assert confirm.text == "So that's Cleaning for Anna Schmidt tomorrow at 11 am. Shall I book that?"
 
 
@@ -153,6 +153,17 @@ def test_a_failed_handler_gets_an_apology_and_a_transfer_on_yes():
 
     assert "sorry" in failed.text.lower() and "put you through" in failed.text.lower()
     assert transfer.transfer == "+12125550134"
+
+
+def test_the_caller_hears_a_word_before_the_appointment_work_starts():
+    call = talk("de")
+    call.say("Ich hätte gern einen Termin zur Zahnreinigung morgen um 9 Uhr, mein Name ist Hans Müller")
+
+    booked = call.say("Ja")
+    checked = call.say("Haben Sie am Freitag noch etwas frei?")
+
+    assert booked.chunks[0] == "Einen Moment, bitte. " and len(booked.chunks) == 2
+    assert checked.chunks[0] == "Ich schaue kurz nach. " and len(checked.chunks) == 2
 
 
 # --- rescheduling and cancelling ---------------------------------------------------------------
@@ -234,8 +245,9 @@ def test_availability_is_checked_then_booking_offered_and_continued():
     call.say("A checkup")
     confirm = call.say("Anna Schmidt")
 
-    assert [(c.name, c.arguments) for c in checked.tool_calls] == [("check_availability", {"date": "Thursday"})]
-    assert checked.text == "Thursday morning is free from 8 to 11. Shall I book an appointment for you?"
+    assert [(c.name, c.arguments) for c in checked.tool_calls] == [("check_availability", {
+        "date": "Thursday", "time": "morning"})]
+    assert checked.text == "Let me check. Thursday morning is free from 8 to 11. Shall I book an appointment for you?"
     assert asked.text.startswith("What is the appointment for?")
     assert confirm.text == "So that's Checkup for Anna Schmidt on Thursday at 9 am. Shall I book that?"
 
@@ -246,7 +258,85 @@ def test_german_availability_with_a_time_passes_the_time():
     checked = call.say("Haben Sie morgen um 10 Uhr noch was frei?")
 
     assert checked.tool_calls[0].arguments == {"date": "morgen", "time": "10:00"}
-    assert checked.text.startswith("Leider belegt.")
+    assert checked.text.startswith("Ich schaue kurz nach. Leider belegt.")
+
+
+def test_german_availability_for_a_part_of_the_day_asks_for_that_part_only():
+    call = talk("de", tool_results={"check_availability": {"available": True, "message": "Frei um 8 Uhr."}})
+
+    checked = call.say("Haben Sie morgen Vormittag noch was frei?")
+
+    assert checked.tool_calls[0].arguments == {"date": "morgen", "time": "vormittags"}
+
+
+# --- answers that do not fit the question, refusals ------------------------------------------------
+
+def test_a_name_given_when_asked_for_the_service_is_kept_as_the_name_and_the_service_asked_again():
+    call = talk("en")
+    call.say("Do I need an appointment? I'd like one on Friday at 11")
+
+    asked_again = call.say("I'm Tom Baker")
+    confirm = call.say("A cleaning")
+
+    assert asked_again.text == "What is the appointment for? We offer Cleaning and Checkup."
+    assert confirm.text == "So that's Cleaning for Tom Baker on Friday at 11 am. Shall I book that?"
+
+
+def test_an_answer_naming_nothing_of_the_catalogue_is_asked_again_and_a_short_form_is_taken():
+    call = talk("de", services=[ServiceInfo("Zahnreinigung"), ServiceInfo("Kontrolluntersuchung")])
+    call.say("Ich hätte gern einen Termin am Freitag um 10 Uhr")
+
+    asked_again = call.say("Müller")
+    taken = call.say("Kontrolle")
+
+    assert asked_again.text == "Worum geht es bei dem Termin? Wir bieten Zahnreinigung und Kontrolluntersuchung an."
+    assert taken.text == "Wie ist Ihr Name, bitte?"
+    call.say("Eva Klein")
+    assert call.say("Ja").tool_calls[0].arguments["service"] == "Kontrolluntersuchung"
+
+
+def test_an_unknown_service_refusal_asks_for_the_service_not_another_time():
+    refusal = {"ok": False, "error": "unknown_service", "message": "We don't offer root canal. We offer Cleaning."}
+    call = talk("en", tool_results={"collect_appointment_information": refusal})
+    call.say("I'd like to book a root canal tomorrow at 10 am, my name is Anna Schmidt")
+
+    refused = call.say("Yes")
+    confirm = call.say("A cleaning then")
+
+    assert refused.text == ("One moment, please. We don't offer root canal. We offer Cleaning. "
+                            "Which of them would you like?")
+    assert confirm.text == "So that's Cleaning for Anna Schmidt tomorrow at 10 am. Shall I book that?"
+
+
+def test_an_appointment_not_found_by_number_is_sought_by_the_name_it_was_booked_under():
+    answers = iter([{"ok": False, "error": "not_found", "message": "I cannot find an upcoming appointment under "
+                                                                   "your phone number."},
+                    {"ok": True, "message": "Done."}])
+    call = talk("en", tool_results={"change_appointment_details": lambda args: next(answers)})
+    call.say("Please move my appointment to Friday at 3 pm")
+
+    refused = call.say("Yes")
+    confirm = call.say("Anna Schmidt")
+    moved = call.say("Yes")
+
+    assert refused.text.endswith("Under which name was the appointment booked?")
+    assert confirm.text == "I'll move your appointment to Friday at 3 pm. Is that right?"
+    assert moved.tool_calls[0].arguments == {"new_date": "Friday", "new_time": "15:00", "name": "Anna Schmidt"}
+
+
+def test_several_appointments_found_asks_which_day_and_moves_that_one():
+    answers = iter([{"ok": False, "error": "ambiguous", "message": "You have appointments on Monday and Tuesday."},
+                    {"ok": True, "message": "Done."}])
+    call = talk("en", tool_results={"change_appointment_details": lambda args: next(answers)})
+    call.say("Please move my appointment to Friday at 3 pm")
+
+    refused = call.say("Yes")
+    confirm = call.say("The one on Tuesday")
+    moved = call.say("Yes")
+
+    assert refused.text.endswith("Which day is the appointment you mean?")
+    assert confirm.text == "I'll move your appointment from Tuesday to Friday at 3 pm. Is that right?"
+    assert moved.tool_calls[0].arguments == {"new_date": "Friday", "new_time": "15:00", "current_date": "Tuesday"}
 
 
 # --- questions ------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ def new_call_id() -> str:
 
 
 @pytest.fixture
-def dental(transactional_db):
+def dental(live_db):
     company = make_company("Bright Smile Dental", slug="bright-smile", timezone="America/New_York", language="en",
                            phone="+12125550134", address="200 Park Avenue South, New York", opening_hours=HOURS)
     return Agent.objects.create(company=company, agent_id="agent_dental001", name="Sophie", language="en-US",

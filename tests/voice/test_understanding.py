@@ -78,6 +78,13 @@ def test_a_service_outside_the_catalogue_is_taken_from_the_words_around_it(said,
     assert understand(said).service == service
 
 
+def test_a_short_form_of_a_compound_service_name_finds_the_service():
+    catalogue = [ServiceInfo("Zahnreinigung"), ServiceInfo("Kontrolluntersuchung")]
+
+    assert understand("einen Termin zur Kontrolle bitte", catalogue).service == "Kontrolluntersuchung"
+    assert understand("Ich möchte einen Termin am Montag", catalogue).service is None
+
+
 def test_a_date_is_not_taken_for_a_phone_number():
     understood = understand("on 2026-11-24 please")
 

@@ -7,7 +7,9 @@ understanding is `understanding.understand`; the policy below decides what to as
 next, confirms before anything is booked, moved or cancelled, and takes corrections
 ("no, Wednesday instead" / "nein, lieber Mittwoch"). The appointment work itself is a
 `ToolCall` the call session runs through the same handlers as the custom-function
-endpoint; its result comes back into the generator.
+endpoint; its result comes back into the generator. A short "One moment, please." /
+"Let me check." goes out before it, so the caller hears something while the database
+works (the answer's first chunk never waits for a tool).
 
 Everything it remembers lives in `context.state`:
     task       None | "book" | "reschedule" | "cancel" | "availability"
@@ -72,6 +74,11 @@ PHRASES = {
         "tool_failed": "I'm sorry, I couldn't do that right now. Shall I put you through to the team?",
         "tool_failed_no_phone": "I'm sorry, I couldn't do that right now. Please try again a little later.",
         "pick_other": "Which other day or time would suit you?",
+        "pick_service": "Which of them would you like?",
+        "one_moment": "One moment, please.",
+        "let_me_check": "Let me check.",
+        "ask_booked_name": "Under which name was the appointment booked?",
+        "ask_which": "Which day is the appointment you mean?",
         "hours_none": "I'm sorry, I don't have our opening hours at hand.",
         "hours_intro": "We're open {ranges}.",
         "hours_day_closed": "On {day} we're closed.",
@@ -123,6 +130,11 @@ PHRASES = {
         "tool_failed_no_phone": "Das hat leider gerade nicht geklappt. Bitte versuchen Sie es etwas später noch "
                                 "einmal.",
         "pick_other": "Welcher andere Tag oder welche andere Uhrzeit würde Ihnen passen?",
+        "pick_service": "Was davon möchten Sie?",
+        "one_moment": "Einen Moment, bitte.",
+        "let_me_check": "Ich schaue kurz nach.",
+        "ask_booked_name": "Auf welchen Namen wurde der Termin gebucht?",
+        "ask_which": "An welchem Tag ist der Termin, den Sie meinen?",
         "hours_none": "Unsere Öffnungszeiten habe ich leider gerade nicht zur Hand.",
         "hours_intro": "Wir haben {ranges} geöffnet.",
         "hours_day_closed": "Am {day} haben wir geschlossen.",
@@ -142,6 +154,9 @@ PHRASES = {
 TASK_INTENTS = ("reschedule", "cancel", "book", "availability")
 TOOL_OF_TASK = {"book": "collect_appointment_information", "reschedule": "change_appointment_details",
                 "cancel": "cancel_appointment", "availability": "check_availability"}
+# A part of the day as the appointment handlers read it in a time field.
+DAYPART_WORDS = {"en": {"morning": "morning", "afternoon": "afternoon", "evening": "evening"},
+                 "de": {"morning": "vormittags", "afternoon": "nachmittags", "evening": "abends"}}
 
 
 def _hhmm_spoken(value: str, language: str) -> str:
@@ -269,6 +284,8 @@ class ReceptionistEngine(DialogEngine):
                 yield TextChunk(self._next_step(st, context))
                 return
             if u.yes:
+                # Something to hear at once: the appointment work takes a moment.
+                yield TextChunk(p["one_moment"] + " ")
                 result = yield self._tool_call(st, context, turn)
                 yield TextChunk(self._after_result(st, context, result))
                 return
@@ -316,9 +333,7 @@ class ReceptionistEngine(DialogEngine):
 
         if st["task"]:
             if st["task"] == "availability" and st["slots"].get("date"):
-                sentences_text = " ".join(sentences)
-                if sentences_text:
-                    yield TextChunk(sentences_text + " ")
+                yield TextChunk(" ".join(sentences + [p["let_me_check"]]) + " ")
                 result = yield self._tool_call(st, context, turn)
                 yield TextChunk(self._after_result(st, context, result))
                 return
@@ -367,14 +382,20 @@ class ReceptionistEngine(DialogEngine):
         if task in ("book", "availability"):
             if u.service:
                 slots["service"] = u.service
-            elif awaiting == "service" and said and not u.intents and not u.dates and not u.time:
+            elif awaiting == "service" and said and not (u.intents or u.dates or u.time or u.name):
                 answer = free_text_answer(said)
+                if answer and context.services:
+                    # With a catalogue, an answer that names none of it is asked again.
+                    known = match_service(answer, context.services)
+                    answer = known.name if known is not None else ""
                 if answer:
                     slots["service"] = answer
         if "hours" in u.intents and not (u.intents & set(TASK_INTENTS)):
             pass  # "are you open on Friday?" names a day to ask about, not the appointment's
         elif task == "reschedule":
-            if len(u.dates) >= 2:
+            if awaiting == "which" and u.date:
+                slots["current_date"] = u.date  # which of the caller's appointments is meant
+            elif len(u.dates) >= 2:
                 slots["current_date"], slots["new_date"] = u.dates[0], u.dates[-1]
             elif u.date:
                 slots["new_date"] = u.date
@@ -456,6 +477,8 @@ class ReceptionistEngine(DialogEngine):
             args = {"date": date_phrase(slots["date"], lang)}
             if slots.get("time"):
                 args["time"] = slots["time"]
+            elif slots.get("daypart"):
+                args["time"] = DAYPART_WORDS[lang][slots["daypart"]]
             if slots.get("service"):
                 args["service"] = slots["service"]
             return args
@@ -493,7 +516,19 @@ class ReceptionistEngine(DialogEngine):
             self._reset(st)
             return message + " " + self._ask(st, p["anything_else"], "anything_else")
         if message:
-            # Refused with a reason (e.g. the slot is taken, with alternatives): ask for another time.
+            # Refused with a reason: the follow-up question depends on what was wrong.
+            error = result.get("error") if isinstance(result, dict) else None
+            if error in ("unknown_service", "service_needed"):
+                slots.pop("service", None)  # the message names the services offered
+                return message + " " + self._ask(st, p["pick_service"], "service")
+            if error == "not_found":
+                if not slots.get("name"):
+                    return message + " " + self._ask(st, p["ask_booked_name"], "name")
+                self._reset(st)
+                return message + " " + self._ask(st, p["anything_else"], "anything_else")
+            if error == "ambiguous":
+                return message + " " + self._ask(st, p["ask_which"], "which")
+            # e.g. the slot is taken (the message offers alternatives): ask for another time.
             return message + " " + self._ask(st, p["pick_other"], "change")
         return self._failed(st, context)
 

@@ -285,6 +285,9 @@ def match_service(text: str, services: list[ServiceInfo]) -> ServiceInfo | None:
         else:
             words = [w for w in re.findall(r"[\wäöüß]+", name) if len(w) >= 5]
             score = max((len(w) for w in words if re.search(rf"\b{re.escape(w[:-1])}", lowered)), default=0)
+            # A short form of a compound: "Kontrolle" for "Kontrolluntersuchung".
+            said_words = [w for w in re.findall(r"[\wäöüß]+", lowered) if len(w) >= 6]
+            score = max([score] + [len(s) for s in said_words for w in words if w.startswith(s[:-1])])
         if score > best_score:
             best, best_score = service, score
     return best

@@ -80,7 +80,8 @@ class Command(BaseCommand):
                     break
                 if not line:
                     continue
-                self.stdout.write(f"caller: {line}")
+                if source is not None or not sys.stdin.isatty():  # typed lines are on the screen already
+                    self.stdout.write(f"caller: {line}")
                 turn = await (call.silence(timeout=timeout) if line == SILENCE else call.say(line, timeout=timeout))
                 self._print_turn(turn)
                 if turn.end_call:

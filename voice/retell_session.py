@@ -71,16 +71,18 @@ def _run_custom_function(*, company, name: str, args: dict, call_id: str, caller
 
 
 RECORDING_GRACE_SECONDS = 5.0
+RECORD_EVERY_TURNS = 5
 
 
-def _record_live_turn(*, agent, call_id: str, turn: dict, transcript: list) -> None:
-    from .services import call_record_live_turn
+def _record_live_turns(*, agent, call_id: str, turns: list[dict], transcript: list) -> None:
+    from .services import call_record_live_turns
 
     close_old_connections()
     try:
-        call_record_live_turn(company=agent.company, agent=agent, call_id=call_id, turn=turn, transcript=transcript)
-    except Exception:  # the call goes on; the admin misses one turn's record
-        logger.exception("Call %s: turn %s could not be recorded.", call_id, turn.get("response_id"))
+        call_record_live_turns(company=agent.company, agent=agent, call_id=call_id, turns=turns,
+                               transcript=transcript)
+    except Exception:  # the call goes on; the admin misses these turns' records
+        logger.exception("Call %s: turns %s could not be recorded.", call_id, [t.get("response_id") for t in turns])
     finally:
         close_old_connections()
 
@@ -181,6 +183,7 @@ class RetellCallSession:
         self._arrivals: dict[int, tuple[float, float]] = {}   # the newest request: (epoch, perf_counter)
         self._on_turn = on_turn
         self._recordings: set[asyncio.Task] = set()   # turn records being written to the call's row
+        self._unrecorded: list[dict] = []             # finished turns not yet handed to a writer
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -200,6 +203,7 @@ class RetellCallSession:
             task.cancel()
         await self._save()
         try:
+            self._flush_turns()
             if self._recordings:
                 # Turn records already handed to a thread are written, not abandoned.
                 await asyncio.wait(list(self._recordings), timeout=RECORDING_GRACE_SECONDS)
@@ -471,14 +475,25 @@ class RetellCallSession:
                 logger.exception("Call %s: the turn hook failed.", self.call_id)
 
     def _record_turn(self, turn: TurnRecord) -> None:
-        """The finished turn goes onto the call's row, on a worker thread: never on the
-        event loop, and not queued behind the tools on the shared database thread."""
+        """Finished turns go onto the call's row in batches (every RECORD_EVERY_TURNS, and
+        when the call stops): one write per few turns keeps the database free for the
+        callers' appointment functions."""
         if self._agent is None:
             return
+        self._unrecorded.append(turn.to_dict())
+        if len(self._unrecorded) >= RECORD_EVERY_TURNS:
+            self._flush_turns()
+
+    def _flush_turns(self) -> None:
+        """Write the buffered turns on a worker thread: never on the event loop, and not
+        queued behind the tools on the shared database thread."""
+        if not self._unrecorded or self._agent is None:
+            return
+        turns, self._unrecorded = self._unrecorded, []
         state = self.protocol.state
         transcript = list(state.transcript_with_tool_calls or state.transcript or [])
-        recording = self._spawn(sync_to_async(_record_live_turn, thread_sensitive=False)(
-            agent=self._agent, call_id=self.call_id, turn=turn.to_dict(), transcript=transcript), track=False)
+        recording = self._spawn(sync_to_async(_record_live_turns, thread_sensitive=False)(
+            agent=self._agent, call_id=self.call_id, turns=turns, transcript=transcript), track=False)
         self._recordings.add(recording)
         recording.add_done_callback(self._recordings.discard)
 

@@ -76,9 +76,9 @@ def call_apply_event(*, company: Company, event: str, call_payload: dict, agent:
     return call
 
 
-def call_record_live_turn(*, company: Company, call_id: str, turn: dict, transcript: list,
-                          agent: Agent | None = None) -> Call:
-    """Record one answered (or superseded) turn of the live socket on the call's row.
+def call_record_live_turns(*, company: Company, call_id: str, turns: list[dict], transcript: list,
+                           agent: Agent | None = None) -> Call:
+    """Record answered (or superseded) turns of the live socket on the call's row.
 
     The row may not exist yet (the call_started webhook can come later): it is made, and
     the webhook events fill in the rest. A turn answered again after a reconnect replaces
@@ -88,8 +88,9 @@ def call_record_live_turn(*, company: Company, call_id: str, turn: dict, transcr
         call = _lock_or_create_call(company=company, call_id=call_id, source=Call.Source.RETELL)
         if agent is not None and call.agent_id is None:
             call.agent = agent
-        turns = [t for t in call.live_turns if t.get("response_id") != turn.get("response_id")]
-        call.live_turns = sorted([*turns, turn], key=lambda t: t.get("response_id", 0))
+        newer = {turn.get("response_id") for turn in turns}
+        kept = [t for t in call.live_turns if t.get("response_id") not in newer]
+        call.live_turns = sorted([*kept, *turns], key=lambda t: t.get("response_id", 0))
         call.live_transcript = transcript
         call.save(update_fields=["agent", "live_turns", "live_transcript", "updated_at"])
     return call

@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from tests.fakes import retell
 from voice.models import Call
-from voice.services import call_apply_event, call_record_live_turn
+from voice.services import call_apply_event, call_record_live_turns
 
 pytestmark = pytest.mark.django_db
 
@@ -22,12 +22,12 @@ def turn(response_id: int, **fields) -> dict:
 def test_turns_are_recorded_on_a_call_the_webhooks_have_not_made_yet(retell_agent):
     company = retell_agent.company
 
-    call_record_live_turn(company=company, agent=retell_agent, call_id="call_live_1", transcript=TRANSCRIPT[:1],
-                          turn=turn(1))
-    call_record_live_turn(company=company, agent=retell_agent, call_id="call_live_1", transcript=TRANSCRIPT,
-                          turn=turn(2, tool_calls=[{"tool_call_id": "t1", "name": "check_availability",
+    call_record_live_turns(company=company, agent=retell_agent, call_id="call_live_1", transcript=TRANSCRIPT[:1],
+                          turns=[turn(1)])
+    call_record_live_turns(company=company, agent=retell_agent, call_id="call_live_1", transcript=TRANSCRIPT,
+                          turns=[turn(2, tool_calls=[{"tool_call_id": "t1", "name": "check_availability",
                                                     "arguments": {"date": "morgen"},
-                                                    "result": {"ok": True, "message": "Frei."}}]))
+                                                    "result": {"ok": True, "message": "Frei."}}])])
 
     call = Call.objects.get(call_id="call_live_1")
     assert (call.company, call.agent) == (company, retell_agent)
@@ -38,9 +38,8 @@ def test_turns_are_recorded_on_a_call_the_webhooks_have_not_made_yet(retell_agen
 
 def test_a_turn_answered_again_after_a_reconnect_replaces_its_record(retell_agent):
     company = retell_agent.company
-    call_record_live_turn(company=company, call_id="call_live_2", transcript=TRANSCRIPT, turn=turn(3, superseded=True,
-                                                                                                    complete_ms=None))
-    call_record_live_turn(company=company, call_id="call_live_2", transcript=TRANSCRIPT, turn=turn(3, resumed=True))
+    call_record_live_turns(company=company, call_id="call_live_2", transcript=TRANSCRIPT, turns=[turn(3, superseded=True, complete_ms=None)])
+    call_record_live_turns(company=company, call_id="call_live_2", transcript=TRANSCRIPT, turns=[turn(3, resumed=True)])
 
     [record] = Call.objects.get(call_id="call_live_2").live_turns
     assert record["resumed"] is True and record["superseded"] is False
@@ -48,10 +47,10 @@ def test_a_turn_answered_again_after_a_reconnect_replaces_its_record(retell_agen
 
 def test_webhook_events_and_live_turns_fill_the_same_row_in_any_order(retell_agent):
     company = retell_agent.company
-    call_record_live_turn(company=company, call_id="call_live_3", transcript=TRANSCRIPT, turn=turn(1))
+    call_record_live_turns(company=company, call_id="call_live_3", transcript=TRANSCRIPT, turns=[turn(1)])
     call_apply_event(company=company, event="call_ended", call_payload=retell.call_object("call_live_3", "agent_abc123"),
                      agent=retell_agent)
-    call_record_live_turn(company=company, call_id="call_live_3", transcript=TRANSCRIPT, turn=turn(2))
+    call_record_live_turns(company=company, call_id="call_live_3", transcript=TRANSCRIPT, turns=[turn(2)])
 
     call = Call.objects.get(call_id="call_live_3")
     assert call.last_event == "call_ended" and call.status
@@ -59,12 +58,12 @@ def test_webhook_events_and_live_turns_fill_the_same_row_in_any_order(retell_age
 
 
 def test_the_admin_shows_each_turn_with_latency_tools_and_results_escaped(owner_client, retell_agent):
-    call_record_live_turn(company=retell_agent.company, agent=retell_agent, call_id="call_live_4",
+    call_record_live_turns(company=retell_agent.company, agent=retell_agent, call_id="call_live_4",
                           transcript=TRANSCRIPT,
-                          turn=turn(1, content="<script>alert(1)</script>", first_chunk_ms=12.0, end_call=True,
+                          turns=[turn(1, content="<script>alert(1)</script>", first_chunk_ms=12.0, end_call=True,
                                     tool_calls=[{"name": "collect_appointment_information",
                                                  "arguments": {"name": "Anna"},
-                                                 "result": {"ok": True, "message": "Gebucht."}}]))
+                                                 "result": {"ok": True, "message": "Gebucht."}}])])
     call = Call.objects.get(call_id="call_live_4")
 
     html = owner_client.get(reverse("admin:voice_call_change", args=[call.pk])).content.decode()

@@ -142,3 +142,30 @@ def test_a_goodbye_turn_records_the_end_of_the_call(agent):
     session, _ = converse(agent, script)
 
     assert session.turns[0].end_call is True and session.turns[0].content == "Thank you for calling. Goodbye!"
+
+
+def test_turns_reach_the_call_row_in_batches_and_all_of_them_by_the_time_the_call_stops(agent):
+    from channels.db import database_sync_to_async
+
+    from voice.models import Call
+
+    def recorded(call_id):
+        return len(Call.objects.filter(call_id=call_id).values_list("live_turns", flat=True).first() or [])
+
+    seen_before_stop = {}
+
+    async def script(session, socket):
+        questions = ["What are your opening hours?", "Where are you?", "What are your opening hours?",
+                     "Where are you?", "What are your opening hours?", "Where are you?"]
+        for number, question in enumerate(questions, start=1):
+            await session.receive(request(number, question))
+            await socket.until(complete(number))
+            if number == 4:
+                seen_before_stop["after 4"] = await database_sync_to_async(recorded)(session.call_id)
+        await asyncio.sleep(0.5)  # the batch of five has been handed to a writer by now
+        seen_before_stop["after 6"] = await database_sync_to_async(recorded)(session.call_id)
+
+    session, _ = converse(agent, script)
+
+    assert seen_before_stop == {"after 4": 0, "after 6": 5}
+    assert recorded(session.call_id) == 6

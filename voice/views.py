@@ -90,26 +90,35 @@ def _parse_json(body: bytes):
         raise Refusal(400, "bad_json", "The body is not valid JSON.") from None
 
 
+def receipt_first(provider: str):
+    """The shape of every inbound endpoint: store the request as a receipt before anything
+    else, then check and handle it; a Refusal is recorded on the receipt and answered as
+    a JSON error."""
+    def decorate(handle):
+        @csrf_exempt
+        @post_only
+        @functools.wraps(handle)
+        def view(request):
+            try:
+                receipt, body = _store(request, provider)
+            except _Stored as stored:
+                return _refused(stored.receipt, stored.refusal)
+            try:
+                return handle(request, receipt, body)
+            except Refusal as refusal:
+                return _refused(receipt, refusal)
+        return view
+    return decorate
+
+
 def _queue(receipt: WebhookReceipt) -> None:
     transaction.on_commit(lambda: enqueue_batched(receipts_process_task, receipt.pk))
 
 
 # --- Retell -------------------------------------------------------------------------
-@csrf_exempt
-@post_only
-def retell_webhook(request):
+@receipt_first(WebhookReceipt.Provider.RETELL)
+def retell_webhook(request, receipt: WebhookReceipt, body: bytes):
     """Call events and custom-function calls (both URLs take both; the body tells them apart)."""
-    try:
-        receipt, body = _store(request, WebhookReceipt.Provider.RETELL)
-    except _Stored as stored:
-        return _refused(stored.receipt, stored.refusal)
-    try:
-        return _retell(request, receipt, body)
-    except Refusal as refusal:
-        return _refused(receipt, refusal)
-
-
-def _retell(request, receipt: WebhookReceipt, body: bytes):
     payload = _parse_json(body)
     try:
         call_request = retell.classify(payload, request.GET.dict())
@@ -179,18 +188,6 @@ def _retell_function(receipt: WebhookReceipt, company: Company, agent: Agent, ca
 ELEVENLABS_EVENTS = frozenset({"post_call_transcription"})
 
 
-@csrf_exempt
-@post_only
-def elevenlabs_callback(request):
-    """ElevenLabs callbacks: X-API-Key and, when the company has a webhook secret, ElevenLabs-Signature."""
-    try:
-        receipt, body = _store(request, WebhookReceipt.Provider.ELEVENLABS)
-    except _Stored as stored:
-        return _refused(stored.receipt, stored.refusal)
-    try:
-        return _elevenlabs(request, receipt, body)
-    except Refusal as refusal:
-        return _refused(receipt, refusal)
 
 
 def _elevenlabs_key(company: Company) -> str:
@@ -218,7 +215,9 @@ def _elevenlabs_company(request) -> Company:
     return matches[0]
 
 
-def _elevenlabs(request, receipt: WebhookReceipt, body: bytes):
+@receipt_first(WebhookReceipt.Provider.ELEVENLABS)
+def elevenlabs_callback(request, receipt: WebhookReceipt, body: bytes):
+    """ElevenLabs callbacks: X-API-Key and, when the company has a webhook secret, ElevenLabs-Signature."""
     payload = _parse_json(body)
     company = _elevenlabs_company(request)
     secret = company.elevenlabs_webhook_secret.reveal() if company.elevenlabs_webhook_secret else ""

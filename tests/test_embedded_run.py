@@ -5,7 +5,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -16,14 +15,10 @@ from pathlib import Path
 import pytest
 from websockets.sync.client import connect
 
+from tests.fakes import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _alive(pid: int) -> bool:
@@ -65,7 +60,7 @@ def _terminate_parent_only(server) -> None:
 @pytest.mark.parametrize("stop", [_ctrl_c, _terminate_parent_only], ids=["ctrl-c", "sigterm-to-parent"])
 def test_embedded_run_serves_health_and_stopping_it_stops_everything(embedded_env, tmp_path, stop):
     env, manage = embedded_env
-    port = _free_port()
+    port = free_port()
     log = open(tmp_path / "serve.log", "w+")
     server = subprocess.Popen(manage + ["serve_embedded", "--port", str(port)], env=env, cwd=ROOT,
                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

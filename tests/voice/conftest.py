@@ -1,16 +1,11 @@
 """The running ASGI application on a loopback port, for the socket conformance suite."""
 
-import socket
 import threading
 import time
 
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.fakes import free_port
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +15,7 @@ def asgi_server():
 
     from config.asgi import application
 
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port, lifespan="off",
                                            ws="websockets-sansio", log_level="warning"))
     thread = threading.Thread(target=server.run, name="asgi-test-server", daemon=True)

@@ -11,6 +11,7 @@ from websockets.exceptions import InvalidStatus
 from audit.circuit import CircuitBreaker
 from retell_config.models import Agent
 from tests.factories import make_company
+from tests.fakes import free_port
 from tests.fakes.llm import FakeLLM, Text
 from tests.voice.retell_client import RetellClient
 
@@ -446,9 +447,7 @@ def daphne_process(transactional_db, tmp_path):
     from django.conf import settings as django_settings
     from django.db import connection
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     db = connection.settings_dict
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "REDIS_URL": django_settings.REDIS_URL,
            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"}

@@ -57,14 +57,14 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "audit.middleware.RequestIdMiddleware",
-    "django.middleware.security.SecurityMiddleware",
+    "config.middleware.SecurityMiddleware",
     "config.static.StaticFilesMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.middleware.SessionMiddleware",
+    "config.middleware.CommonMiddleware",
+    "config.middleware.CsrfViewMiddleware",
+    "config.middleware.AuthenticationMiddleware",
+    "config.middleware.MessageMiddleware",
+    "config.middleware.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -276,6 +276,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABAS
 # Publish webhook processing tasks from a background thread (batching ids that arrive together),
 # so no request waits on the broker.
 TASK_PUBLISH_IN_BACKGROUND = env.bool("TASK_PUBLISH_IN_BACKGROUND", default=True)
+TASK_PUBLISH_LINGER_SECONDS = env.float("TASK_PUBLISH_LINGER_SECONDS", default=0.1)
 # Serve GET/POST /bench/noop (a 204 through the same middleware) for bench/webhook_bench.py only.
 BENCH_TRIVIAL_VIEW = env.bool("BENCH_TRIVIAL_VIEW", default=False)
 CELERY_BEAT_SCHEDULE.update({

@@ -6,6 +6,7 @@ commands and tasks all leave the same audit trail.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, OperationalError, connection, models, transaction
 from django.utils import timezone
 
 from tenants.fields import Secret, SecretField
@@ -241,48 +242,153 @@ def headers_redacted(headers) -> dict[str, str]:
     return {name: (REDACTED if _SECRET_HEADER.search(name) else value) for name, value in headers.items()}
 
 
-def receipt_store(*, provider: str, endpoint: str, body: bytes, headers, remote_addr: str | None,
-                  query: str = "", body_truncated: bool = False) -> WebhookReceipt:
-    """Store an inbound request as it came, before anything in it is parsed or trusted.
-
-    Receipts are the audit trail of inbound traffic themselves, so no AuditEntry is
-    written for them. Committed at once (outside any transaction the caller holds).
-    """
-    return WebhookReceipt.objects.create(
-        provider=provider, endpoint=endpoint[:200], body=body, body_truncated=body_truncated,
-        headers=headers_redacted(headers), query=query[:500], remote_addr=remote_addr)
+def _savepoint_in_transaction():
+    """A savepoint when the caller holds a transaction (so a conflict leaves it usable), else
+    nothing: in autocommit a single statement is its own transaction, one round trip."""
+    return transaction.atomic() if transaction.get_connection().in_atomic_block else contextlib.nullcontext()
 
 
-def receipt_reject(*, receipt: WebhookReceipt, code: str, message: str, company: Company | None = None,
-                   status: str = WebhookReceipt.Status.REJECTED, **fields) -> None:
-    receipt.status, receipt.error_code, receipt.error_message = status, code, message[:500]
-    if company is not None:
-        receipt.company = company
-    for name, value in fields.items():
-        setattr(receipt, name, value)
-    WebhookReceipt.objects.filter(pk=receipt.pk).update(
-        status=status, error_code=code, error_message=message[:500], company=receipt.company, **fields)
+def _receipt_insert(receipt: WebhookReceipt) -> None:
+    """Insert one receipt; one that would hold a dedupe key another already holds becomes a duplicate."""
+    if receipt.status in WebhookReceipt.KEY_HOLDING and receipt.dedupe_key:
+        try:
+            with _savepoint_in_transaction():
+                receipt.save(force_insert=True)
+            return
+        except IntegrityError:
+            receipt.status = WebhookReceipt.Status.DUPLICATE
+    receipt.save(force_insert=True)
 
 
-def receipt_accept(*, receipt: WebhookReceipt, company: Company, kind: str, event_type: str = "",
-                   call_id: str = "", dedupe_key: str = "") -> bool:
-    """Mark a verified receipt for processing; False (and `duplicate`) when another holds its key."""
-    fields = {"company": company, "kind": kind, "event_type": event_type[:64], "call_id": call_id[:128],
-              "dedupe_key": dedupe_key[:300]}
+def _receipts_insert(receipts: list[WebhookReceipt]) -> None:
+    """Insert receipts in one statement; if a dedupe key clashes, one by one so only the clash
+    becomes a duplicate."""
     try:
-        if transaction.get_connection().in_atomic_block:
-            with transaction.atomic():  # a savepoint, so a conflict leaves the caller's transaction usable
-                WebhookReceipt.objects.filter(pk=receipt.pk).update(status=WebhookReceipt.Status.VERIFIED, **fields)
-        else:  # autocommit: the update is its own transaction
-            WebhookReceipt.objects.filter(pk=receipt.pk).update(status=WebhookReceipt.Status.VERIFIED, **fields)
-        accepted = True
+        WebhookReceipt.objects.bulk_create(receipts)
     except IntegrityError:
-        WebhookReceipt.objects.filter(pk=receipt.pk).update(status=WebhookReceipt.Status.DUPLICATE, **fields)
-        accepted = False
-    receipt.status = WebhookReceipt.Status.VERIFIED if accepted else WebhookReceipt.Status.DUPLICATE
-    for name, value in fields.items():
-        setattr(receipt, name, value)
-    return accepted
+        for receipt in receipts:
+            receipt.pk = None
+            _receipt_insert(receipt)
+
+
+class _GroupInsert:
+    """Receipts stored at the same moment by concurrent requests go to the database together.
+
+    One writer thread per process takes whatever has queued up and inserts it in one
+    statement, then the next group; a request waits only for the write that holds its own
+    receipt, so it is answered only once that receipt is committed. Under load a web
+    process makes one insert and one commit for many webhooks; alone, a request's receipt
+    is written at once. The writer keeps its own database connection (taken once, not per
+    group), and a request gives its own back before it waits, so the writer never queues
+    for the pool behind requests that are waiting for it.
+    """
+
+    GROUP_MAX = 100
+    WAIT_SECONDS = 60.0
+
+    class _Slot:
+        __slots__ = ("receipt", "done", "error")
+
+        def __init__(self, receipt: WebhookReceipt) -> None:
+            self.receipt, self.done, self.error = receipt, threading.Event(), None
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+
+    def store(self, receipt: WebhookReceipt) -> None:
+        self._ensure_running()
+        # Hand back what this thread holds before waiting: with a bounded pool, requests
+        # that wait holding connections could leave none for the writer's first.
+        connection.close()
+        slot = self._Slot(receipt)
+        self._queue.put(slot)
+        if not slot.done.wait(self.WAIT_SECONDS):
+            raise OperationalError("The receipt writer did not answer in time.")
+        if slot.error is not None:
+            raise slot.error
+
+    def _ensure_running(self) -> None:
+        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+                self._queue, self._pid = queue.SimpleQueue(), os.getpid()
+                self._thread = threading.Thread(target=self._run, name="receipt-writer", daemon=True)
+                self._thread.start()
+
+    def stop(self) -> None:
+        """Let the writer finish what is queued, close its connection and end (the next store
+        starts a new one). For shutdown and the end of a test session."""
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            self._queue.put(None)
+            thread.join(timeout=self.WAIT_SECONDS)
+
+    def _run(self) -> None:
+        while True:
+            group = [self._queue.get()]
+            if group[0] is None:
+                connection.close()
+                return
+            while len(group) < self.GROUP_MAX:
+                try:
+                    slot = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if slot is None:
+                    self._queue.put(None)  # stop after this group
+                    break
+                group.append(slot)
+            error = None
+            try:
+                _receipts_insert([slot.receipt for slot in group])
+            except Exception as exc:  # each waiting request answers for its own receipt
+                error = exc
+                connection.close()  # the next group starts on a fresh connection
+            for slot in group:
+                slot.error = error
+                slot.done.set()
+
+
+_group_insert = _GroupInsert()
+
+
+def receipt_writer_stop() -> None:
+    _group_insert.stop()
+
+
+def receipt_store(*, provider: str, endpoint: str, body: bytes, headers, remote_addr: str | None,
+                  query: str = "", body_truncated: bool = False, status: str = WebhookReceipt.Status.RECEIVED,
+                  company: Company | None = None, kind: str = "", event_type: str = "", call_id: str = "",
+                  dedupe_key: str = "", error_code: str = "", error_message: str = "") -> WebhookReceipt:
+    """Store an inbound request as it came, with what checking it found, before it is answered:
+    committed when this returns.
+
+    A receipt that would hold a dedupe key another receipt already holds is stored as a
+    duplicate. Receipts are the audit trail of inbound traffic themselves, so no AuditEntry
+    is written for them.
+    """
+    receipt = WebhookReceipt(
+        provider=provider, endpoint=endpoint[:200], body=body, body_truncated=body_truncated,
+        headers=headers_redacted(headers), query=query[:500], remote_addr=remote_addr, status=status,
+        company=company, kind=kind, event_type=event_type[:64], call_id=call_id[:128],
+        dedupe_key=dedupe_key[:300], error_code=error_code[:64], error_message=error_message[:500])
+    if transaction.get_connection().in_atomic_block:
+        _receipt_insert(receipt)  # inside the caller's transaction: never with other requests' receipts
+    else:
+        _group_insert.store(receipt)
+    return receipt
+
+
+def receipt_reject(*, receipt: WebhookReceipt, code: str, message: str,
+                   status: str = WebhookReceipt.Status.REJECTED) -> None:
+    """A stored receipt's handling failed after it was stored (an unknown or failing custom function)."""
+    receipt.status, receipt.error_code, receipt.error_message = status, code[:64], message[:500]
+    WebhookReceipt.objects.filter(pk=receipt.pk).update(
+        status=status, error_code=receipt.error_code, error_message=receipt.error_message)
 
 
 def receipt_processed(*, receipt: WebhookReceipt, note: str = "") -> None:
@@ -319,8 +425,9 @@ def enqueue_task(task, *args, countdown: float | None = None) -> bool:
 class _BackgroundPublisher:
     """Publishes tasks from one daemon thread per process, so a request never waits on the broker.
 
-    Items that queue up while a publish is under way go out together as one task
-    message (the task takes a list), so under load the cost of publishing is shared.
+    Items that queue up within TASK_PUBLISH_LINGER_SECONDS of the first, or while a
+    publish is under way, go out together as one task message (the task takes a list),
+    so under load the cost of publishing is shared.
     The queue is bounded; an item that cannot be queued or published is only logged,
     since the row it names stays due and the periodic sweeper picks it up.
     """
@@ -352,9 +459,13 @@ class _BackgroundPublisher:
     def _run(self) -> None:
         while True:
             taken = [self._queue.get()]
+            # Wait a little for company: one publish costs about as much as a webhook's own
+            # work, so under load sending one message per item would halve what a web
+            # process can take in.
+            deadline = time.monotonic() + settings.TASK_PUBLISH_LINGER_SECONDS
             while len(taken) < self.BATCH:
                 try:
-                    taken.append(self._queue.get_nowait())
+                    taken.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
                 except queue.Empty:
                     break
             batches: dict = {}
@@ -375,6 +486,16 @@ class _BackgroundPublisher:
 
 
 _publisher = _BackgroundPublisher()
+
+
+def when_committed(func: Callable[[], None]) -> None:
+    """Run func once the caller's transaction commits, like transaction.on_commit, but outside
+    an atomic block at once and without opening a database connection just to learn that
+    (a request that never touched the database then never takes one from the pool)."""
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(func)
+    else:
+        func()
 
 
 def enqueue_batched(task, item) -> None:

@@ -125,3 +125,12 @@ def _fresh_webhook_agent_cache():
     webhook_agent_forget()
     yield
     webhook_agent_forget()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _receipt_writer_stopped_before_the_test_database_goes(django_db_setup):
+    """The receipt writer thread keeps a connection open; close it before the test database is dropped."""
+    yield
+    from audit.services import receipt_writer_stop
+
+    receipt_writer_stop()

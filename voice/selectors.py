@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
 
 from retell_config.models import Agent
 from tenants.models import Company
@@ -71,14 +74,26 @@ _AGENT_COLUMNS = ["id", "agent_id", "company_id", "company__id", "company__name"
                   "company__is_active", "company__retell_api_key", "company__retell_require_published_ip"]
 AGENT_CACHE_SECONDS = 5.0
 
-_cache: dict[str, tuple[float, Agent | None]] = {}
+@dataclass(frozen=True)
+class WebhookAgent:
+    """An agent named by a Retell request, with the key its requests are signed with."""
+    agent: Agent
+    signing_key: str = field(repr=False)
+
+    @property
+    def company(self) -> Company:
+        return self.agent.company
+
+
+_cache: dict[str, tuple[float, WebhookAgent | None]] = {}
 _cache_lock = threading.Lock()
 
 
-def webhook_agent(*, agent_id: str, fresh: bool = False) -> Agent | None:
-    """The agent (with its active company) a Retell request names, or None.
+def webhook_agent(*, agent_id: str, fresh: bool = False) -> WebhookAgent | None:
+    """The agent (with its active company) a Retell request names, and its signing key; or None.
 
-    Kept a few seconds per process, since every webhook of a call asks for the same one;
+    Kept a few seconds per process, since every webhook of a call asks for the same one
+    (and decrypting the key each time cost more than checking the signature);
     `fresh=True` reads the database (the webhook view does so before refusing a signature,
     so a rotated key is honoured at once; a deactivated company or deleted agent is
     noticed within AGENT_CACHE_SECONDS). The instances are shared: callers never change them.
@@ -90,11 +105,15 @@ def webhook_agent(*, agent_id: str, fresh: bool = False) -> Agent | None:
             return cached[1]
     agent = (Agent.objects.select_related("company").only(*_AGENT_COLUMNS)
              .filter(agent_id=agent_id, company__is_active=True).first())
+    found = None
+    if agent is not None:
+        key = agent.company.retell_api_key
+        found = WebhookAgent(agent=agent, signing_key=key.reveal() if key else settings.RETELL_API_KEY)
     with _cache_lock:
         if len(_cache) > 10000:
             _cache.clear()
-        _cache[agent_id] = (now, agent)
-    return agent
+        _cache[agent_id] = (now, found)
+    return found
 
 
 def webhook_agent_forget() -> None:

@@ -3,6 +3,8 @@
 import json
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from audit.models import ActivityLogEntry, WebhookReceipt
 from tests.conftest import RETELL_KEY
@@ -193,3 +195,35 @@ def test_a_deactivated_company_is_refused_even_while_cached(client, retell_agent
     forged = post(client, URLS[0], other, **retell.headers(other, "not-the-key"))
 
     assert forged.status_code == 404
+
+
+def test_an_accepted_event_is_stored_in_one_insert_and_never_updated(client, retell_agent):
+    warm = retell.event_body("call_started", retell.call_object("call_0", "agent_abc123", status="ongoing"))
+    post(client, URLS[0], warm, **retell.headers(warm, RETELL_KEY))  # the agent is now cached, as under load
+    body = retell.event_body("call_ended", retell.call_object("call_1", "agent_abc123"))
+
+    with CaptureQueriesContext(connection) as queries:
+        response = post(client, URLS[0], body, **retell.headers(body, RETELL_KEY))
+
+    assert response.status_code == 204
+    writes = [q["sql"].split()[0] for q in queries if "audit_webhookreceipt" in q["sql"]]
+    assert writes == ["INSERT"]
+    receipt = WebhookReceipt.objects.get(call_id="call_1")
+    assert (receipt.status, receipt.dedupe_key) == (WebhookReceipt.Status.VERIFIED, "call_ended:call_1")
+
+
+def test_a_check_that_fails_on_our_side_still_stores_the_request_and_answers_json_500(
+        client, retell_agent, monkeypatch):
+    def broken(**kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr("voice.selectors.webhook_agent", broken)
+    body = retell.event_body("call_ended", retell.call_object("call_1", "agent_abc123"))
+
+    response = post(client, URLS[0], body, **retell.headers(body, RETELL_KEY))
+
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
+    receipt = only_receipt()
+    assert bytes(receipt.body) == body
+    assert (receipt.status, receipt.error_code, receipt.error_message) == ("received", "check_failed", "RuntimeError")

@@ -7,6 +7,7 @@ and agent then come from the query parameters our deployed tool config sets).
 onto our Call's fields, with the rank that decides which event's value wins.
 """
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -76,7 +77,7 @@ def classify(payload, query: dict[str, str]) -> RetellRequest:
                                              "{name, call, args} (or ?function=&agent_id= for bare args).")
 
 
-def dedupe_key(request: RetellRequest, body_digest: str) -> str:
+def dedupe_key(request: RetellRequest, body: bytes) -> str:
     """Lifecycle: event + call id. Transfers: + start timestamp + destination. Transcript updates:
     each distinct body once (the newest transcript wins when applied)."""
     if request.event in LIFECYCLE_EVENTS:
@@ -85,7 +86,7 @@ def dedupe_key(request: RetellRequest, body_digest: str) -> str:
         destination = request.payload.get("transfer_destination") or request.call.get("transfer_destination") or {}
         number = destination.get("number", "") if isinstance(destination, dict) else str(destination)
         return f"{request.event}:{request.call_id}:{request.call.get('start_timestamp', '')}:{number}"
-    return f"{request.event}:{request.call_id}:{body_digest}"
+    return f"{request.event}:{request.call_id}:{hashlib.sha256(body).hexdigest()[:32]}"
 
 
 def _moment(ms) -> datetime | None:

@@ -1,0 +1,100 @@
+"""receipt_store under concurrency: receipts stored at the same moment are committed together
+by the writer, every caller's own receipt is committed before it returns, a dedupe key is
+held once, and a failed write fails only the requests whose receipts it held."""
+
+import threading
+import time
+
+import pytest
+from django.db import OperationalError, connection
+
+from audit import services
+from audit.models import WebhookReceipt
+from audit.services import receipt_store
+from tests.factories import make_company
+
+pytestmark = pytest.mark.django_db(transaction=True)
+Status = WebhookReceipt.Status
+
+
+def _store(n: int, **fields) -> WebhookReceipt:
+    return receipt_store(provider="retell", endpoint="/api/retell/webhook", body=b'{"n": %d}' % n,
+                         headers={"Content-Type": "application/json"}, remote_addr="127.0.0.1", **fields)
+
+
+@pytest.fixture
+def groups(monkeypatch):
+    """The groups the writer inserts (their sizes); the first write is slow, so the others queue up."""
+    sizes: list[int] = []
+    insert = services._receipts_insert
+
+    def recorded(receipts):
+        sizes.append(len(receipts))
+        if len(sizes) == 1:
+            time.sleep(0.3)
+        insert(receipts)
+
+    monkeypatch.setattr(services, "_receipts_insert", recorded)
+    return sizes
+
+
+def _run_together(count: int, target) -> tuple[list, list]:
+    barrier = threading.Barrier(count)
+    results, errors = [None] * count, []
+
+    def worker(n: int) -> None:
+        barrier.wait()
+        try:
+            results[n] = target(n)
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results, errors
+
+
+def test_receipts_stored_together_are_committed_in_a_few_inserts(groups):
+    results, errors = _run_together(24, _store)
+
+    assert errors == []
+    assert all(receipt.pk for receipt in results)
+    assert sorted(bytes(b) for b in WebhookReceipt.objects.values_list("body", flat=True)) == \
+        sorted(b'{"n": %d}' % n for n in range(24))
+    assert sum(groups) == 24 and len(groups) <= 4  # the first alone or nearly, the rest together
+
+
+def test_one_dedupe_key_stored_by_many_at_once_is_held_by_one_receipt(groups):
+    company = make_company("Dedupe Praxis", slug="dedupe")
+    results, errors = _run_together(
+        12, lambda n: _store(n, status=Status.VERIFIED, company=company, dedupe_key="call_ended:call_1",
+                             call_id="call_1"))
+
+    assert errors == []
+    assert sorted(r.status for r in results) == [Status.DUPLICATE] * 11 + [Status.VERIFIED]
+    stored = dict(WebhookReceipt.objects.values_list("pk", "status"))
+    assert {r.pk: r.status for r in results} == stored
+
+
+def test_a_failed_write_fails_its_own_group_only_and_the_writer_goes_on(monkeypatch):
+    insert, calls = services._receipts_insert, []
+
+    def first_fails(receipts):
+        calls.append(len(receipts))
+        if len(calls) == 1:
+            time.sleep(0.2)
+            raise OperationalError("the database went away for a moment")
+        insert(receipts)
+
+    monkeypatch.setattr(services, "_receipts_insert", first_fails)
+    results, errors = _run_together(8, _store)
+
+    assert len(errors) == calls[0] and all(isinstance(e, OperationalError) for e in errors)
+    assert WebhookReceipt.objects.count() == 8 - len(errors)  # nobody else lost anything
+    later = _store(99)
+    assert WebhookReceipt.objects.filter(pk=later.pk).exists()

@@ -327,6 +327,17 @@ class _GroupInsert:
             self._queue.put(None)
             thread.join(timeout=self.WAIT_SECONDS)
 
+    @staticmethod
+    def _insert(receipts: list[WebhookReceipt]) -> None:
+        try:
+            _receipts_insert(receipts)
+        except OperationalError:
+            # The writer's long-lived connection may have been dropped while it was idle (a
+            # database restart or failover, an administrator, a proxy's idle timeout): once
+            # more, on a fresh connection, for the receipts not yet written.
+            connection.close()
+            _receipts_insert([receipt for receipt in receipts if receipt.pk is None])
+
     def _run(self) -> None:
         while True:
             group = [self._queue.get()]
@@ -344,7 +355,7 @@ class _GroupInsert:
                 group.append(slot)
             error = None
             try:
-                _receipts_insert([slot.receipt for slot in group])
+                self._insert([slot.receipt for slot in group])
             except Exception as exc:  # each waiting request answers for its own receipt
                 error = exc
                 connection.close()  # the next group starts on a fresh connection

@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from django.db import OperationalError, connection
+from django.db import DatabaseError, connection
 
 from audit import services
 from audit.models import WebhookReceipt
@@ -88,13 +88,24 @@ def test_a_failed_write_fails_its_own_group_only_and_the_writer_goes_on(monkeypa
         calls.append(len(receipts))
         if len(calls) == 1:
             time.sleep(0.2)
-            raise OperationalError("the database went away for a moment")
+            raise DatabaseError("could not extend file: No space left on device")
         insert(receipts)
 
     monkeypatch.setattr(services, "_receipts_insert", first_fails)
     results, errors = _run_together(8, _store)
 
-    assert len(errors) == calls[0] and all(isinstance(e, OperationalError) for e in errors)
+    assert len(errors) == calls[0] and all(isinstance(e, DatabaseError) for e in errors)
     assert WebhookReceipt.objects.count() == 8 - len(errors)  # nobody else lost anything
     later = _store(99)
     assert WebhookReceipt.objects.filter(pk=later.pk).exists()
+
+
+def test_the_writer_survives_its_connection_being_dropped():
+    _store(1)  # the writer now holds its connection
+    with connection.cursor() as cursor:  # as a database restart or an administrator would
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+    receipt = _store(2)
+
+    assert WebhookReceipt.objects.filter(pk=receipt.pk).exists()

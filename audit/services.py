@@ -271,7 +271,37 @@ def _receipts_insert(receipts: list[WebhookReceipt]) -> None:
             _receipt_insert(receipt)
 
 
-class _GroupInsert:
+class _ProcessThread:
+    """One daemon thread per process serving `self._queue`: started on first use, and again if
+    it died or after a fork (threads do not survive one, and what the parent had queued is
+    the parent's to serve, so the child starts on a fresh queue)."""
+
+    thread_name = ""
+
+    def __init__(self) -> None:
+        self._queue = self._new_queue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+
+    def _new_queue(self):
+        return queue.SimpleQueue()
+
+    def _ensure_running(self) -> None:
+        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid != os.getpid():
+                self._queue, self._pid, self._thread = self._new_queue(), os.getpid(), None
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class _GroupInsert(_ProcessThread):
     """Receipts stored at the same moment by concurrent requests go to the database together.
 
     One writer thread per process takes whatever has queued up and inserts it in one
@@ -283,6 +313,7 @@ class _GroupInsert:
     for the pool behind requests that are waiting for it.
     """
 
+    thread_name = "receipt-writer"
     GROUP_MAX = 100
     WAIT_SECONDS = 60.0
 
@@ -291,12 +322,6 @@ class _GroupInsert:
 
         def __init__(self, receipt: WebhookReceipt) -> None:
             self.receipt, self.done, self.error = receipt, threading.Event(), None
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._pid: int | None = None
 
     def store(self, receipt: WebhookReceipt) -> None:
         self._ensure_running()
@@ -309,15 +334,6 @@ class _GroupInsert:
             raise OperationalError("The receipt writer did not answer in time.")
         if slot.error is not None:
             raise slot.error
-
-    def _ensure_running(self) -> None:
-        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
-                self._queue, self._pid = queue.SimpleQueue(), os.getpid()
-                self._thread = threading.Thread(target=self._run, name="receipt-writer", daemon=True)
-                self._thread.start()
 
     def stop(self) -> None:
         """Let the writer finish what is queued, close its connection and end (the next store
@@ -433,7 +449,7 @@ def enqueue_task(task, *args, countdown: float | None = None) -> bool:
         return False
 
 
-class _BackgroundPublisher:
+class _BackgroundPublisher(_ProcessThread):
     """Publishes tasks from one daemon thread per process, so a request never waits on the broker.
 
     Items that queue up within TASK_PUBLISH_LINGER_SECONDS of the first, or while a
@@ -443,13 +459,15 @@ class _BackgroundPublisher:
     since the row it names stays due and the periodic sweeper picks it up.
     """
 
+    thread_name = "task-publisher"
     BATCH = 200
 
     def __init__(self, maxsize: int = 10000) -> None:
-        self._queue: queue.Queue = queue.Queue(maxsize=maxsize)
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._pid: int | None = None
+        self._maxsize = maxsize
+        super().__init__()
+
+    def _new_queue(self) -> queue.Queue:
+        return queue.Queue(maxsize=self._maxsize)
 
     def submit(self, task, item) -> None:
         self._ensure_running()
@@ -457,15 +475,6 @@ class _BackgroundPublisher:
             self._queue.put_nowait((task, item))
         except queue.Full:
             logger.warning("Publish queue full: %s(%s) left to the sweeper", task.name, item)
-
-    def _ensure_running(self) -> None:
-        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
-                self._pid = os.getpid()
-                self._thread = threading.Thread(target=self._run, name="task-publisher", daemon=True)
-                self._thread.start()
 
     def _run(self) -> None:
         while True:

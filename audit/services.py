@@ -6,7 +6,7 @@ commands and tasks all leave the same audit trail.
 """
 
 import asyncio
-import contextlib
+import functools
 import json
 import logging
 import os
@@ -19,7 +19,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 import requests
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -242,20 +242,15 @@ def headers_redacted(headers) -> dict[str, str]:
     return {name: (REDACTED if _SECRET_HEADER.search(name) else value) for name, value in headers.items()}
 
 
-def _savepoint_in_transaction():
-    """A savepoint when the caller holds a transaction (so a conflict leaves it usable), else
-    nothing: in autocommit a single statement is its own transaction, one round trip."""
-    return transaction.atomic() if transaction.get_connection().in_atomic_block else contextlib.nullcontext()
-
-
 def _receipt_insert(receipt: WebhookReceipt) -> None:
-    """Insert one receipt; one that would hold a dedupe key another already holds becomes a duplicate."""
+    """Insert one receipt (in autocommit, its own transaction); one that would hold a dedupe key
+    another already holds becomes a duplicate."""
     if receipt.status in WebhookReceipt.KEY_HOLDING and receipt.dedupe_key:
         try:
-            with _savepoint_in_transaction():
-                receipt.save(force_insert=True)
+            receipt.save(force_insert=True)
             return
         except IntegrityError:
+            receipt.pk = None
             receipt.status = WebhookReceipt.Status.DUPLICATE
     receipt.save(force_insert=True)
 
@@ -305,12 +300,11 @@ class _GroupInsert(_ProcessThread):
     """Receipts stored at the same moment by concurrent requests go to the database together.
 
     One writer thread per process takes whatever has queued up and inserts it in one
-    statement, then the next group; a request waits only for the write that holds its own
-    receipt, so it is answered only once that receipt is committed. Under load a web
-    process makes one insert and one commit for many webhooks; alone, a request's receipt
-    is written at once. The writer keeps its own database connection (taken once, not per
-    group), and a request gives its own back before it waits, so the writer never queues
-    for the pool behind requests that are waiting for it.
+    statement, then the next group, with its own database connection (taken once, not per
+    group). A request awaits, on the event loop, only the write that holds its own receipt,
+    so it is answered once that receipt is committed, and it neither holds a thread nor a
+    pool connection while it waits. Under load a web process makes one insert and one
+    commit for many webhooks; alone, a request's receipt is written at once.
     """
 
     thread_name = "receipt-writer"
@@ -318,22 +312,36 @@ class _GroupInsert(_ProcessThread):
     WAIT_SECONDS = 60.0
 
     class _Slot:
-        __slots__ = ("receipt", "done", "error")
+        __slots__ = ("receipt", "loop", "future")
 
         def __init__(self, receipt: WebhookReceipt) -> None:
-            self.receipt, self.done, self.error = receipt, threading.Event(), None
+            self.receipt, self.loop = receipt, asyncio.get_running_loop()
+            self.future = self.loop.create_future()
 
-    def store(self, receipt: WebhookReceipt) -> None:
+        def settle(self, error: BaseException | None) -> None:
+            try:
+                self.loop.call_soon_threadsafe(self._settle_on_loop, error)
+            except RuntimeError:  # the request's loop has closed: nobody is waiting any more
+                pass
+
+        def _settle_on_loop(self, error: BaseException | None) -> None:
+            if self.future.done():  # the request timed out or was cancelled meanwhile
+                return
+            if error is None:
+                self.future.set_result(None)
+            else:
+                self.future.set_exception(error)
+
+    async def store(self, receipt: WebhookReceipt) -> None:
         self._ensure_running()
-        # Hand back what this thread holds before waiting: with a bounded pool, requests
-        # that wait holding connections could leave none for the writer's first.
-        connection.close()
         slot = self._Slot(receipt)
         self._queue.put(slot)
-        if not slot.done.wait(self.WAIT_SECONDS):
-            raise OperationalError("The receipt writer did not answer in time.")
-        if slot.error is not None:
-            raise slot.error
+        try:
+            # A request cancelled while it waits (its client went away) still has its receipt
+            # written: the slot is queued, and the writer skips a future nobody awaits.
+            await asyncio.wait_for(slot.future, self.WAIT_SECONDS)
+        except TimeoutError:
+            raise OperationalError("The receipt writer did not answer in time.") from None
 
     def stop(self) -> None:
         """Let the writer finish what is queued, close its connection and end (the next store
@@ -376,23 +384,40 @@ class _GroupInsert(_ProcessThread):
                 error = exc
                 connection.close()  # the next group starts on a fresh connection
             for slot in group:
-                slot.error = error
-                slot.done.set()
+                slot.settle(error)
 
 
 _group_insert = _GroupInsert()
+
+
+def read_in_thread(func):
+    """`func`, a blocking database read, as a coroutine function that runs it in a thread which
+    gives its connection back when done. For reads before a receipt is stored: the request
+    then awaits the receipt writer, and requests that waited holding pool connections could
+    leave none for the writer (found in the benchmark: every request stalled for the pool
+    timeout while the agent cache was cold)."""
+    @functools.wraps(func)
+    def read_and_release(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        finally:
+            connection.close()
+
+    return sync_to_async(read_and_release)
 
 
 def receipt_writer_stop() -> None:
     _group_insert.stop()
 
 
-def receipt_store(*, provider: str, endpoint: str, body: bytes, headers, remote_addr: str | None,
-                  query: str = "", body_truncated: bool = False, status: str = WebhookReceipt.Status.RECEIVED,
-                  company: Company | None = None, kind: str = "", event_type: str = "", call_id: str = "",
-                  dedupe_key: str = "", error_code: str = "", error_message: str = "") -> WebhookReceipt:
+async def receipt_store(*, provider: str, endpoint: str, body: bytes, headers, remote_addr: str | None,
+                        query: str = "", body_truncated: bool = False,
+                        status: str = WebhookReceipt.Status.RECEIVED, company: Company | None = None,
+                        kind: str = "", event_type: str = "", call_id: str = "", dedupe_key: str = "",
+                        error_code: str = "", error_message: str = "") -> WebhookReceipt:
     """Store an inbound request as it came, with what checking it found, before it is answered:
-    committed when this returns.
+    committed when this returns (by the receipt writer, with whatever other receipts arrived
+    at the same moment).
 
     A receipt that would hold a dedupe key another receipt already holds is stored as a
     duplicate. Receipts are the audit trail of inbound traffic themselves, so no AuditEntry
@@ -403,10 +428,7 @@ def receipt_store(*, provider: str, endpoint: str, body: bytes, headers, remote_
         headers=headers_redacted(headers), query=query[:500], remote_addr=remote_addr, status=status,
         company=company, kind=kind, event_type=event_type[:64], call_id=call_id[:128],
         dedupe_key=dedupe_key[:300], error_code=error_code[:64], error_message=error_message[:500])
-    if transaction.get_connection().in_atomic_block:
-        _receipt_insert(receipt)  # inside the caller's transaction: never with other requests' receipts
-    else:
-        _group_insert.store(receipt)
+    await _group_insert.store(receipt)
     return receipt
 
 
@@ -508,21 +530,11 @@ class _BackgroundPublisher(_ProcessThread):
 _publisher = _BackgroundPublisher()
 
 
-def when_committed(func: Callable[[], None]) -> None:
-    """Run func once the caller's transaction commits, like transaction.on_commit, but outside
-    an atomic block at once and without opening a database connection just to learn that
-    (a request that never touched the database then never takes one from the pool)."""
-    if transaction.get_connection().in_atomic_block:
-        transaction.on_commit(func)
-    else:
-        func()
-
-
-def enqueue_batched(task, item) -> None:
-    """Send `task([item, ...])` soon, off the caller's thread, batched with items queued meanwhile
-    (inline as `task([item])` when tasks run eagerly or TASK_PUBLISH_IN_BACKGROUND is off)."""
+async def enqueue_batched(task, item) -> None:
+    """Send `task([item, ...])` soon, off the event loop, batched with items queued meanwhile
+    (as `task([item])` in a thread when tasks run eagerly or TASK_PUBLISH_IN_BACKGROUND is off)."""
     if task.app.conf.task_always_eager or not settings.TASK_PUBLISH_IN_BACKGROUND:
-        enqueue_task(task, [item])
+        await sync_to_async(enqueue_task)(task, [item])
     else:
         _publisher.submit(task, item)
 

@@ -65,6 +65,30 @@ def owner_client(client, owner_a):
 
 # --- Webhooks and deliveries (issue 4) ------------------------------------------------
 @pytest.fixture
+def sql_everywhere():
+    """The SQL run on database connections opened from now on, in any thread: the receipt
+    writer's too (it is restarted, so that it opens a new one)."""
+    from django.db.backends.signals import connection_created
+
+    from audit.services import receipt_writer_stop
+
+    statements: list[str] = []
+
+    def record(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    def watch(sender, connection, **kwargs):
+        connection.execute_wrappers.append(record)
+
+    receipt_writer_stop()
+    connection_created.connect(watch)
+    yield statements
+    connection_created.disconnect(watch)
+    receipt_writer_stop()  # its connection carries the recorder: the next store opens a clean one
+
+
+@pytest.fixture
 def fake_backend():
     from tests.fakes.backend import FakeBackend
 
@@ -82,6 +106,27 @@ def celery_eager():
     app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
     yield
     app.conf.task_always_eager, app.conf.task_eager_propagates = previous
+
+
+def _fresh_broker_connections() -> None:
+    """Forget the app's pools so the next publish uses the pools of the configured URL."""
+    from config.celery import app
+
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def broker_down():
+    """The Celery broker is unreachable (a port nobody listens on)."""
+    from config.celery import app
+
+    previous = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:1/0"
+    _fresh_broker_connections()
+    yield
+    app.conf.broker_url = previous
+    _fresh_broker_connections()
 
 
 RETELL_KEY = "key_webhook_alpha_0123456789"

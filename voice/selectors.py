@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from audit.services import read_in_thread
 from retell_config.models import Agent
 from tenants.models import Company
 
@@ -89,20 +90,25 @@ _cache: dict[str, tuple[float, WebhookAgent | None]] = {}
 _cache_lock = threading.Lock()
 
 
-def webhook_agent(*, agent_id: str, fresh: bool = False) -> WebhookAgent | None:
+async def webhook_agent(*, agent_id: str, fresh: bool = False) -> WebhookAgent | None:
     """The agent (with its active company) a Retell request names, and its signing key; or None.
 
     Kept a few seconds per process, since every webhook of a call asks for the same one
-    (and decrypting the key each time cost more than checking the signature);
-    `fresh=True` reads the database (the webhook view does so before refusing a signature,
-    so a rotated key is honoured at once; a deactivated company or deleted agent is
-    noticed within AGENT_CACHE_SECONDS). The instances are shared: callers never change them.
+    (and decrypting the key each time cost more than checking the signature); a cached
+    answer costs the event loop no thread and no database connection. `fresh=True` reads
+    the database (the webhook view does so before refusing a signature, so a rotated key
+    is honoured at once; a deactivated company or deleted agent is noticed within
+    AGENT_CACHE_SECONDS). The instances are shared: callers never change them.
     """
-    now = time.monotonic()
     if not fresh:
         cached = _cache.get(agent_id)
-        if cached is not None and now - cached[0] < AGENT_CACHE_SECONDS:
+        if cached is not None and time.monotonic() - cached[0] < AGENT_CACHE_SECONDS:
             return cached[1]
+    return await read_in_thread(_webhook_agent_read)(agent_id)
+
+
+def _webhook_agent_read(agent_id: str) -> WebhookAgent | None:
+    now = time.monotonic()
     agent = (Agent.objects.select_related("company").only(*_AGENT_COLUMNS)
              .filter(agent_id=agent_id, company__is_active=True).first())
     found = None

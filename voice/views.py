@@ -9,10 +9,11 @@ import functools
 import hmac
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import orjson
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -20,8 +21,8 @@ from django.views.decorators.csrf import csrf_exempt
 from appointments.handlers import UnknownFunction
 from audit.middleware import client_ip
 from audit.models import WebhookReceipt
-from audit.services import (activity_log, enqueue_batched, receipt_processed, receipt_reject, receipt_store,
-                            when_committed)
+from audit.services import (activity_log, enqueue_batched, read_in_thread, receipt_processed, receipt_reject,
+                            receipt_store)
 from tenants.models import Company
 
 from . import selectors, services
@@ -48,8 +49,8 @@ class Refusal(Exception):
 @dataclass
 class Checked:
     """A request that passed its checks: the state its receipt is stored in, and how it is
-    answered once stored."""
-    respond: Callable[[WebhookReceipt], HttpResponse]
+    answered once stored (a coroutine function: the view runs on the event loop)."""
+    respond: Callable[[WebhookReceipt], Awaitable[HttpResponse]]
     status: str = Status.VERIFIED
     company: Company | None = None
     kind: str = ""
@@ -70,21 +71,26 @@ def error_response(status: int, code: str, message: str) -> JsonResponse:
 
 def post_only(view):
     @functools.wraps(view)
-    def wrapper(request, *args, **kwargs):
+    async def wrapper(request, *args, **kwargs):
         if request.method != "POST":
             response = error_response(405, "method_not_allowed", "Only POST is accepted here.")
             response["Allow"] = "POST"
             return response
-        return view(request, *args, **kwargs)
+        return await view(request, *args, **kwargs)
 
     return wrapper
 
 
-def _refused(receipt: WebhookReceipt, refusal: Refusal) -> JsonResponse:
+async def _refused(receipt: WebhookReceipt, refusal: Refusal) -> JsonResponse:
     if refusal.company is not None and refusal.status in (401, 403):
-        activity_log(company=refusal.company, kind="webhook.rejected", level="warning",
-                     message=f"Webhook rejected: {refusal.message}", data={"receipt_id": receipt.pk})
+        await sync_to_async(activity_log)(company=refusal.company, kind="webhook.rejected", level="warning",
+                                          message=f"Webhook rejected: {refusal.message}",
+                                          data={"receipt_id": receipt.pk})
     return error_response(refusal.status, refusal.code, refusal.message)
+
+
+async def _answered(status: int, payload: dict | None = None) -> HttpResponse:
+    return HttpResponse(status=status) if payload is None else JsonResponse(payload, status=status)
 
 
 def _parse_json(body: bytes):
@@ -98,48 +104,55 @@ def receipt_first(provider: str):
     """The shape of every inbound endpoint: check the request (reads only), store it as a
     receipt with what the check found in one insert, then answer. Whatever the check
     finds, or if it fails, the request is stored before it is answered; a Refusal is
-    recorded on the receipt and answered as a JSON error."""
+    recorded on the receipt and answered as a JSON error.
+
+    The view runs on the event loop: a webhook whose agent is cached never takes a thread or
+    a database connection of its own (the receipt writer stores it). A check may be a plain
+    function when it must read the database; it then runs in a thread."""
     def decorate(check):
+        run_check = check if iscoroutinefunction(check) else read_in_thread(check)
+
         @csrf_exempt
         @post_only
         @functools.wraps(check)
-        def view(request):
+        async def view(request):
             limit = settings.WEBHOOK_MAX_BODY_BYTES
-            body = request.read(limit + 1)
+            body = request.read(limit + 1)  # already in memory: the ASGI handler read it before routing
             store = functools.partial(receipt_store, provider=provider, endpoint=request.path,
                                       headers=request.headers, remote_addr=client_ip(request),
                                       query=request.META.get("QUERY_STRING", ""))
             if len(body) > limit:
                 refusal = Refusal(413, "body_too_large", f"The body is larger than {limit} bytes.")
-                return _refused(store(body=body[:limit], body_truncated=True, **refusal.receipt_fields()), refusal)
+                return await _refused(await store(body=body[:limit], body_truncated=True, **refusal.receipt_fields()),
+                                      refusal)
             try:
-                checked = check(request, body)
+                checked = await run_check(request, body)
             except Refusal as refusal:
-                return _refused(store(body=body, **refusal.receipt_fields()), refusal)
+                return await _refused(await store(body=body, **refusal.receipt_fields()), refusal)
             except Exception as exc:  # a fault of ours: kept for the sweeper's operator, and the sender retries
-                receipt = store(body=body, error_code="check_failed", error_message=type(exc).__name__)
+                receipt = await store(body=body, error_code="check_failed", error_message=type(exc).__name__)
                 logger.exception("Checking %s receipt %s failed", provider, receipt.pk)
                 return error_response(500, "internal_error", "The request could not be checked; please retry.")
-            receipt = store(body=body, **checked.receipt_fields())
+            receipt = await store(body=body, **checked.receipt_fields())
             try:
-                return checked.respond(receipt)
+                return await checked.respond(receipt)
             except Refusal as refusal:
-                receipt_reject(receipt=receipt, code=refusal.code, message=refusal.message,
-                               status=refusal.receipt_status)
-                return _refused(receipt, refusal)
+                await sync_to_async(receipt_reject)(receipt=receipt, code=refusal.code, message=refusal.message,
+                                                    status=refusal.receipt_status)
+                return await _refused(receipt, refusal)
         return view
     return decorate
 
 
-def _queue_if_verified(receipt: WebhookReceipt) -> None:
-    """Hand a verified receipt to Celery once it is committed (a duplicate is not processed again)."""
+async def _queue_if_verified(receipt: WebhookReceipt) -> None:
+    """Hand a verified receipt to Celery (it is committed already; a duplicate is not processed again)."""
     if receipt.status == Status.VERIFIED:
-        when_committed(lambda: enqueue_batched(receipts_process_task, receipt.pk))
+        await enqueue_batched(receipts_process_task, receipt.pk)
 
 
 # --- Retell -------------------------------------------------------------------------
 @receipt_first(WebhookReceipt.Provider.RETELL)
-def retell_webhook(request, body: bytes) -> Checked:
+async def retell_webhook(request, body: bytes) -> Checked:
     """Call events and custom-function calls (both URLs take both; the body tells them apart)."""
     payload = _parse_json(body)
     try:
@@ -150,7 +163,7 @@ def retell_webhook(request, body: bytes) -> Checked:
         raise Refusal(400, "agent_missing", "The request names no agent_id.")
     agent, verdict = None, None
     for fresh in (False, True):  # a refusal is always decided on fresh rows, not the short cache
-        agent = selectors.webhook_agent(agent_id=call_request.agent_id, fresh=fresh)
+        agent = await selectors.webhook_agent(agent_id=call_request.agent_id, fresh=fresh)
         if agent is None:
             continue
         company = agent.company
@@ -173,15 +186,15 @@ def retell_webhook(request, body: bytes) -> Checked:
 def _retell_event(company: Company, call_request: retell.RetellRequest, body: bytes) -> Checked:
     if call_request.event not in retell.KNOWN_EVENTS:
         message = f"Event type {call_request.event!r} is not handled."
-        return Checked(respond=lambda receipt: JsonResponse({"status": "ignored", "message": message}, status=202),
+        return Checked(respond=lambda receipt: _answered(202, {"status": "ignored", "message": message}),
                        status=Status.IGNORED, company=company, kind="event", event_type=call_request.event,
                        call_id=call_request.call_id, error_code="unknown_event",
                        error_message=f"{message} Stored and ignored.")
     if not call_request.call_id:
         raise Refusal(400, "call_id_missing", "The event's call has no call_id.", company=company)
 
-    def respond(receipt: WebhookReceipt) -> HttpResponse:
-        _queue_if_verified(receipt)
+    async def respond(receipt: WebhookReceipt) -> HttpResponse:
+        await _queue_if_verified(receipt)
         return HttpResponse(status=204)
 
     return Checked(respond=respond, company=company, kind="event", event_type=call_request.event,
@@ -190,6 +203,7 @@ def _retell_event(company: Company, call_request: retell.RetellRequest, body: by
 
 
 def _retell_function(company: Company, call_request: retell.RetellRequest) -> Checked:
+    @sync_to_async
     def respond(receipt: WebhookReceipt) -> HttpResponse:
         # The handlers read the company's hours, zone and language: load it whole (the agent
         # cache holds a narrow copy).
@@ -261,13 +275,13 @@ def elevenlabs_callback(request, body: bytes) -> Checked:
     data = payload.get("data") if isinstance(payload, dict) and isinstance(payload.get("data"), dict) else {}
     conversation_id = str(data.get("conversation_id") or "")
     if event_type not in ELEVENLABS_EVENTS or not conversation_id:
-        return Checked(respond=lambda receipt: JsonResponse({"status": "ignored"}, status=200),
+        return Checked(respond=lambda receipt: _answered(200, {"status": "ignored"}),
                        status=Status.IGNORED, company=company, kind="event", event_type=str(event_type or ""),
                        error_code="unhandled_type",
                        error_message=f"Callback type {event_type!r} is stored, not processed.")
 
-    def respond(receipt: WebhookReceipt) -> HttpResponse:
-        _queue_if_verified(receipt)
+    async def respond(receipt: WebhookReceipt) -> HttpResponse:
+        await _queue_if_verified(receipt)
         return JsonResponse({"status": "received"}, status=200)
 
     return Checked(respond=respond, company=company, kind="event", event_type=event_type,

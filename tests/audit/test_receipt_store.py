@@ -1,7 +1,9 @@
 """receipt_store under concurrency: receipts stored at the same moment are committed together
 by the writer, every caller's own receipt is committed before it returns, a dedupe key is
-held once, and a failed write fails only the requests whose receipts it held."""
+held once, a failed write fails only the requests whose receipts it held, and a request
+that goes away while it waits still has its receipt stored."""
 
+import asyncio
 import threading
 import time
 
@@ -17,9 +19,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 Status = WebhookReceipt.Status
 
 
+async def _astore(n: int, **fields) -> WebhookReceipt:
+    return await receipt_store(provider="retell", endpoint="/api/retell/webhook", body=b'{"n": %d}' % n,
+                               headers={"Content-Type": "application/json"}, remote_addr="127.0.0.1", **fields)
+
+
 def _store(n: int, **fields) -> WebhookReceipt:
-    return receipt_store(provider="retell", endpoint="/api/retell/webhook", body=b'{"n": %d}' % n,
-                         headers={"Content-Type": "application/json"}, remote_addr="127.0.0.1", **fields)
+    """One request's store on an event loop of its own (a thread here stands for a web process)."""
+    return asyncio.run(_astore(n, **fields))
 
 
 @pytest.fixture
@@ -67,6 +74,42 @@ def test_receipts_stored_together_are_committed_in_a_few_inserts(groups):
     assert sorted(bytes(b) for b in WebhookReceipt.objects.values_list("body", flat=True)) == \
         sorted(b'{"n": %d}' % n for n in range(24))
     assert sum(groups) == 24 and len(groups) <= 4  # the first alone or nearly, the rest together
+
+
+def test_requests_on_one_event_loop_share_a_write(groups):
+    async def together():
+        return await asyncio.gather(*(_astore(n) for n in range(24)))
+
+    results = asyncio.run(together())
+
+    assert WebhookReceipt.objects.filter(pk__in=[r.pk for r in results]).count() == 24
+    assert sum(groups) == 24 and len(groups) <= 3
+
+
+def test_a_request_that_goes_away_while_it_waits_still_has_its_receipt_stored(groups):
+    def store_and_go_away(n: int) -> None:
+        async def cancelled():
+            waiting = asyncio.create_task(_astore(n))
+            await asyncio.sleep(0.02)
+            waiting.cancel()  # as Django does when the client disconnects
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+        asyncio.run(cancelled())  # and its loop is closed before the writer answers
+
+    async def scenario() -> WebhookReceipt:
+        first = asyncio.create_task(_astore(1))  # its write is slow: the others queue up behind it
+        await asyncio.sleep(0.05)
+        await asyncio.to_thread(store_and_go_away, 2)
+        third = await asyncio.wait_for(_astore(3), 5)  # written with the second, in one group
+        await first
+        return third
+
+    third = asyncio.run(scenario())
+
+    assert groups[1:] == [2]
+    assert WebhookReceipt.objects.filter(pk=third.pk).exists()
+    assert sorted(bytes(b) for b in WebhookReceipt.objects.values_list("body", flat=True)) == \
+        [b'{"n": %d}' % n for n in (1, 2, 3)]
 
 
 def test_one_dedupe_key_stored_by_many_at_once_is_held_by_one_receipt(groups):

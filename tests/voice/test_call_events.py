@@ -8,7 +8,7 @@ from tests.fakes import retell
 from voice.models import Call
 from voice.services import CallOfAnotherCompany, call_apply_event
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)  # the receipt writer commits on its own connection
 
 COMPARED = ["status", "started_at", "ended_at", "duration_ms", "disconnection_reason", "transcript",
             "transcript_turns", "recording_url", "analysis", "from_number", "to_number", "direction",

@@ -8,13 +8,12 @@ from django.utils import timezone
 
 from appointments.models import Appointment
 from audit.models import ActivityLogEntry, Delivery, WebhookReceipt
-from config.celery import app as celery_app
 from tests.conftest import RETELL_KEY, next_weekday_iso
 from tests.fakes import retell
 from voice.models import Call
 from voice.services import receipts_sweep
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)  # the receipt writer commits on its own connection
 EVENTS_URL, FUNCTIONS_URL = "/api/retell/webhook", "/api/mcp/retell/custom-function"
 
 
@@ -102,12 +101,11 @@ def test_invalid_arguments_get_a_speakable_answer(client, bookable_agent):
 
 
 def test_call_ended_confirms_the_booking_and_forwards_the_confirmation_and_the_call_record(
-        client, backend, celery_eager, django_capture_on_commit_callbacks):
+        client, backend, celery_eager):
     appointment_id = post(client, FUNCTIONS_URL, booking_body()).json()["appointment_id"]
     ended = retell.event_body("call_ended", retell.call_object("call_1", "agent_abc123"))
 
-    with django_capture_on_commit_callbacks(execute=True):
-        assert post(client, EVENTS_URL, ended).status_code == 204
+    assert post(client, EVENTS_URL, ended).status_code == 204
 
     appointment = Appointment.objects.get(pk=appointment_id)
     assert appointment.status == "confirmed" and appointment.confirmed_at is not None
@@ -132,7 +130,7 @@ def test_call_ended_confirms_the_booking_and_forwards_the_confirmation_and_the_c
 
 
 def test_events_in_reverse_order_through_the_endpoint_give_the_same_call(
-        client, backend, celery_eager, django_capture_on_commit_callbacks):
+        client, backend, celery_eager):
     def lifecycle(call_id):
         return [retell.event_body("call_started", retell.call_object(call_id, "agent_abc123", status="ongoing",
                                                                      turns=0, transcript="")),
@@ -140,11 +138,10 @@ def test_events_in_reverse_order_through_the_endpoint_give_the_same_call(
                 retell.event_body("call_analyzed", retell.call_object(call_id, "agent_abc123",
                                                                       call_analysis={"call_successful": True}))]
 
-    with django_capture_on_commit_callbacks(execute=True):
-        for body in lifecycle("call_fwd"):
-            post(client, EVENTS_URL, body)
-        for body in reversed(lifecycle("call_rev")):
-            post(client, EVENTS_URL, body)
+    for body in lifecycle("call_fwd"):
+        post(client, EVENTS_URL, body)
+    for body in reversed(lifecycle("call_rev")):
+        post(client, EVENTS_URL, body)
 
     fields = ["status", "started_at", "ended_at", "duration_ms", "transcript", "analysis", "last_event", "events",
               "disconnection_reason", "agent_id"]
@@ -153,28 +150,11 @@ def test_events_in_reverse_order_through_the_endpoint_give_the_same_call(
     assert len(backend.answered(200, "/api/calls/record")) == 2
 
 
-def _fresh_broker_connections() -> None:
-    """Forget the app's pools so the next publish uses the pools of the configured URL."""
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
-
-
-@pytest.fixture
-def broker_down():
-    previous = celery_app.conf.broker_url
-    celery_app.conf.broker_url = "redis://127.0.0.1:1/0"
-    _fresh_broker_connections()
-    yield
-    celery_app.conf.broker_url = previous
-    _fresh_broker_connections()
-
-
 def test_with_the_broker_down_the_event_is_stored_acknowledged_and_the_sweeper_processes_it(
-        client, bookable_agent, broker_down, django_capture_on_commit_callbacks):
+        client, bookable_agent, broker_down):
     body = retell.event_body("call_ended", retell.call_object("call_1", "agent_abc123"))
 
-    with django_capture_on_commit_callbacks(execute=True):
-        response = post(client, EVENTS_URL, body)
+    response = post(client, EVENTS_URL, body)
 
     assert response.status_code == 204
     assert WebhookReceipt.objects.get().status == "verified" and not Call.objects.exists()
@@ -185,16 +165,14 @@ def test_with_the_broker_down_the_event_is_stored_acknowledged_and_the_sweeper_p
     assert Call.objects.get().status == "ended"
 
 
-def test_a_failing_receipt_is_kept_for_a_later_try(client, bookable_agent, celery_eager,
-                                                  django_capture_on_commit_callbacks, company_b):
+def test_a_failing_receipt_is_kept_for_a_later_try(client, bookable_agent, celery_eager, company_b):
     from voice.services import call_apply_event
 
     # The call id already belongs to another company: processing fails (and is retried later).
     call_apply_event(company=company_b, event="call_started", call_payload=retell.call_object("call_1", "x"))
     body = retell.event_body("call_ended", retell.call_object("call_1", "agent_abc123"))
 
-    with django_capture_on_commit_callbacks(execute=True):
-        post(client, EVENTS_URL, body)
+    post(client, EVENTS_URL, body)
 
     receipt = WebhookReceipt.objects.get()
     assert receipt.status == "failed" and receipt.error_code == "CallOfAnotherCompany"

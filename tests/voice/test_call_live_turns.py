@@ -7,7 +7,7 @@ from tests.fakes import retell
 from voice.models import Call
 from voice.services import call_apply_event, call_record_live_turns
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)  # the receipt writer commits on its own connection
 
 TRANSCRIPT = [{"role": "agent", "content": "Praxis Sonnenschein, guten Tag."},
               {"role": "user", "content": "Ich möchte morgen um 10 einen Termin."}]

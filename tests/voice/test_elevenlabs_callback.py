@@ -12,7 +12,7 @@ from tests.fakes import retell
 from voice.models import Call
 from voice.services import call_apply_event
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)  # the receipt writer commits on its own connection
 URL = "/api/elevenlabs/callback"
 EL_KEY, EL_SECRET = "el-key-alpha-1234567890", "wsec_alpha_secret"
 
@@ -44,12 +44,10 @@ def el_company(company_a):
     return company_a
 
 
-def test_a_transcription_with_the_right_key_is_attached_to_its_call(client, el_company, celery_eager,
-                                                                    django_capture_on_commit_callbacks):
+def test_a_transcription_with_the_right_key_is_attached_to_its_call(client, el_company, celery_eager):
     call_apply_event(company=el_company, event="call_ended", call_payload=retell.call_object("call_77", "agent_x"))
 
-    with django_capture_on_commit_callbacks(execute=True):
-        response = post(client, transcription(call_id="call_77"), HTTP_X_API_KEY=EL_KEY)
+    response = post(client, transcription(call_id="call_77"), HTTP_X_API_KEY=EL_KEY)
 
     assert response.status_code == 200
     call = Call.objects.get()
@@ -60,10 +58,8 @@ def test_a_transcription_with_the_right_key_is_attached_to_its_call(client, el_c
     assert receipt.status == "processed" and receipt.headers["X-Api-Key"] == "[redacted]"
 
 
-def test_a_transcription_of_an_unknown_call_makes_one(client, el_company, celery_eager,
-                                                     django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        post(client, transcription(), HTTP_X_API_KEY=EL_KEY)
+def test_a_transcription_of_an_unknown_call_makes_one(client, el_company, celery_eager):
+    post(client, transcription(), HTTP_X_API_KEY=EL_KEY)
 
     call = Call.objects.get()
     assert (call.call_id, call.source, call.duration_ms) == ("conv_1", "elevenlabs", 42_000)

@@ -12,7 +12,7 @@ from tests.fakes import retell
 from voice.models import Call
 
 URLS = ["/api/retell/webhook", "/api/mcp/retell/custom-function"]
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)  # the receipt writer commits on its own connection
 
 
 def post(client, url, body: bytes, **extra):
@@ -25,36 +25,33 @@ def only_receipt() -> WebhookReceipt:
 
 
 @pytest.mark.parametrize("url", URLS)
-def test_signed_call_ended_is_stored_verified_and_answered_204(client, retell_agent, url,
-                                                              django_capture_on_commit_callbacks):
+def test_signed_call_ended_is_stored_verified_and_answered_204(client, retell_agent, url, celery_eager):
     body = retell.event_body("call_ended", retell.call_object("call_1", "agent_abc123"))
 
-    with django_capture_on_commit_callbacks() as queued:
-        response = post(client, url, body, **retell.headers(body, RETELL_KEY), HTTP_AUTHORIZATION="Bearer s3cret")
+    response = post(client, url, body, **retell.headers(body, RETELL_KEY), HTTP_AUTHORIZATION="Bearer s3cret")
 
     assert response.status_code == 204
     receipt = only_receipt()
     assert bytes(receipt.body) == body
-    assert receipt.status == WebhookReceipt.Status.VERIFIED
+    # Verified when stored (a verified dedupe key), then handed to the processing task, which ran here.
+    assert receipt.status == WebhookReceipt.Status.PROCESSED
     assert (receipt.company, receipt.event_type, receipt.call_id) == (retell_agent.company, "call_ended", "call_1")
     assert receipt.dedupe_key == "call_ended:call_1"
     assert receipt.remote_addr == "127.0.0.1"
     assert receipt.headers["X-Retell-Signature"].startswith("v=")
     assert receipt.headers["Authorization"] == "[redacted]"
-    assert len(queued) == 1  # the processing task, sent once the receipt is committed
+    assert Call.objects.filter(call_id="call_1", company=retell_agent.company).exists()
 
 
-def test_the_same_event_again_is_a_duplicate_and_queues_nothing(client, retell_agent,
-                                                               django_capture_on_commit_callbacks):
+def test_the_same_event_again_is_a_duplicate_and_queues_nothing(client, retell_agent, celery_eager):
     body = retell.event_body("call_ended", retell.call_object("call_1", "agent_abc123"))
     post(client, URLS[0], body, **retell.headers(body, RETELL_KEY))
 
-    with django_capture_on_commit_callbacks() as queued:
-        again = post(client, URLS[1], body, **retell.headers(body, RETELL_KEY))
+    again = post(client, URLS[1], body, **retell.headers(body, RETELL_KEY))
 
     assert again.status_code == 204
-    assert queued == []
-    assert sorted(WebhookReceipt.objects.values_list("status", flat=True)) == ["duplicate", "verified"]
+    # The first was processed; the duplicate was never handed to the task (it would be "processed").
+    assert sorted(WebhookReceipt.objects.values_list("status", flat=True)) == ["duplicate", "processed"]
 
 
 def test_transfer_events_dedupe_on_call_start_and_destination(client, retell_agent):
@@ -71,8 +68,7 @@ def test_transfer_events_dedupe_on_call_start_and_destination(client, retell_age
 
 
 @pytest.mark.parametrize("case", ["tampered_body", "wrong_key", "stale_timestamp", "missing_signature"])
-def test_bad_signatures_answer_401_and_process_nothing(client, retell_agent, case, celery_eager,
-                                                      django_capture_on_commit_callbacks):
+def test_bad_signatures_answer_401_and_process_nothing(client, retell_agent, case, celery_eager):
     body = retell.event_body("call_ended", retell.call_object("call_1", "agent_abc123"))
     signed = {
         "tampered_body": retell.headers(body, RETELL_KEY),
@@ -82,8 +78,7 @@ def test_bad_signatures_answer_401_and_process_nothing(client, retell_agent, cas
     }[case]
     sent = body.replace(b"user_hangup", b"agent_hangup") if case == "tampered_body" else body
 
-    with django_capture_on_commit_callbacks(execute=True):  # what was queued would run here
-        response = post(client, URLS[0], sent, **signed)
+    response = post(client, URLS[0], sent, **signed)
 
     assert response.status_code == 401
     assert response.json()["error"]["code"].startswith("signature_")
@@ -125,15 +120,13 @@ def test_a_body_over_the_limit_answers_413_keeping_its_first_bytes(client, retel
     assert receipt.body_truncated and bytes(receipt.body) == body[:1000]
 
 
-def test_an_unknown_event_type_answers_202_stored_and_ignored(client, retell_agent,
-                                                             django_capture_on_commit_callbacks):
+def test_an_unknown_event_type_answers_202_stored_and_ignored(client, retell_agent, celery_eager):
     body = retell.event_body("call_teleported", retell.call_object("call_1", "agent_abc123"))
 
-    with django_capture_on_commit_callbacks() as queued:
-        response = post(client, URLS[0], body, **retell.headers(body, RETELL_KEY))
+    response = post(client, URLS[0], body, **retell.headers(body, RETELL_KEY))
 
     assert response.status_code == 202
-    assert queued == []
+    assert not Call.objects.exists()
     receipt = only_receipt()
     assert (receipt.status, receipt.event_type) == ("ignored", "call_teleported")
 
@@ -197,16 +190,18 @@ def test_a_deactivated_company_is_refused_even_while_cached(client, retell_agent
     assert forged.status_code == 404
 
 
-def test_an_accepted_event_is_stored_in_one_insert_and_never_updated(client, retell_agent):
+def test_an_accepted_event_is_stored_in_one_insert_and_never_updated(client, retell_agent, sql_everywhere):
     warm = retell.event_body("call_started", retell.call_object("call_0", "agent_abc123", status="ongoing"))
     post(client, URLS[0], warm, **retell.headers(warm, RETELL_KEY))  # the agent is now cached, as under load
     body = retell.event_body("call_ended", retell.call_object("call_1", "agent_abc123"))
+    sql_everywhere.clear()
 
     with CaptureQueriesContext(connection) as queries:
         response = post(client, URLS[0], body, **retell.headers(body, RETELL_KEY))
 
     assert response.status_code == 204
-    writes = [q["sql"].split()[0] for q in queries if "audit_webhookreceipt" in q["sql"]]
+    statements = [q["sql"] for q in queries] + sql_everywhere
+    writes = [sql.split()[0] for sql in statements if "audit_webhookreceipt" in sql]
     assert writes == ["INSERT"]
     receipt = WebhookReceipt.objects.get(call_id="call_1")
     assert (receipt.status, receipt.dedupe_key) == (WebhookReceipt.Status.VERIFIED, "call_ended:call_1")
@@ -227,3 +222,34 @@ def test_a_check_that_fails_on_our_side_still_stores_the_request_and_answers_jso
     receipt = only_receipt()
     assert bytes(receipt.body) == body
     assert (receipt.status, receipt.error_code, receipt.error_message) == ("received", "check_failed", "RuntimeError")
+
+
+def test_an_event_for_a_cached_agent_is_checked_and_stored_without_a_thread(retell_agent, broker_down, monkeypatch):
+    """The view runs on the event loop: with the agent cached, checking the request, waiting
+    for the receipt writer and queueing the task take no thread (Django's own request
+    signals and response close still do)."""
+    from asgiref import sync
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    hops: list[str] = []
+    original = sync.SyncToAsync.__call__
+
+    def counted(self, *args, **kwargs):
+        hops.append(getattr(self.func, "__qualname__", repr(self.func)))
+        return original(self, *args, **kwargs)
+
+    client = AsyncClient()
+    warm = retell.event_body("call_started", retell.call_object("call_0", "agent_abc123", status="ongoing"))
+    async_to_sync(client.post)(URLS[0], warm, content_type="application/json",
+                               headers={"X-Retell-Signature": retell.sign(warm, RETELL_KEY)})
+    body = retell.event_body("call_ended", retell.call_object("call_1", "agent_abc123"))
+    monkeypatch.setattr(sync.SyncToAsync, "__call__", counted)
+
+    response = async_to_sync(client.post)(URLS[0], body, content_type="application/json",
+                                          headers={"X-Retell-Signature": retell.sign(body, RETELL_KEY)})
+
+    assert response.status_code == 204
+    assert WebhookReceipt.objects.get(call_id="call_1").status == WebhookReceipt.Status.VERIFIED
+    ours = [name for name in hops if not name.startswith(("Signal.", "HttpResponseBase.close"))]
+    assert ours == [], hops

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import orjson
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
+from django.db import DatabaseError
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -116,6 +117,15 @@ def receipt_first(provider: str):
         @post_only
         @functools.wraps(check)
         async def view(request):
+            try:
+                return await handle(request)
+            except DatabaseError:  # nothing acknowledged that may not be stored: the sender retries
+                logger.exception("%s request to %s could not be stored or handled", provider, request.path)
+                response = error_response(503, "unavailable", "The request could not be stored now; please retry.")
+                response["Retry-After"] = "5"
+                return response
+
+        async def handle(request):
             limit = settings.WEBHOOK_MAX_BODY_BYTES
             body = request.read(limit + 1)  # already in memory: the ASGI handler read it before routing
             store = functools.partial(receipt_store, provider=provider, endpoint=request.path,

@@ -50,10 +50,18 @@ def _hmac_hex(key: str, message: bytes) -> str:
     return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
 
 
+def _retell_digest(body: bytes | str, api_key: str, timestamp_ms: str) -> str:
+    return _hmac_hex(api_key, _as_bytes(body) + timestamp_ms.encode())
+
+
+def _elevenlabs_digest(body: bytes | str, secret: str, timestamp_s: str) -> str:
+    return _hmac_hex(secret, timestamp_s.encode() + b"." + _as_bytes(body))
+
+
 # --- Retell -------------------------------------------------------------------------
 def retell_sign(body: bytes | str, api_key: str, timestamp_ms: int) -> str:
     """The X-Retell-Signature value for `body` sent at `timestamp_ms`."""
-    digest = _hmac_hex(api_key, _as_bytes(body) + str(timestamp_ms).encode())
+    digest = _retell_digest(body, api_key, str(timestamp_ms))
     return f"v={timestamp_ms},d={digest}"
 
 
@@ -69,7 +77,7 @@ def retell_verify(body: bytes | str, api_key: str, header: str | None, *, now_ms
     timestamp_ms, digest = int(match.group(1)), match.group(2)
     if abs(now_ms - timestamp_ms) > tolerance_ms:
         return Verdict(False, "signature_stale", "The signature's timestamp is outside the 5-minute window.")
-    expected = _hmac_hex(api_key, _as_bytes(body) + match.group(1).encode())
+    expected = _retell_digest(body, api_key, match.group(1))
     if not hmac.compare_digest(expected, digest):
         return Verdict(False, "signature_invalid", "The signature does not match the body.")
     return VALID
@@ -78,7 +86,7 @@ def retell_verify(body: bytes | str, api_key: str, header: str | None, *, now_ms
 # --- ElevenLabs -----------------------------------------------------------------------
 def elevenlabs_sign(body: bytes | str, secret: str, timestamp_s: int) -> str:
     """The ElevenLabs-Signature value for `body` sent at `timestamp_s`."""
-    digest = _hmac_hex(secret, str(timestamp_s).encode() + b"." + _as_bytes(body))
+    digest = _elevenlabs_digest(body, secret, str(timestamp_s))
     return f"t={timestamp_s},v0={digest}"
 
 
@@ -105,7 +113,7 @@ def elevenlabs_verify(body: bytes | str, secret: str, header: str | None, *, now
     age = now_s - int(timestamp)
     if age > max_age_s or -age > max_future_s:
         return Verdict(False, "signature_stale", "The signature's timestamp is outside the accepted window.")
-    expected = _hmac_hex(secret, timestamp.encode() + b"." + _as_bytes(body))
+    expected = _elevenlabs_digest(body, secret, timestamp)
     # Every candidate is compared, so the time taken does not tell which one matched.
     matched = False
     for digest in digests:

@@ -250,7 +250,6 @@ def _receipt_insert(receipt: WebhookReceipt) -> None:
             receipt.save(force_insert=True)
             return
         except IntegrityError:
-            receipt.pk = None
             receipt.status = WebhookReceipt.Status.DUPLICATE
     receipt.save(force_insert=True)
 

@@ -23,6 +23,12 @@ def next_monday():
     return today + timedelta(days=7 - today.weekday())
 
 
+def weekday_within_the_next_week():
+    """A working day 1 to 6 days ahead: inside the change list's "Next 7 days" whatever today is."""
+    today = timezone.now().astimezone(berlin(2026, 1, 1).tzinfo).date()
+    return next(today + timedelta(days=n) for n in range(1, 7) if (today + timedelta(days=n)).weekday() < 5)
+
+
 @pytest.fixture
 def praxis(db):
     return make_company("Praxis Sonnenschein", slug="praxis", opening_hours=WEEKDAYS_8_TO_18)
@@ -112,7 +118,7 @@ def test_setting_the_status_to_cancelled_cancels_through_the_service(owner, prax
 
 
 def test_the_changelist_filters_by_status_and_service(owner, praxis, kontrolle):
-    monday = next_monday()
+    monday = weekday_within_the_next_week()
     cleaning = Service.objects.create(company=praxis, name="Reinigung", duration_minutes=60)
     pending = book(praxis, monday, 10, kontrolle)
     confirmed = book(praxis, monday, 12, cleaning, status="confirmed")

@@ -1,0 +1,119 @@
+"""What a caller wants and whether they said yes or no, in German and English; and which of
+the two languages they speak."""
+
+from __future__ import annotations
+
+import re
+
+INTENT_PATTERNS = {
+    "reschedule": r"reschedul\w*|\bmove (?:my|the|it|our)\b|postpone|push (?:it|my appointment) back"
+                  r"|change (?:my|the) appointment|another (?:day|time)|different (?:day|time)"
+                  r"|verschieb\w*|umbuch\w*|\bumleg\w*|\bverleg\w*|anderen termin|termin ändern|\bändern\b"
+                  r"|später kommen|früher kommen|\b(?:an)?statt\b|instead of|\blegen\b|\bschieben\b"
+                  r"|push (?:it|my appointment|the appointment)",
+    "cancel": r"cancel\w*|call off|can'?t (?:make it|come)|won'?t (?:make it|be able)|absag\w*|abzusagen"
+              r"|stornier\w*|\bstreichen\b|nicht kommen|schaffe es nicht|schaff's nicht|ausfallen|fällt aus"
+              r"|\bsag\w*\b[^.?!]*\bab\b|\bkann\b[^.?!]{0,30}\bnicht\s*(?:kommen)?\s*[.!]?\s*$",
+    "book": r"\bbook\w*|appointment|\bschedule\b|make an? (?:appointment|booking)|come in\b|come by|get (?:a|an) "
+            r"|see the (?:doctor|dentist|hygienist)|termin\w*|buchen|vereinbar\w*|anmelden|reservier\w*"
+            r"|\bkommen\b|vorbeikommen|vorbei kommen|drankommen|get in\b",
+    "availability": r"\bavailab\w*|\bfree\b|any (?:slots?|openings|time)|an opening|openings|have (?:anything|"
+                    r"something|time|a slot)|is there (?:any|a)|are you free|when can i come|frei\b|freie[nm]?\b"
+                    r"|verfügbar|noch platz|noch was|was frei|zeit hätten|zeit haben|haben sie\b[^.?!]*\b(?:zeit|was"
+                    r"|etwas)\b|wann kann ich",
+    "hours": r"opening hours|\bopen\b|\bclose[ds]?\b|closing|\bhours\b|öffnungszeit\w*|geöffnet|\boffen\b"
+             r"|sprechzeit\w*|\b(?:haben|sind) sie\b[^.?!]*\b(?:auf|zu)\s*[?.!]?\s*$",
+    "address": r"address|where are you|located|location|directions|find you|parking|adresse|anschrift|parkpl\w*"
+               r"|wo sind sie|wo finde|wo befinde|wegbeschreibung|wo ist die praxis|wie komme ich|parken",
+    "price": r"how much|price|\bcosts?\b|\bfees?\b|\bcharge\b|insurance|preis\w*|kostet|kosten|gebühr\w*"
+             r"|versicher\w*|krankenkasse"
+             r"|was zahle",
+    "human": r"\bhuman\b|real person|a person\b|\bstaff member|receptionist|operator"
+             r"|speak (?:to|with)|talk (?:to|with)|put me through|transfer me|connect me"
+             r"|mitarbeiter\w*|\bmenschen?\b|persönlich|durchstell\w*|\bverbinde\w*|mit der rezeption"
+             r"|\bmit\b[^.?!]*\b(?:sprechen|reden)\b|\b(?:sprechen|reden)\s+mit\b",
+    "goodbye": r"\bbye\b|goodbye|good bye|see you|tschüss?|auf wiederh\w*|auf wiederseh\w*|\bciao\b|schönen tag"
+               r"|have a (?:nice|good) day",
+    "done": r"that'?s all|that is all|nothing else|no thanks|no thank you|das war'?s|das wäre alles|nichts weiter"
+            r"|sonst nichts|nein danke|das war alles|mehr nicht",
+    "thanks": r"\bthanks?\b|thank you|danke\w*|vielen dank",
+    "greeting": r"\b(?:hello|hi|hey|hallo|servus|moin|grüß gott|guten (?:tag|morgen|abend)|good (?:morning|"
+                r"afternoon|evening))\b",
+}
+_COMPILED = {intent: re.compile(pattern) for intent, pattern in INTENT_PATTERNS.items()}
+# Asking whether a time works: only about availability when a day or a time is said with it.
+_WOULD_IT_WORK = re.compile(r"\bgeht (?:es|das|auch)\b|\bginge (?:es|das)\b|\bpasst es\b|\bwould [^.?!]*\bwork\b"
+                            r"|\b(?:anything|something)\b|\bis [^.?!]*\b(?:possible|available)\b"
+                            r"|\b(?:brauche|bräuchte|hätte gern) (?:was|etwas)\b")
+_WANTS = re.compile(r"\b(?:brauche|bräuchte|benötige|möchte|hätte gern|hätte gerne|will|wollte|need|want|would like"
+                    r"|i'd like|like to get|bitte|please|kommen|come in)\b")
+
+_YES = (r"yes|yeah|yep|yup|correct|right|sure|exactly|ok|okay|please do|sounds good|perfect|great|fine|go ahead"
+        r"|that works|absolutely|ja|jawohl|jo|genau|richtig|stimmt|gerne?|passt|korrekt|einverstanden|prima|super"
+        r"|machen sie das|in ordnung|alles klar|sehr gut|gut")
+_NO = (r"no|nope|not|don't|dont|nein|nee|nö|nicht|falsch|lieber|instead|rather|actually|doch|wait|warten sie"
+       r"|moment mal|stop")
+_POLAR = re.compile(rf"\b(?:(?P<no>{_NO})|(?P<yes>{_YES}))\b")
+
+# Words only one of the two languages has (the common ones callers use), for telling them apart.
+_GERMAN = set("""ich sie ein eine einen einem mein meine meinen ist bin und oder nicht nein ja bitte danke
+möchte möchten hätte gern gerne termin morgen heute übermorgen uhr um am nächste nächsten woche haben habe kann
+können wann wie wo was für mit zum zur der die das den dem auch noch schon mal doch genau richtig wir ihr
+verschieben absagen buchen hallo guten tag grüß tschüss wiederhören montag dienstag mittwoch donnerstag freitag
+samstag sonntag halb viertel vormittags nachmittags abends vielen dank leider würde ginge geht kommen""".split())
+_ENGLISH = set("""i you a an my is am and or not no yes please thanks thank would like want need appointment
+tomorrow today the at on next week have has can could when how where what for with to of it that this i'd i'm
+it's do does book cancel move reschedule hello hi bye goodbye monday tuesday wednesday thursday friday saturday
+sunday half past quarter morning afternoon evening sorry great fine okay get there""".split())
+
+
+def intents_of(lowered: str, *, has_when: bool = False) -> set[str]:
+    """The intents said; `has_when`: a day or a time was said too ("Geht es am Montag?")."""
+    found = {intent for intent, pattern in _COMPILED.items() if pattern.search(lowered)}
+    if has_when and _WOULD_IT_WORK.search(lowered):
+        found.add("availability")
+    if "reschedule" in found or "cancel" in found:
+        found.discard("book")
+        found.discard("availability")
+    if "availability" in found:
+        found.discard("book")  # "Haben Sie einen Termin frei?" is answered by looking first
+    return found
+
+
+def wants(lowered: str) -> bool:
+    """Does the caller ask for something ("ich brauche", "I'd like", "bitte")?"""
+    return bool(_WANTS.search(lowered))
+
+
+_OPENING_WORDS = 4
+# Corrections count wherever they stand; other yes and no words only at the start of the answer,
+# and the mild ones ("gern", "gut", "fine") only as its first word.
+_CORRECTION = re.compile(r"\b(?:lieber|instead|rather|actually|stattdessen)\b")
+_MILD = {"gern", "gerne", "gut", "super", "prima", "fine", "great", "perfect", "right", "sure", "passt", "richtig"}
+_LEADING_FILLERS = {"äh", "ähm", "also", "ach", "oh", "uh", "um", "well", "so", "hm", "hmm"}
+
+
+def polarity(lowered: str) -> tuple[bool, bool]:
+    """(yes, no): the first yes-or-no word among the answer's first words decides ("Nein, lieber
+    Freitag" is no; "Ich würde gern …" in a long sentence is no yes); a correction word anywhere is no."""
+    words = re.findall(r"[\w']+", lowered)
+    while words and words[0] in _LEADING_FILLERS:
+        words = words[1:]
+    opening = " ".join(words[:_OPENING_WORDS])
+    match = _POLAR.search(opening)
+    if match is not None and (match.group(0) not in _MILD or opening.startswith(match.group(0))):
+        no = match.group("no") is not None
+        return not no, no
+    return False, bool(_CORRECTION.search(lowered))
+
+
+def language_of(lowered: str) -> str | None:
+    """"de" or "en" when the words say so clearly (two more of one than of the other), else None."""
+    words = re.findall(r"[a-zäöüß']+", lowered)
+    german = sum(1 for w in words if w in _GERMAN or any(ch in w for ch in "äöüß"))
+    english = sum(1 for w in words if w in _ENGLISH)
+    if german >= english + 2:
+        return "de"
+    if english >= german + 2:
+        return "en"
+    return None

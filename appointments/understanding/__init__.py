@@ -32,9 +32,9 @@ from .when import (
     UnclearTime,
     WhenReading,
     day_range,
+    drop_agreeing_weekday,
     read_when,
     resolve_day,
-    weekday_conflict,
 )
 
 __all__ = [
@@ -158,15 +158,12 @@ def understand(text: str, services=(), *, region: str | None = None, zone=None, 
 
 def _consistent(keys: list[str], today: date | None, result: Understanding) -> list[str]:
     """A weekday said with a date is dropped when they agree, and unclear when they do not."""
-    if today is None or len(keys) != 2:
+    if today is None:
         return keys
-    weekdays = [k for k in keys if k in WEEKDAYS or k.startswith("next:")]
-    if len(weekdays) != 1:
-        return keys
-    if weekday_conflict(keys, today):
+    keys, conflict = drop_agreeing_weekday(keys, today)
+    if conflict:
         result.unclear.append("weekday and date disagree")
-        return keys
-    return [k for k in keys if k not in weekdays]
+    return keys
 
 
 # --- for the appointment handlers ------------------------------------------------------------------
@@ -222,7 +219,9 @@ def parse_when(date_text: str = "", time_text: str = "", *, language: str, zone,
     date_scan, time_scan = Scan.of(date_text), Scan.of(time_text)
     on_date = read_when(date_scan, language=language, zone=zone)
     on_time = read_when(time_scan, language=language, zone=zone, time_field=True)
-    keys = on_date.dates or on_time.dates
+    keys, conflict = drop_agreeing_weekday(on_date.dates or on_time.dates, today)
+    if conflict:
+        raise UnclearDate(date_text)
     days = set()
     span = None
     for key in keys:
@@ -231,11 +230,8 @@ def parse_when(date_text: str = "", time_text: str = "", *, language: str, zone,
             span = day_range(key, today)
         else:
             days.add(found)
-    if len(days) > 1 and not (len(keys) == 2 and not weekday_conflict(keys, today)):
-        raise UnclearDate(date_text)
     if len(days) > 1:
-        days = {d for d, k in zip(map(lambda k: resolve_day(k, today), keys), keys)
-                if not (k in WEEKDAYS or k.startswith("next:"))}
+        raise UnclearDate(date_text)
     day = next(iter(days)) if days else None
     date_rest = date_scan.rest()
     if day is None and span is None and date_text.strip():

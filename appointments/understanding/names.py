@@ -24,11 +24,11 @@ _CORRECTION = re.compile(r"\b(?:nein|no|nicht|not|falsch|wrong|sorry|entschuldig
                          r"|it's|it is|ist)\b", re.IGNORECASE)
 # Words a name may come with as an answer: fillers, the caller's yes, politeness.
 ANSWER_FILLERS = {
-    "ja", "jawohl", "genau", "also", "äh", "ähm", "hm", "ach", "so", "gerne", "gern", "bitte", "danke", "hallo",
+    "ja", "jawohl", "genau", "äh", "ähm", "hm", "ach", "so", "gerne", "gern", "bitte", "danke", "hallo",
     "mein", "name", "ist", "ich", "heiße", "heisse", "bin", "der", "die", "das", "hier", "spricht", "es", "auf",
-    "den", "namen", "yes", "yeah", "yep", "sure", "ok", "okay", "well", "so", "um", "uh", "hi", "hello", "my", "is",
+    "den", "namen", "yes", "yeah", "yep", "sure", "ok", "okay", "well", "um", "uh", "hi", "hello", "my", "is",
     "it's", "its", "i'm", "im", "this", "the", "please", "thanks", "right", "oh", "für", "for", "under",
-    "wäre", "would", "be", "klar", "natürlich", "of", "course",
+    "wäre", "would", "be", "klar", "natürlich", "of", "course", "also",
 }
 
 

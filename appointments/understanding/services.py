@@ -50,7 +50,7 @@ def _forms(text: str, *, said: bool = False) -> set[str]:
     forms: set[str] = set()
     for word in words:
         forms |= {word, word.replace("-", ""), *word.split("-")}
-    for first, second in zip(words, words[1:]):
+    for first, second in zip(words, words[1:], strict=False):
         forms.add(first + second)
     return {variant for form in forms if len(form) >= 3 for variant in ascii_variants(form)}
 
@@ -61,7 +61,7 @@ def _close(said: str, name_word: str) -> int:
         return 3 * len(said)
     shorter = min(len(said), len(name_word))
     prefix = 0
-    for a, b in zip(said, name_word):
+    for a, b in zip(said, name_word, strict=False):
         if a != b:
             break
         prefix += 1

@@ -716,6 +716,17 @@ def resolve_day(key: str, today: date) -> date | None:
         raise UnclearDate(key) from None
 
 
+def drop_agreeing_weekday(keys: list[str], today: date) -> tuple[list[str], bool]:
+    """("Donnerstag, den 3. Dezember") -> the date alone when the weekday agrees; the second
+    value is True when a weekday and a date disagree."""
+    weekdays = [k for k in keys if k in WEEKDAYS or k.startswith("next:")]
+    if len(keys) != 2 or len(weekdays) != 1:
+        return keys, False
+    if weekday_conflict(keys, today):
+        return keys, True
+    return [k for k in keys if k not in weekdays], False
+
+
 def weekday_conflict(keys: list[str], today: date) -> bool:
     """A weekday said with a date that falls on another weekday ("Donnerstag, den 3. Dezember" on a Friday)."""
     weekdays = [k for k in keys if k in WEEKDAYS or k.startswith("next:")]

@@ -42,7 +42,11 @@ class Conflict(Exception):
 # --- agents ---------------------------------------------------------------------------------
 def agent_upsert(*, actor: Actor, company: Company, agent_id: str, name: str,
                  phone_numbers: list[str] = ()) -> tuple[Agent, bool]:
-    """Create the agent, or bring an existing one of the same company up to these values."""
+    """Create the agent, or bring an existing one of the same company up to these values.
+
+    A new agent speaks the company's language (models.agent_language_for); an existing one
+    keeps its own. Returns (agent, created); ValueError when the id is another company's.
+    """
     agent = Agent.objects.filter(agent_id=agent_id).first()
     created = agent is None
     if created:

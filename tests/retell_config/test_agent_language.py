@@ -1,0 +1,111 @@
+"""An agent speaks its company's language unless told otherwise: every place that creates an
+agent (the service, the admin's add form, the sync with Retell) starts from the company's
+language, and Retell's own language wins when it has one."""
+
+import pytest
+from django.urls import reverse
+
+from audit.actor import Actor
+from retell_config import services
+from retell_config.models import Agent, SyncRun
+from tests.factories import make_member, make_user
+
+ACTOR = Actor.system("tests")
+ADD = reverse("admin:retell_config_agent_add")
+
+
+def sync(company, django_capture_on_commit_callbacks) -> SyncRun:
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.sync_all(actor=ACTOR, company=company)
+    run.refresh_from_db()
+    return run
+
+
+def add_form_values(response) -> dict:
+    """What the add form would post if the user changed nothing."""
+    form = response.context["adminform"].form
+    return {name: form[name].value() for name in form.fields if form[name].value() is not None}
+
+
+# --- the service ----------------------------------------------------------------------------
+@pytest.mark.django_db
+@pytest.mark.parametrize(("company_language", "agent_language"), [("en", "en-US"), ("de", "de-DE")])
+def test_an_agent_created_by_the_service_speaks_its_companys_language(company_a, company_language, agent_language):
+    company_a.language = company_language
+    company_a.save()
+
+    agent, created = services.agent_upsert(actor=ACTOR, company=company_a, agent_id="agent_new", name="Sophie")
+
+    assert created and Agent.objects.get(pk=agent.pk).language == agent_language
+
+
+@pytest.mark.django_db
+def test_an_existing_agent_keeps_its_stored_language_when_upserted_again(company_b):
+    agent, _ = services.agent_upsert(actor=ACTOR, company=company_b, agent_id="agent_new", name="Sophie")
+    services.agent_update(actor=ACTOR, agent=agent, fields={"language": "en-GB"}, push=False)
+
+    services.agent_upsert(actor=ACTOR, company=company_b, agent_id="agent_new", name="Sophie renamed")
+
+    assert Agent.objects.get(pk=agent.pk).language == "en-GB"
+
+
+# --- the admin's add form -------------------------------------------------------------------
+@pytest.mark.django_db
+def test_the_admin_add_form_of_an_english_company_starts_in_english_and_creates_an_en_us_agent(client, company_b):
+    client.force_login(make_member(company_b, "owner"))
+    response = client.get(ADD)
+    assert response.context["adminform"].form["language"].value() == "en-US"
+
+    posted = client.post(ADD, {**add_form_values(response), "name": "Front Desk", "agent_id": "agent_front"})
+
+    assert posted.status_code == 302, posted.context["adminform"].form.errors if posted.context else posted
+    assert Agent.objects.get(agent_id="agent_front").language == "en-US"
+
+
+@pytest.mark.django_db
+def test_a_superuser_adding_an_agent_gets_the_language_of_the_company_chosen(client, company_a, company_b):
+    client.force_login(make_user(is_superuser=True))
+    assert client.get(ADD, {"company": company_b.pk}).context["adminform"].form["language"].value() == "en-US"
+    response = client.get(ADD)  # the company is picked in the form itself
+
+    posted = client.post(ADD, {**add_form_values(response), "company": company_b.pk, "name": "Front Desk",
+                               "agent_id": "agent_front"})
+
+    assert posted.status_code == 302, posted.context["adminform"].form.errors if posted.context else posted
+    assert Agent.objects.get(agent_id="agent_front").language == "en-US"
+
+
+# --- the sync with Retell -------------------------------------------------------------------
+@pytest.mark.django_db
+def test_an_agent_retell_holds_without_a_language_is_created_in_its_companys_language(
+        company_b, fake_retell, django_capture_on_commit_callbacks):
+    fake_retell.add_agent("agent_night", agent_name="Night Line")
+    del fake_retell.state.agents["agent_night"]["language"]
+
+    run = sync(company_b, django_capture_on_commit_callbacks)
+
+    assert Agent.objects.get(agent_id="agent_night").language == "en-US"
+    assert "language" not in run.drift.get("agent_night", {})
+
+
+@pytest.mark.django_db
+def test_an_agent_retell_holds_with_a_language_is_created_in_retells_language(
+        company_a, fake_retell, django_capture_on_commit_callbacks):
+    fake_retell.add_agent("agent_night", agent_name="Night Line", language="en-GB")
+
+    sync(company_a, django_capture_on_commit_callbacks)
+
+    assert Agent.objects.get(agent_id="agent_night").language == "en-GB"
+
+
+@pytest.mark.django_db
+def test_a_sync_keeps_the_stored_language_when_retell_holds_none(company_a, retell_agents, fake_retell,
+                                                                 django_capture_on_commit_callbacks):
+    main, _ = retell_agents
+    services.agent_update(actor=ACTOR, agent=main, fields={"language": "en-GB"}, push=False)
+    del fake_retell.state.agents["agent_abc123"]["language"]
+
+    run = sync(company_a, django_capture_on_commit_callbacks)
+
+    assert Agent.objects.get(pk=main.pk).language == "en-GB"
+    assert "language" not in run.drift.get("agent_abc123", {})

@@ -1,13 +1,16 @@
 """An agent speaks its company's language unless told otherwise: every place that creates an
 agent (the service, the admin's add form, the sync with Retell) starts from the company's
-language, and Retell's own language wins when it has one."""
+language, Retell's own language wins when it has one, and the seeded functions speak the
+company's language too."""
+
+import importlib
 
 import pytest
 from django.urls import reverse
 
 from audit.actor import Actor
 from retell_config import services
-from retell_config.models import Agent, SyncRun
+from retell_config.models import Agent, CustomFunction, SyncRun
 from tests.factories import make_member, make_user
 
 ACTOR = Actor.system("tests")
@@ -109,3 +112,39 @@ def test_a_sync_keeps_the_stored_language_when_retell_holds_none(company_a, rete
 
     assert Agent.objects.get(pk=main.pk).language == "en-GB"
     assert "language" not in run.drift.get("agent_abc123", {})
+
+
+# --- the seeded functions -------------------------------------------------------------------
+@pytest.mark.django_db
+def test_a_german_companys_seeded_functions_speak_german(company_a):
+    functions = services.custom_functions_seed(actor=ACTOR, company=company_a, agents=[])
+
+    assert functions and {f.execution_message for f in functions} == {"Einen Moment, bitte."}
+
+
+@pytest.mark.django_db
+def test_an_english_companys_seeded_functions_speak_english(company_b):
+    functions = services.custom_functions_seed(actor=ACTOR, company=company_b, agents=[])
+
+    assert functions and {f.execution_message for f in functions} == {"One moment, please."}
+
+
+@pytest.mark.django_db
+def test_the_migration_puts_only_the_exact_seeded_default_of_german_companies_into_german(company_a, company_b):
+    from django.apps import apps
+
+    migration = importlib.import_module("retell_config.migrations.0006_german_function_execution_message")
+    url = "https://voicedesk.example.com/api/mcp/retell/custom-function"
+    seeded = CustomFunction.objects.create(company=company_a, name="seeded", url=url,
+                                           execution_message="One moment, please.")
+    typed = CustomFunction.objects.create(company=company_a, name="typed", url=url,
+                                          execution_message="One moment, please, I'll check.")
+    silent = CustomFunction.objects.create(company=company_a, name="silent", url=url, execution_message="")
+    english = CustomFunction.objects.create(company=company_b, name="seeded", url=url,
+                                            execution_message="One moment, please.")
+
+    migration.execution_message_in_company_language(apps, None)
+
+    assert {f.pk: f.execution_message for f in CustomFunction.objects.all()} == {
+        seeded.pk: "Einen Moment, bitte.", typed.pk: "One moment, please, I'll check.", silent.pk: "",
+        english.pk: "One moment, please."}

@@ -78,6 +78,27 @@ def test_a_superuser_adding_an_agent_gets_the_language_of_the_company_chosen(cli
     assert Agent.objects.get(agent_id="agent_front").language == "en-US"
 
 
+# --- the gateway ----------------------------------------------------------------------------
+@pytest.mark.django_db
+def test_the_gateway_puts_an_agent_back_into_its_companys_language_when_given_an_empty_one(
+        client, owner_a, company_a, retell_agents, fake_retell, django_capture_on_commit_callbacks):
+    from tenants.services import api_token_create
+
+    main, _ = retell_agents
+    services.agent_update(actor=ACTOR, agent=main, fields={"language": "en-GB"}, push=False)
+    token = api_token_create(actor=ACTOR, user=owner_a, name="tests")[1]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = client.post("/api/mcp/gateway", {
+            "jsonrpc": "2.0", "method": "retell_config.updateAgent", "id": 1,
+            "params": {"company_id": company_a.pk, "agent_id": main.agent_id, "fields": {"language": ""}}},
+            content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}").json()
+
+    assert answer["result"]["agent"]["language"] == "de-DE", answer
+    assert Agent.objects.get(pk=main.pk).language == "de-DE"
+    assert fake_retell.state.agents[main.agent_id]["language"] == "de-DE"
+
+
 # --- the sync with Retell -------------------------------------------------------------------
 @pytest.mark.django_db
 def test_an_agent_retell_holds_without_a_language_is_created_in_its_companys_language(

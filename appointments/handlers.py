@@ -194,11 +194,27 @@ def _appointment_data(appointment: Appointment, ctx: Context) -> dict:
     }
 
 
+def _nameable(ctx: Context, appointments):
+    """Those of `appointments` a caller may name by id: booked in this call or under the caller's own number."""
+    mine = Q(call_id=ctx.call_id) if ctx.call_id else Q(pk__in=[])
+    own_number = _phone(ctx, None)
+    if own_number:
+        mine |= Q(phone=own_number)
+    return appointments.filter(mine)
+
+
 def _find_one(ctx: Context, args: dict, date_key: str) -> Appointment:
+    """The one upcoming active appointment the arguments name: by `appointment_id` (only one the
+    caller may name), else by phone, name and date; Answer not_found or ambiguous otherwise."""
     phone = _phone(ctx, args.get("phone"))
     name = (args.get("name") or "").strip()
-    day = _when(ctx, args.get(date_key)).day if args.get(date_key) else None
-    found = selectors.appointments_for_caller(company=ctx.company, phone=phone, name=name, day=day, now=ctx.now)
+    if args.get("appointment_id") is not None:
+        found = list(_nameable(ctx, Appointment.objects.filter(
+            company=ctx.company, pk=args["appointment_id"], status__in=Appointment.ACTIVE_STATUSES, end__gt=ctx.now,
+        )).select_related("service", "resource"))
+    else:
+        day = _when(ctx, args.get(date_key)).day if args.get(date_key) else None
+        found = selectors.appointments_for_caller(company=ctx.company, phone=phone, name=name, day=day, now=ctx.now)
     if phone and not name:
         who = ctx.say("who_phone")
     elif name:
@@ -245,6 +261,10 @@ def _cancelled_in_call(ctx: Context, args: dict, date_key: str) -> Appointment |
     date asked for; None without a call id."""
     if not ctx.call_id:
         return None
+    if args.get("appointment_id") is not None:
+        return _nameable(ctx, Appointment.objects.filter(
+            company=ctx.company, pk=args["appointment_id"], status=Appointment.Status.CANCELLED,
+        )).select_related("service").first()
     cancelled_here = FunctionInvocation.objects.filter(
         company=ctx.company, call_id=ctx.call_id, name="cancel_appointment", result__ok=True,
     ).values_list("result__appointment_id", flat=True)

@@ -251,3 +251,27 @@ def test_invalid_arguments_are_not_recorded_and_do_not_break_a_retry(praxis, kon
 
     assert retry == booked
     assert FunctionInvocation.objects.get().retries_answered == 1
+
+
+@pytest.mark.django_db(transaction=True)  # the socket's database calls close the connection they ran on
+def test_the_live_sockets_tool_calls_follow_the_same_rule(praxis, kontrolle):
+    from asgiref.sync import async_to_sync
+
+    from voice.retell_session import run_tool
+
+    def tool(name: str, args: dict) -> dict:
+        # The socket passes no `now`: the calendar is today's, so book a fixed future week.
+        return async_to_sync(run_tool)(company=praxis, name=name, args=args, call_id="call_live",
+                                       caller_number="+4915112345678")
+
+    # given: over the live socket, a booking, its cancellation and a second booking
+    tool("collect_appointment_information", {**MONDAY, "date": "2030-03-25"})
+    tool("cancel_appointment", {})
+    second = tool("collect_appointment_information", {**MONDAY, "date": "2030-03-26"})
+
+    # when: the engine cancels again with the same arguments
+    result = tool("cancel_appointment", {})
+
+    # then: the second booking is cancelled
+    assert (result["ok"], result["appointment_id"]) == (True, second["appointment_id"])
+    assert set(Appointment.objects.values_list("status", flat=True)) == {"cancelled"}

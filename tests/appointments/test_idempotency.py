@@ -113,6 +113,21 @@ def test_cancelling_what_this_call_already_cancelled_answers_that_it_is_cancelle
 
 
 @pytest.mark.django_db
+def test_cancelling_again_what_this_call_cancelled_from_an_earlier_call_says_it_is_cancelled(praxis, kontrolle):
+    # given: a booking from an earlier call, cancelled in this one, then a check
+    call(praxis, "collect_appointment_information", MONDAY, call_id="call_1")
+    call(praxis, "cancel_appointment", {}, call_id="call_2")
+    call(praxis, "check_availability", {"date": "Montag"}, call_id="call_2")
+
+    # when: this call cancels again
+    result = call(praxis, "cancel_appointment", {}, call_id="call_2")
+
+    # then: it hears that the appointment it cancelled is cancelled
+    assert result["ok"] is True
+    assert result["message"] == "Ihr Termin am Montag, 23. März um 10 Uhr ist storniert."
+
+
+@pytest.mark.django_db
 def test_a_stranger_cancelling_in_another_call_still_finds_nothing(praxis, kontrolle):
     # given: a booking cancelled in call_1
     call(praxis, "collect_appointment_information", MONDAY)

@@ -55,13 +55,14 @@ class ClosureAdmin(TenantAdmin):
 
 @admin.register(FunctionInvocation)
 class FunctionInvocationAdmin(ReadOnlyTenantAdmin):
-    """What each custom-function call answered (a retry gets the same answer)."""
+    """What each custom-function request of a call ran and answered, numbered in the call; the
+    retries Retell sent of it were answered with the same result (counted, not listed)."""
 
-    list_display = ["created_at", "company", "name", "call_id"]
+    list_display = ["created_at", "company", "call_id", "seq", "name", "retries_answered"]
     list_filter = ["name"]
     search_fields = ["call_id"]
     list_select_related = ["company"]
-    fields = ["created_at", "company", "name", "call_id", "args", "result", "args_hash"]
+    fields = ["created_at", "company", "call_id", "seq", "name", "args", "result", "retries_answered", "args_hash"]
     readonly_fields = fields
 
 

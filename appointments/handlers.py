@@ -3,20 +3,22 @@
 `run_custom_function` validates the arguments against the function's JSON Schema,
 runs the handler and returns a short JSON-able result the agent can speak:
 `{"ok": bool, "message": "...", ...data}`. Retell retries a function call that timed
-out or failed; the same (company, call, function, arguments) then returns the stored
-result of the first run and never books twice, even when the two requests race.
+out or failed: a request repeating the call's latest invocation within the retry window
+gets that invocation's stored result and never books twice, even when the two race. A
+new request, after the call's state changed, runs.
 """
 
 import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 
 import jsonschema
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from audit.actor import Actor
@@ -192,11 +194,27 @@ def _appointment_data(appointment: Appointment, ctx: Context) -> dict:
     }
 
 
+def _nameable(ctx: Context, appointments):
+    """Those of `appointments` a caller may name by id: booked in this call or under the caller's own number."""
+    mine = Q(call_id=ctx.call_id) if ctx.call_id else Q(pk__in=[])
+    own_number = _phone(ctx, None)
+    if own_number:
+        mine |= Q(phone=own_number)
+    return appointments.filter(mine)
+
+
 def _find_one(ctx: Context, args: dict, date_key: str) -> Appointment:
+    """The one upcoming active appointment the arguments name: by `appointment_id` (only one the
+    caller may name), else by phone, name and date; Answer not_found or ambiguous otherwise."""
     phone = _phone(ctx, args.get("phone"))
     name = (args.get("name") or "").strip()
-    day = _when(ctx, args.get(date_key)).day if args.get(date_key) else None
-    found = selectors.appointments_for_caller(company=ctx.company, phone=phone, name=name, day=day, now=ctx.now)
+    if args.get("appointment_id") is not None:
+        found = list(_nameable(ctx, Appointment.objects.filter(
+            company=ctx.company, pk=args["appointment_id"], status__in=Appointment.ACTIVE_STATUSES, end__gt=ctx.now,
+        )).select_related("service", "resource"))
+    else:
+        day = _when(ctx, args.get(date_key)).day if args.get(date_key) else None
+        found = selectors.appointments_for_caller(company=ctx.company, phone=phone, name=name, day=day, now=ctx.now)
     if phone and not name:
         who = ctx.say("who_phone")
     elif name:
@@ -212,16 +230,16 @@ def _find_one(ctx: Context, args: dict, date_key: str) -> Appointment:
     return found[0]
 
 
-# --- the four functions --------------------------------------------------------------------
-def collect_appointment_information(ctx: Context, args: dict) -> dict:
-    name = args["name"].strip()
-    if not name:
-        raise Answer("invalid_arguments", ctx.say("invalid_arguments", fields=speech.field_words(["name"], ctx.language)),
-                     fields=["name"])
-    service = _service(ctx, args.get("service"), required=True)
-    when = _when(ctx, args.get("date"), args.get("time"))
-    start = _exact_start(ctx, when, service)
-    phone = _phone(ctx, args.get("phone"))
+def _held_by_call(ctx: Context, *, customer_name: str, start: datetime, service: Service | None) -> Appointment | None:
+    """The active appointment this call booked at `start` for this service and name (any case), if any."""
+    if not ctx.call_id:
+        return None
+    return (Appointment.objects.filter(company=ctx.company, call_id=ctx.call_id, start=start, service=service,
+                                       customer_name__iexact=customer_name, status__in=Appointment.ACTIVE_STATUSES)
+            .select_related("service").order_by("pk").first())
+
+
+def _book(ctx: Context, *, name: str, start: datetime, service: Service | None, phone: str) -> Appointment:
     activity_log(company=ctx.company, kind="appointment", message="Creating appointment...",
                  data={"call_id": ctx.call_id, "start": start.isoformat(), "service": service.name if service else ""})
     try:
@@ -235,11 +253,57 @@ def collect_appointment_information(ctx: Context, args: dict) -> dict:
         raise _unavailable_answer(ctx, error) from None
     activity_log(company=ctx.company, kind="appointment", message=f"Appointment created: #{appointment.pk} ✓",
                  data={"call_id": ctx.call_id, "appointment_id": appointment.pk})
+    return appointment
+
+
+def _cancelled_in_call(ctx: Context, args: dict, date_key: str) -> Appointment | None:
+    """The latest cancelled appointment this call booked or cancelled, narrowed by the name and
+    date asked for; None without a call id."""
+    if not ctx.call_id:
+        return None
+    if args.get("appointment_id") is not None:
+        return _nameable(ctx, Appointment.objects.filter(
+            company=ctx.company, pk=args["appointment_id"], status=Appointment.Status.CANCELLED,
+        )).select_related("service").first()
+    cancelled_here = FunctionInvocation.objects.filter(
+        company=ctx.company, call_id=ctx.call_id, name="cancel_appointment", result__ok=True,
+    ).values_list("result__appointment_id", flat=True)
+    found = Appointment.objects.filter(
+        Q(call_id=ctx.call_id) | Q(pk__in=[pk for pk in cancelled_here if isinstance(pk, int)]),
+        company=ctx.company, status=Appointment.Status.CANCELLED).select_related("service")
+    name = (args.get("name") or "").strip()
+    if name:
+        found = found.filter(customer_name__icontains=name)
+    day = _when(ctx, args.get(date_key)).day if args.get(date_key) else None
+    candidates = [a for a in found.order_by("-updated_at", "-pk")
+                  if day is None or a.start.astimezone(ctx.zone).date() == day]
+    return candidates[0] if candidates else None
+
+
+# --- the four functions --------------------------------------------------------------------
+def collect_appointment_information(ctx: Context, args: dict) -> dict:
+    name = args["name"].strip()
+    if not name:
+        raise Answer("invalid_arguments", ctx.say("invalid_arguments", fields=speech.field_words(["name"], ctx.language)),
+                     fields=["name"])
+    service = _service(ctx, args.get("service"), required=True)
+    when = _when(ctx, args.get("date"), args.get("time"))
+    start = _exact_start(ctx, when, service)
+    phone = _phone(ctx, args.get("phone"))
+    appointment = _held_by_call(ctx, customer_name=name, start=start, service=service)
+    if appointment is not None:
+        # The agent asks again for what this call already holds (after a check in between, so
+        # not a retry): that booking is the answer, where booking anew would say "taken".
+        activity_log(company=ctx.company, kind="appointment",
+                     message=f"Appointment #{appointment.pk} already booked in this call ✓",
+                     data={"call_id": ctx.call_id, "appointment_id": appointment.pk})
+    else:
+        appointment = _book(ctx, name=name, start=start, service=service, phone=phone)
     service_words = ""
     if service is not None:
         service_words = f" für {service.name}" if ctx.language == "de" else f" for {service.name}"
     message = ctx.say("booked", when=speech.when_words(appointment.start, ctx.zone, ctx.language),
-                      service=service_words, name=name)
+                      service=service_words, name=appointment.customer_name)
     return {"ok": True, "message": message, **_appointment_data(appointment, ctx)}
 
 
@@ -288,7 +352,16 @@ def change_appointment_details(ctx: Context, args: dict) -> dict:
 
 
 def cancel_appointment(ctx: Context, args: dict) -> dict:
-    appointment = _find_one(ctx, args, "date")
+    try:
+        appointment = _find_one(ctx, args, "date")
+    except Answer as answer:
+        cancelled = _cancelled_in_call(ctx, args, "date") if answer.result["error"] == "not_found" else None
+        if cancelled is None:
+            raise
+        # Asked again after this call cancelled it (a re-answer, not a retry): say what is so.
+        return {"ok": True, "message": ctx.say("cancelled", when=speech.when_words(cancelled.start, ctx.zone,
+                                                                                   ctx.language)),
+                **_appointment_data(cancelled, ctx)}
     reason = f"by the caller (call {ctx.call_id})" if ctx.call_id else "by the caller"
     cancelled = services.appointment_cancel(actor=ctx.actor, appointment=appointment, reason=reason)
     activity_log(company=ctx.company, kind="appointment", message=f"Appointment #{cancelled.pk} cancelled",
@@ -332,12 +405,26 @@ def _run(handler, ctx: Context, args: dict) -> dict:
         return answer.result
 
 
+def _is_retry(latest: FunctionInvocation | None, name: str, args_hash: str) -> bool:
+    """Whether a request repeats the call's latest invocation within the retry window."""
+    if latest is None or (latest.name, latest.args_hash) != (name, args_hash):
+        return False
+    window = timedelta(seconds=settings.CUSTOM_FUNCTION_RETRY_WINDOW_SECONDS)
+    return timezone.now() - latest.created_at < window
+
+
 def run_custom_function(*, company: Company, name: str, args: dict, call_id: str | None,
                         caller_number: str | None = None, now: datetime | None = None) -> dict:
-    """Validate, run (once per call and arguments) and answer a custom function.
+    """Validate, run and answer a custom function; a retry gets the answer of the request it repeats.
+
+    With a `call_id`, a request that repeats the call's latest invocation (same function,
+    same canonical arguments, younger than CUSTOM_FUNCTION_RETRY_WINDOW_SECONDS) is
+    answered with its stored result; any other request runs, as the call's next `seq`.
+    A retry racing its original waits for it and gets its result; a different request
+    racing one runs after it. Without a call id every request runs.
 
     Raises UnknownFunction for a name no handler has. Invalid arguments answer
-    `{"ok": False, "error": "invalid_arguments", "message": ...}`.
+    `{"ok": False, "error": "invalid_arguments", "message": ...}` and are not recorded.
     """
     handler = HANDLERS.get(name)
     if handler is None:
@@ -350,20 +437,29 @@ def run_custom_function(*, company: Company, name: str, args: dict, call_id: str
     if not call_id:
         with transaction.atomic():
             return _run(handler, ctx, args)
-    key = {"company": company, "call_id": call_id, "name": name,
-           "args_hash": hashlib.sha256(canonical_args(args).encode()).hexdigest()}
-    stored = FunctionInvocation.objects.filter(**key).only("result").first()
-    if stored is not None:
-        return stored.result
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                # Claim the (call, function, arguments): a racing twin waits here until this
-                # transaction ends, then fails on the unique constraint and reads the result.
-                invocation = FunctionInvocation.objects.create(**key, args=args, result={})
-        except IntegrityError:
-            return FunctionInvocation.objects.get(**key).result
-        result = _run(handler, ctx, args)
-        invocation.result = result
-        invocation.save(update_fields=["result"])
-    return result
+    args_hash = hashlib.sha256(canonical_args(args).encode()).hexdigest()
+    invocations = FunctionInvocation.objects.filter(company=company, call_id=call_id)
+    while True:
+        # On SQLite the transaction takes the write lock when it begins (transaction_mode
+        # IMMEDIATE), so a racing twin waits here and then finds this one's row as the latest.
+        with transaction.atomic():
+            latest = invocations.order_by("-seq").first()
+            if _is_retry(latest, name, args_hash):
+                invocations.filter(pk=latest.pk).update(retries_answered=F("retries_answered") + 1)
+                return latest.result
+            seq = latest.seq + 1 if latest is not None else 1
+            try:
+                with transaction.atomic():
+                    # On PostgreSQL a racing request that took the same number holds this insert
+                    # until its transaction ends; then the insert fails and the loop looks again.
+                    invocation = FunctionInvocation.objects.create(
+                        company=company, call_id=call_id, seq=seq, name=name, args_hash=args_hash, args=args,
+                        result={})
+            except IntegrityError:
+                if not invocations.filter(seq=seq).exists():
+                    raise
+                continue
+            result = _run(handler, ctx, args)
+            invocation.result = result
+            invocation.save(update_fields=["result"])
+            return result

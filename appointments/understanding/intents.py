@@ -10,49 +10,61 @@ INTENT_PATTERNS = {
                   r"|change (?:my|the) appointment|another (?:day|time)|different (?:day|time)"
                   r"|verschieb\w*|umbuch\w*|\bumleg\w*|\bverleg\w*|anderen termin|termin ändern|\bändern\b"
                   r"|später kommen|früher kommen|\b(?:an)?statt\b|instead of|\blegen\b|\bschieben\b"
-                  r"|push (?:it|my appointment|the appointment)",
+                  r"|push (?:it|my appointment|the appointment)|\bbump\b|move (?:it|my \w+|the \w+) (?:up|to|back)"
+                  r"|be moved|change the (?:day|date|time)|verschoben werden|vorziehen|nach hinten|nach vorne"
+                  r"|zusammenlegen|combine (?:them|the)",
     "cancel": r"cancel\w*|call off|can'?t (?:make it|come)|won'?t (?:make it|be able)|absag\w*|abzusagen"
               r"|stornier\w*|\bstreichen\b|nicht kommen|schaffe es nicht|schaff's nicht|ausfallen|fällt aus"
-              r"|\bsag\w*\b[^.?!]*\bab\b|\bkann\b[^.?!]{0,30}\bnicht\s*(?:kommen)?\s*[.!]?\s*$",
+              r"|\bsag\w*\b[^.?!]*\bab\b|\bkann\b[^.?!]{0,30}\bnicht\s*(?:kommen)?\s*[.!]?\s*$"
+              r"|nicht wahrnehmen|\baustragen\b|tragen sie mich aus|brauche ich nicht mehr|\bstorno\b"
+              r"|take me off|don'?t need (?:the|my|it)\b[^.?!]*\banymore|no longer need",
     "book": r"\bbook\w*|appointment|\bschedule\b|make an? (?:appointment|booking)|come in\b|come by|get (?:a|an) "
             r"|see the (?:doctor|dentist|hygienist)|termin\w*|buchen|vereinbar\w*|anmelden|reservier\w*"
-            r"|\bkommen\b|vorbeikommen|vorbei kommen|drankommen|get in\b",
+            r"|\bkommen\b|vorbeikommen|vorbei kommen|drankommen|get in\b|squeeze me in|fit me in|due for"
+            r"|machen lassen|i'?d like (?:a|an|to get)",
     "availability": r"\bavailab\w*|\bfree\b|any (?:slots?|openings|time)|an opening|openings|have (?:anything|"
                     r"something|time|a slot)|is there (?:any|a)|are you free|when can i come|frei\b|freie[nm]?\b"
                     r"|verfügbar|noch platz|noch was|was frei|zeit hätten|zeit haben|haben sie\b[^.?!]*\b(?:zeit|was"
                     r"|etwas)\b|wann kann ich",
     "hours": r"opening hours|\bopen\b|\bclose[ds]?\b|closing|\bhours\b|öffnungszeit\w*|geöffnet|\boffen\b"
-             r"|sprechzeit\w*|\b(?:haben|sind) sie\b[^.?!]*\b(?:auf|zu)\s*[?.!]?\s*$",
+             r"|sprechzeit\w*|sprechstunde|erreichbar|\baufhaben\b|\bmachen sie\b[^.?!]*\bzu\b"
+             r"|\b(?:haben|sind) sie\b[^.?!]*\b(?:auf|zu|da)\s*[?.!]?\s*$",
     "address": r"address|where are you|located|location|directions|find you|parking|adresse|anschrift|parkpl\w*"
+               r"|cross street|subway|which floor|what floor|get to you|welche[rn]? straße|wo genau|stockwerk|etage"
                r"|wo sind sie|wo finde|wo befinde|wegbeschreibung|wo ist die praxis|wie komme ich|parken",
     "price": r"how much|price|\bcosts?\b|\bfees?\b|\bcharge\b|insurance|preis\w*|kostet|kosten|gebühr\w*"
-             r"|versicher\w*|krankenkasse"
+             r"|versicher\w*|krankenkasse|bezahlen|\bteuer\b|was nehmen sie|run me|ballpark|\bis [^.?!]*\bfree\?"
              r"|was zahle",
     "human": r"\bhuman\b|real person|a person\b|\bstaff member|receptionist|operator"
              r"|speak (?:to|with)|talk (?:to|with)|put me through|transfer me|connect me"
              r"|mitarbeiter\w*|\bmenschen?\b|persönlich|durchstell\w*|\bverbinde\w*|mit der rezeption"
-             r"|\bmit\b[^.?!]*\b(?:sprechen|reden)\b|\b(?:sprechen|reden)\s+mit\b",
+             r"|\bmit\b[^.?!]*\b(?:sprechen|reden)\b|\b(?:sprechen|reden)\s+mit\b|representative"
+             r"|\b(?:frau|herrn?|dr)\b[^.?!]*\bsprechen\b|available to talk|\bkann ich\b[^.?!]*\bsprechen\b",
     "goodbye": r"\bbye\b|goodbye|good bye|see you|tschüss?|auf wiederh\w*|auf wiederseh\w*|\bciao\b|schönen tag"
                r"|have a (?:nice|good) day",
-    "done": r"that'?s all|that is all|nothing else|no thanks|no thank you|das war'?s|das wäre alles|nichts weiter"
-            r"|sonst nichts|nein danke|das war alles|mehr nicht",
+    "done": r"that'?s all|that is all|that'?s everything|that'?s it\b|nothing else|no thanks|no thank you"
+            r"|das war'?s|das wäre alles|nichts weiter|sonst nichts|nein danke|das war alles|mehr nicht"
+            r"|mehr brauche ich nicht",
     "thanks": r"\bthanks?\b|thank you|danke\w*|vielen dank",
-    "greeting": r"\b(?:hello|hi|hey|hallo|servus|moin|grüß gott|guten (?:tag|morgen|abend)|good (?:morning|"
-                r"afternoon|evening))\b",
+    "greeting": r"\b(?:hello|hi|hey|hallo|hallihallo|servus|moin|grüß gott|tach|guten (?:tag|morgen|abend)"
+                r"|good (?:morning|afternoon|evening))\b",
 }
 _COMPILED = {intent: re.compile(pattern) for intent, pattern in INTENT_PATTERNS.items()}
 # Asking whether a time works: only about availability when a day or a time is said with it.
-_WOULD_IT_WORK = re.compile(r"\bgeht (?:es|das|auch)\b|\bginge (?:es|das)\b|\bpasst es\b|\bwould [^.?!]*\bwork\b"
-                            r"|\b(?:anything|something)\b|\bis [^.?!]*\b(?:possible|available)\b"
-                            r"|\b(?:brauche|bräuchte|hätte gern) (?:was|etwas)\b")
-_WANTS = re.compile(r"\b(?:brauche|bräuchte|benötige|möchte|hätte gern|hätte gerne|will|wollte|need|want|would like"
-                    r"|i'd like|like to get|bitte|please|kommen|come in)\b")
+_WOULD_IT_WORK = re.compile(r"\bgeht (?:es|das|auch)\b|\bginge (?:es|das)\b|\bgeht\b[^.?!]*\?|\bpasst es\b"
+                            r"|\bwould [^.?!]*\bwork\b|\b(?:anything|something)\b|\bis [^.?!]*\b(?:possible"
+                            r"|available|any better)\b|\b(?:brauche|bräuchte|hätte gern) (?:was|etwas)\b"
+                            r"|\bhätten sie\b[^.?!]*\b(?:was|etwas)\b|\bgibt'?s\b[^.?!]*\btermine\b")
+_WANTS = re.compile(r"\b(?:brauche|bräuchte|benötige|möchte|hätte gern|hätte gerne|will|wollte|würde gern"
+                    r"|machen lassen|need|want|would like|i'd like|like to get|bitte|please|kommen|come in)\b")
+# Asking about an appointment already made is no booking ("Hab ich morgen einen Termin?").
+_LOOKUP = re.compile(r"\b(?:hab|habe) ich\b[^.?!]*\btermin|\bdo i have an appointment|\bis my appointment\b")
 
 _YES = (r"yes|yeah|yep|yup|correct|right|sure|exactly|ok|okay|please do|sounds good|perfect|great|fine|go ahead"
-        r"|that works|absolutely|ja|jawohl|jo|genau|richtig|stimmt|gerne?|passt|korrekt|einverstanden|prima|super"
-        r"|machen sie das|in ordnung|alles klar|sehr gut|gut")
-_NO = (r"no|nope|not|don't|dont|nein|nee|nö|nicht|falsch|lieber|instead|rather|actually|doch|wait|warten sie"
-       r"|moment mal|stop")
+        r"|that works|absolutely|you got it|mm-?hmm|uh-?huh|all good|ja|jawohl|jo|genau|richtig|stimmt|gerne?|passt"
+        r"|korrekt|einverstanden|prima|super|perfekt|machen sie das|in ordnung|alles klar|sehr gut|gut")
+_NO = (r"no|nope|nah|not|don't|dont|nein|nee|ne|nö|nicht|falsch(?! verbunden)|lieber|instead|rather|actually|doch"
+       r"|na ja|naja")
 _POLAR = re.compile(rf"\b(?:(?P<no>{_NO})|(?P<yes>{_YES}))\b")
 
 # Words only one of the two languages has (the common ones callers use), for telling them apart.
@@ -77,6 +89,8 @@ def intents_of(lowered: str, *, has_when: bool = False) -> set[str]:
         found.discard("availability")
     if "availability" in found:
         found.discard("book")  # "Haben Sie einen Termin frei?" is answered by looking first
+    if _LOOKUP.search(lowered):
+        found.discard("book")
     return found
 
 
@@ -100,6 +114,8 @@ def polarity(lowered: str) -> tuple[bool, bool]:
     while words and words[0] in _LEADING_FILLERS:
         words = words[1:]
     opening = " ".join(words[:_OPENING_WORDS])
+    if re.match(r"(?:yeah|ja) (?:no|nein)\b", opening):
+        return False, True  # "Yeah, no, that won't work"
     match = _POLAR.search(opening)
     if match is not None and (match.group(0) not in _MILD or opening.startswith(match.group(0))):
         no = match.group("no") is not None

@@ -124,6 +124,8 @@ WEEKDAY_NAMES = {
 MONTHS = {
     "january": 1, "february": 2, "march": 3, "april": 4, "may": 5, "june": 6, "july": 7, "august": 8,
     "september": 9, "october": 10, "november": 11, "december": 12, "sept": 9,
+    "jan": 1, "feb": 2, "mar": 3, "apr": 4, "jun": 6, "jul": 7, "aug": 8, "sep": 9, "oct": 10, "nov": 11,
+    "dec": 12, "okt": 10, "dez": 12,
     "januar": 1, "jänner": 1, "jaenner": 1, "februar": 2, "märz": 3, "maerz": 3, "mai": 5, "juni": 6, "juli": 7,
     "oktober": 10, "dezember": 12,
 }
@@ -134,12 +136,23 @@ MONTH_NAMES = {
            "November", "Dezember"],
 }
 
+# Days with a name of their own (fixed dates only).
+HOLIDAYS = {
+    "heiligabend": "12-24", "heiligen abend": "12-24", "christmas eve": "12-24", "silvester": "12-31",
+    "new year's eve": "12-31", "new years eve": "12-31", "neujahr": "01-01", "new year's day": "01-01",
+    "new years day": "01-01", "christmas day": "12-25", "christmas": "12-25", "weihnachten": "12-25",
+    "erster weihnachtsfeiertag": "12-25", "ersten weihnachtsfeiertag": "12-25",
+    "zweiter weihnachtsfeiertag": "12-26", "zweiten weihnachtsfeiertag": "12-26", "boxing day": "12-26",
+}
+
 # Parts of the day as said after or around a time: the canonical name of each.
 DAYPART_WORDS = {
     "morgens": "morning", "früh": "morning", "frueh": "morning", "vormittags": "morning", "vormittag": "morning",
     "in der früh": "morning", "am morgen": "morning", "am vormittag": "morning", "morning": "morning",
     "in the morning": "morning", "this morning": "morning", "mornings": "morning",
     "mittags": "noon", "mittag": "noon", "zur mittagszeit": "noon", "lunchtime": "noon", "around lunch": "noon",
+    "über die mittagszeit": "noon", "über mittag": "noon", "mittagszeit": "noon", "for lunch": "noon",
+    "first thing": "morning", "gleich morgens": "morning", "late morning": "morning", "early morning": "morning",
     "nachmittags": "afternoon", "nachmittag": "afternoon", "am nachmittag": "afternoon", "afternoon": "afternoon",
     "in the afternoon": "afternoon", "this afternoon": "afternoon", "afternoons": "afternoon",
     "abends": "evening", "abend": "evening", "am abend": "evening", "evening": "evening", "in the evening": "evening",

@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 from .lexicon import (
     DAYPART_WORDS,
+    HOLIDAYS,
     MONTHS,
     NUMBER_WORDS,
     ORDINAL_WORDS,
@@ -125,7 +126,9 @@ _MONTH = "(?P<month>" + "|".join(sorted(MONTHS, key=len, reverse=True)) + ")"
 _ORDINAL = "|".join(sorted(ORDINAL_WORDS, key=len, reverse=True))
 _DAY_OF_MONTH = rf"(?P<day>\d{{1,2}}(?:\.|st|nd|rd|th)?|{_ORDINAL})"
 _WEEKDAY = "(?P<weekday>" + "|".join(WEEKDAY_WORDS) + ")"
-_YEAR = r"(?P<year>\d{4})"
+_YEAR = r"(?P<year>\d{4}|twenty\s+twenty[-\s](?:six|seven|eight|nine)|zweitausend(?:sechs|sieben|acht|neun)undzwanzig)"
+_YEAR_WORDS = {"six": 2026, "seven": 2027, "eight": 2028, "nine": 2029, "sechs": 2026, "sieben": 2027, "acht": 2028,
+               "neun": 2029}
 _MERIDIEM = r"(?P<meridiem>am|pm)"
 _DAYPART_AFTER = "(?P<daypart>" + "|".join(sorted(DAYPART_WORDS, key=len, reverse=True)) + ")"
 
@@ -143,7 +146,8 @@ _WEEKS = [
      "week:this:late"),
     (r"\bdiese\s+woche\b|\bdieser\s+woche\b|\bthis\s+week\b|\bnoch\s+in\s+dieser\s+woche\b", "week:this"),
     (r"\b(?:am\s+|übers\s+)?(?:nächsten|kommenden)\s+wochenende\b|\bnext\s+weekend\b", "weekend:next"),
-    (r"\b(?:am|übers|dieses|an\s+diesem)\s+wochenende\b|\b(?:at|on|over|this)\s+(?:the\s+)?weekend\b", "weekend"),
+    (r"\b(?:am|übers|dieses|an\s+diesem)\s+wochenende\b|\b(?:at|on|over|this)\s+(?:the\s+)?weekend\b"
+     r"|\bweekends\b|\bam\s+wochenende\b", "weekend"),
 ]
 
 
@@ -241,6 +245,8 @@ def _numeric_dates(scan: Scan, found: list, language: str | None) -> None:
 
 
 def _date_key(day: int, month: int, year: str | None) -> str:
+    if year and not year.isdigit():
+        year = str(next(value for word, value in _YEAR_WORDS.items() if re.search(rf"{word}(?:undzwanzig)?$", year)))
     if year:
         full = int(year) + (2000 if len(year) == 2 else 0)
         return f"{full:04d}-{month:02d}-{day:02d}"
@@ -258,6 +264,9 @@ def _named_dates(scan: Scan, found: list) -> None:
     scan.take(rf"\b(?:(?:am|den|dem|on|the)\s+)?{_DAY_OF_MONTH}\s+(?:of\s+)?{_MONTH}\b(?:\s+{_YEAR}\b)?",
               "date", day_month)
     scan.take(rf"\b{_MONTH}\s+(?:the\s+)?{_DAY_OF_MONTH}(?![\d:])(?:,?\s+{_YEAR}\b)?", "date", day_month)
+    holidays = "|".join(re.escape(h) for h in sorted(HOLIDAYS, key=len, reverse=True))
+    scan.take(rf"\b(?:an\s+|am\s+|on\s+)?(?P<holiday>{holidays})\b", "date",
+              lambda m: found.append((m.start(), HOLIDAYS[m["holiday"]])))
 
     def day_only(m: re.Match) -> bool:
         day = _day_number(m["day"])
@@ -283,7 +292,17 @@ def _relative_dates(scan: Scan, found: list, reading: WhenReading) -> None:
         found.append((m.start(), f"{week}:{WEEKDAY_WORDS[m['weekday']]}"))
         return True
 
-    scan.take(rf"\b(?:am\s+|on\s+)?{_WEEKDAY}s?\s+(?:in\s+der\s+)?(?P<week>{weeks})", "date", weekday_in_week)
+    scan.take(rf"\b(?:am\s+|on\s+)?{_WEEKDAY}s?\s+(?:in\s+der\s+|of\s+)?(?P<week>{weeks})", "date", weekday_in_week)
+
+    def weekdays_in_week(m: re.Match) -> bool:
+        weekday_in_week(m)
+        # "nächste Woche Montag oder Dienstag": the second weekday is in the same week.
+        week = found[-1][1].rsplit(":", 1)[0]
+        found.append((m.start("second"), f"{week}:{WEEKDAY_WORDS[m['second']]}"))
+        return True
+
+    scan.take(rf"(?P<week>{weeks})\s+(?:am\s+|on\s+)?{_WEEKDAY}s?\s+(?:oder|or|und|and)\s+(?:am\s+|on\s+)?"
+              rf"(?P<second>{'|'.join(WEEKDAY_WORDS)})s?\b", "date", weekdays_in_week)
     scan.take(rf"(?P<week>{weeks})\s+(?:am\s+|on\s+)?{_WEEKDAY}s?\b", "date", weekday_in_week)
     for pattern, key in _WEEKS:
         scan.take(pattern, "date", lambda m, key=key: found.append((m.start(), key)))
@@ -296,8 +315,12 @@ def _relative_dates(scan: Scan, found: list, reading: WhenReading) -> None:
         found.append((m.start(), f"in:{days}"))
         return True
 
-    scan.take(rf"\bin\s+(?P<n>einer|einem|a|an|{_N})\s+(?P<unit>tagen|tag|days|day|wochen|woche|weeks|week)\b",
-              "date", in_days)
+    scan.take(rf"\b(?:heute\s+)?in\s+(?:about\s+|etwa\s+|ungefähr\s+)?(?P<n>einer|einem|a|an|{_N})\s+"
+              r"(?P<unit>tagen|tag|days|day|wochen|woche|weeks|week)\b", "date", in_days)
+    scan.take(rf"\b(?P<n>a|one|{_N})\s+(?P<unit>days?|weeks?)\s+(?:from\s+(?:today|now)|later)\b", "date", in_days)
+    # "tomorrow or the day after": the day after the one just said.
+    scan.take(r"\b(?:tomorrow|morgen)\s+(?:or|oder)\s+(?:the\s+day\s+after|den\s+tag\s+danach)\b", "date",
+              lambda m: found.extend([(m.start(), "tomorrow"), (m.start() + 1, "day_after_tomorrow")]))
     for pattern, key in _RELATIVE_DAYS:
         scan.take(pattern, "date", lambda m, key=key: found.append((m.start(), key)))
     def tonight(m: re.Match) -> None:

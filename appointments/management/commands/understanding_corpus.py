@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from appointments.understanding.evaluation import evaluate
+from appointments.understanding.evaluation import CORPORA, evaluate
 
 
 class Command(BaseCommand):
@@ -16,15 +16,13 @@ class Command(BaseCommand):
 
     def handle(self, *args, language=None, misses=False, **options):
         below_floor = False
-        for code in language or ["de", "en"]:
-            report = evaluate(code)
-            self.stdout.write(f"{code}: {report.understood}/{report.total} understood ({report.share:.1%}); "
-                              f"floor {report.floor:.1%}")
+        for code, corpus in ((code, corpus) for code in language or ["de", "en"] for corpus in CORPORA):
+            report = evaluate(code, corpus)
+            self.stdout.write(f"{code} {corpus}: {report.understood}/{report.total} understood "
+                              f"({report.share:.1%}); floor {report.floor:.1%}")
             below_floor |= report.share < report.floor
-            if misses:
-                for miss in report.misses:
-                    detail = "; ".join(f"{key}: expected {want!r}, got {got!r}"
-                                       for key, (want, got) in miss.wrong.items())
-                    self.stdout.write(f"  - {miss.say!r}: {detail}")
+            for miss in report.misses if misses else ():
+                detail = "; ".join(f"{key}: expected {want!r}, got {got!r}" for key, (want, got) in miss.wrong.items())
+                self.stdout.write(f"  - {miss.say!r}: {detail}")
         if below_floor:
             raise SystemExit(1)

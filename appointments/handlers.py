@@ -137,10 +137,8 @@ def _nonexistent_answer(ctx: Context, gap: NonexistentLocalTime, service: Servic
                         exclude_pk: int | None = None) -> Answer:
     """The asked-for time is skipped by the clocks going forward: say so and offer the real times around it."""
     lang = ctx.language
-    # Centred on the last instant before the gap: no start on the grid equals it, so the
-    # nearest free times on both sides of the gap are offered, the first after it included.
-    nearest = selectors.alternatives(company=ctx.company, service=service, wanted=gap.before, now=ctx.now,
-                                     exclude_pk=exclude_pk)
+    nearest = selectors.free_starts_around(company=ctx.company, service=service, instant=gap.after, now=ctx.now,
+                                           exclude_pk=exclude_pk)
     first = ctx.say("nonexistent_time", day=speech.day_words(gap.day, lang),
                     time=speech.time_words(gap.clock, lang), skipped_from=speech.time_words(gap.skipped_from, lang),
                     skipped_to=speech.time_words(gap.skipped_to, lang))

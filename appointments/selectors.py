@@ -204,6 +204,30 @@ def alternatives(*, company: Company, service: Service | None, wanted: datetime,
     return sorted(chosen)
 
 
+def free_starts_around(*, company: Company, service: Service | None, instant: datetime, now: datetime,
+                       count: int | None = None, exclude_pk: int | None = None) -> list[datetime]:
+    """The free starts (UTC) nearest to `instant` on both sides of it, earliest first.
+
+    The last free start before `instant` and the first at or after it, then the next
+    nearest in real time, from the calendar day of `instant` and the days either side
+    (a gap at midnight has its two sides on two days); when no start follows there, the
+    later ones come from the alternatives search of the following days.
+    """
+    count = count or settings.APPOINTMENT_ALTERNATIVES
+    instant, now = as_utc(instant), as_utc(now)
+    day = instant.astimezone(company.zone).date()
+    pool = [start for offset in (-1, 0, 1)
+            for start in free_starts(company=company, service=service, day=day + timedelta(days=offset), now=now,
+                                     exclude_pk=exclude_pk)]
+    before, after = [s for s in pool if s < instant], [s for s in pool if s >= instant]
+    if not after:
+        after = alternatives(company=company, service=service, wanted=instant, now=now, count=count,
+                             exclude_pk=exclude_pk)
+    chosen = before[-1:] + after[:1]
+    rest = sorted((s for s in before[:-1] + after[1:]), key=lambda s: (abs(s - instant), s))
+    return sorted(chosen + rest[:max(count - len(chosen), 0)])
+
+
 def service_match(*, company: Company, said: str) -> Service | None:
     """The active service a caller named: exact, then contained either way, then close spelling."""
     from difflib import get_close_matches

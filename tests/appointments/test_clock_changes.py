@@ -194,6 +194,23 @@ def test_a_taken_time_next_to_the_gap_offers_real_neighbours_not_skipped_times(p
         time(1, 15), time(1, 30), time(3, 30)]
 
 
+@pytest.mark.django_db
+def test_a_skipped_midnight_offers_the_evening_before_and_the_first_times_after_the_gap():
+    # Havana goes forward at midnight: the gap's two sides lie on two calendar days.
+    havana = ZoneInfo("America/Havana")
+    company = make_company("Guardia", slug="guardia", timezone=havana.key, language="en",
+                           opening_hours=ROUND_THE_CLOCK)
+
+    result = run_custom_function(company=company, name="check_availability", args={"date": "2027-03-14T00:30"},
+                                 call_id=None, now=wall_clock(date(2027, 3, 7), time(9, 0), havana))
+
+    assert result["reason"] == "nonexistent_time"
+    assert result["alternatives"] == ["2027-03-13T23:15:00-05:00", "2027-03-14T01:00:00-04:00",
+                                      "2027-03-14T01:15:00-04:00"]
+    assert result["message"] == ("There is no 12:30 AM on Sunday, March 14, because the clocks go forward from "
+                                 "12 AM to 1 AM. I could offer Saturday, March 13 at 11:15 PM, at 1 AM or at 1:15 AM.")
+
+
 # --- a repeated time is its first occurrence, booked for its real length and read back ---------
 REPEATED_BOOKED = {
     "berlin": ("Ich habe Ihnen den Termin am Sonntag, 31. Oktober um 2:30 Uhr Sommerzeit für Kontrolle "

@@ -40,6 +40,27 @@ def test_a_skipped_wall_clock_time_raises_naming_the_instants_around_the_gap(day
     assert gap.value.after.astimezone(zone).time() == time(3, 0)
 
 
+def test_a_half_hour_change_skips_half_an_hour():
+    from zoneinfo import ZoneInfo
+    lord_howe = ZoneInfo("Australia/Lord_Howe")  # goes forward from 02:00 to 02:30
+
+    with pytest.raises(NonexistentLocalTime) as gap:
+        wall_clock(date(2027, 10, 3), time(2, 15), lord_howe)
+
+    assert (gap.value.skipped_from, gap.value.skipped_to) == (time(2, 0), time(2, 30))
+    assert wall_clock(date(2027, 10, 3), time(2, 30), lord_howe) == gap.value.after
+
+
+def test_the_summer_occurrence_is_daylight_time_also_where_winter_time_is_the_zones_dst():
+    from zoneinfo import ZoneInfo
+    dublin = ZoneInfo("Europe/Dublin")  # its data calls winter time the (negative) daylight-saving time
+
+    first = wall_clock(date(2027, 10, 31), time(1, 30), dublin)
+
+    assert (ambiguous_reading(first, dublin), ambiguous_reading(first + timedelta(hours=1), dublin)) == (
+        "daylight", "standard")
+
+
 @pytest.mark.parametrize(("day", "clock", "zone", "first"), [
     (BERLIN_AUTUMN, time(2, 30), BERLIN, utc(2027, 10, 31, 0, 30)),
     (NEW_YORK_AUTUMN, time(1, 30), NEW_YORK, utc(2027, 11, 7, 5, 30)),

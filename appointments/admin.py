@@ -28,7 +28,7 @@ from tenants.selectors import companies_allowing
 from tenants.validators import normalize_e164
 
 from . import selectors, services, speech
-from .localtime import NonexistentLocalTime, day_bounds, is_ambiguous, wall_clock
+from .localtime import NonexistentLocalTime, day_bounds, local_text, wall_clock
 from .models import Appointment, Closure, FunctionInvocation, Resource, Service
 
 
@@ -68,12 +68,6 @@ class FunctionInvocationAdmin(ReadOnlyTenantAdmin):
     list_select_related = ["company"]
     fields = ["created_at", "company", "name", "call_id", "args", "result", "args_hash"]
     readonly_fields = fields
-
-
-def _local_text(moment: datetime, zone, fmt: str) -> str:
-    """`moment` formatted in `zone`, followed by the zone's abbreviation when that reading occurs twice that day."""
-    local = moment.astimezone(zone)
-    return f"{local:{fmt}} {local.tzname()}" if is_ambiguous(moment, zone) else f"{local:{fmt}}"
 
 
 def _admin_zone(request):
@@ -198,7 +192,7 @@ class AppointmentForm(forms.ModelForm):
                 "taken": "That time is taken."}[problem.code]
         free = selectors.alternatives(company=company, service=service, wanted=start, now=timezone.now())
         if free:
-            text += " Free: " + ", ".join(_local_text(s, company.zone, "%a %d.%m. %H:%M") for s in free) + "."
+            text += " Free: " + ", ".join(local_text(s, company.zone, "%a %d.%m. %H:%M") for s in free) + "."
         return text
 
 
@@ -229,11 +223,11 @@ class AppointmentAdmin(TenantAdmin):
 
     @admin.display(description="start", ordering="start")
     def start_local(self, obj: Appointment) -> str:
-        return _local_text(obj.start, obj.company.zone, "%a %d.%m.%Y %H:%M")
+        return local_text(obj.start, obj.company.zone, "%a %d.%m.%Y %H:%M")
 
     @admin.display(description="end")
     def end_local(self, obj: Appointment) -> str:
-        return f"{_local_text(obj.end, obj.company.zone, '%a %d.%m.%Y %H:%M')} ({obj.company.timezone})"
+        return f"{local_text(obj.end, obj.company.zone, '%a %d.%m.%Y %H:%M')} ({obj.company.timezone})"
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         # Show and read times in the appointment's company's zone.
@@ -320,8 +314,8 @@ class AppointmentAdmin(TenantAdmin):
         unassigned = []
         for appointment in appointments:
             # Formatted here: templates would show aware times in the active zone, not the company's.
-            appointment.time_range = (f"{_local_text(appointment.start, company.zone, '%H:%M')}–"
-                                      f"{_local_text(appointment.end, company.zone, '%H:%M')}")
+            appointment.time_range = (f"{local_text(appointment.start, company.zone, '%H:%M')}–"
+                                      f"{local_text(appointment.end, company.zone, '%H:%M')}")
             if appointment.resource_id is None:
                 unassigned.append(appointment)
             else:
@@ -345,7 +339,7 @@ class AppointmentAdmin(TenantAdmin):
             "previous_link": link(day - timedelta(days=1)),
             "next_link": link(day + timedelta(days=1)),
             "today_link": "?" + urlencode({"company": company.pk}),
-            "windows": [f"{_local_text(o, company.zone, '%H:%M')}–{_local_text(c, company.zone, '%H:%M')}"
+            "windows": [f"{local_text(o, company.zone, '%H:%M')}–{local_text(c, company.zone, '%H:%M')}"
                         for o, c in selectors.opening_windows(company=company, day=day)],
             "closure": selectors.closure_on(company=company, day=day),
             "changelist_url": reverse("admin:appointments_appointment_changelist"),

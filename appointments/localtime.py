@@ -122,6 +122,13 @@ def is_second_occurrence(instant: datetime, zone: ZoneInfo) -> bool:
     return is_ambiguous(instant, zone) and instant.astimezone(zone).fold == 1
 
 
+def local_text(instant: datetime, zone: ZoneInfo, fmt: str) -> str:
+    """`instant` formatted (strftime `fmt`) in `zone`; where that reading occurs twice that day,
+    followed by the zone's abbreviation: '02:30 CEST' / '02:30 CET'. For screens, not speech."""
+    local = instant.astimezone(zone)
+    return f"{local:{fmt}} {local.tzname()}" if is_ambiguous(instant, zone) else f"{local:{fmt}}"
+
+
 def ambiguous_reading(instant: datetime, zone: ZoneInfo) -> Literal["daylight", "standard"] | None:
     """For a repeated wall-clock time, which of the two `instant` is; None when its reading is unique.
 

@@ -511,3 +511,33 @@ def test_the_day_view_tells_the_two_occurrences_of_the_repeated_hour_apart(notdi
 
     assert "02:15 CEST–02:45 CEST" in page
     assert "02:15 CET–02:45 CET" in page
+
+
+@pytest.mark.django_db
+def test_editing_an_appointment_in_the_second_occurrence_without_moving_it_keeps_its_time(notdienst_owner, notdienst,
+                                                                                            kontrolle_24h):
+    autumn = next_change_day(BERLIN, forward=False)
+    second = wall_clock(autumn, time(2, 15), BERLIN) + timedelta(hours=1)  # 02:15 CET
+    appointment = book(notdienst, second, kontrolle_24h, now=django_timezone.now(), status="confirmed")
+    url = reverse("admin:appointments_appointment_change", args=[appointment.pk])
+
+    response = notdienst_owner.post(url, {**admin_form(notdienst, kontrolle_24h, autumn, "02:15"),
+                                          "customer_name": "Erika Muster-Neu", "status": "confirmed"})
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    appointment.refresh_from_db()
+    assert (appointment.customer_name, appointment.status, appointment.start) == (
+        "Erika Muster-Neu", "confirmed", second)
+
+
+@pytest.mark.django_db
+def test_the_change_list_and_the_appointments_name_tell_the_two_occurrences_apart(notdienst_owner, notdienst,
+                                                                                  kontrolle_24h):
+    autumn = next_change_day(BERLIN, forward=False)
+    first = book(notdienst, wall_clock(autumn, time(2, 15), BERLIN), kontrolle_24h, now=django_timezone.now())
+    second = book(notdienst, first.start + timedelta(hours=1), kontrolle_24h, now=django_timezone.now())
+
+    page = notdienst_owner.get(reverse("admin:appointments_appointment_changelist")).content.decode()
+
+    assert f"{autumn:%d.%m.%Y} 02:15 CEST" in page and f"{autumn:%d.%m.%Y} 02:15 CET<" in page
+    assert (str(first).endswith("02:15 CEST"), str(second).endswith("02:15 CET")) == (True, True)

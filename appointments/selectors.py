@@ -224,7 +224,7 @@ def free_starts_around(*, company: Company, service: Service | None, instant: da
         after = alternatives(company=company, service=service, wanted=instant, now=now, count=count,
                              exclude_pk=exclude_pk)
     chosen = before[-1:] + after[:1]
-    rest = sorted((s for s in before[:-1] + after[1:]), key=lambda s: (abs(s - instant), s))
+    rest = sorted(before[:-1] + after[1:], key=lambda s: (abs(s - instant), s))
     return sorted(chosen + rest[:max(count - len(chosen), 0)])
 
 

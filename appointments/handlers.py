@@ -27,8 +27,9 @@ from tenants.models import Company
 
 from . import selectors, services, speech
 from .function_specs import FUNCTION_SPECS
+from .localtime import NonexistentLocalTime, clock_reaches
 from .models import Appointment, FunctionInvocation, Service
-from .phrases import UnclearDate, UnclearTime, When, local_datetime, parse_when
+from .phrases import UnclearDate, UnclearTime, When, parse_when
 from .selectors import phone_e164
 
 
@@ -134,8 +135,33 @@ def _sample(starts: list[datetime], count: int = 4) -> list[datetime]:
     return [starts[int(i * step)] for i in range(count)]
 
 
+def _nonexistent_answer(ctx: Context, gap: NonexistentLocalTime, service: Service | None, *,
+                        exclude_pk: int | None = None) -> Answer:
+    """The asked-for time is skipped by the clocks going forward: say so and offer the real times around it."""
+    lang = ctx.language
+    nearest = selectors.free_starts_around(company=ctx.company, service=service, instant=gap.after, now=ctx.now,
+                                           exclude_pk=exclude_pk)
+    first = ctx.say("nonexistent_time", day=speech.day_words(gap.day, lang),
+                    time=speech.time_words(gap.clock, lang), skipped_from=speech.time_words(gap.skipped_from, lang),
+                    skipped_to=speech.time_words(gap.skipped_to, lang))
+    second = (ctx.say("offer", options=speech.options_words(nearest, ctx.zone, lang, same_day_as=gap.after))
+              if nearest else ctx.say("nothing_free", days=settings.APPOINTMENT_SEARCH_DAYS))
+    return Answer("nonexistent_time", f"{first} {second}", alternatives=_iso(nearest, ctx))
+
+
+def _wall_start(ctx: Context, when: When, service: Service | None, *, exclude_pk: int | None = None) -> datetime:
+    """The instant (UTC) of the asked-for day and time: a repeated time's first occurrence.
+
+    A time the clocks skip that day raises an Answer `nonexistent_time` with the nearest real free times.
+    """
+    try:
+        return when.at(ctx.zone)
+    except NonexistentLocalTime as gap:
+        raise _nonexistent_answer(ctx, gap, service, exclude_pk=exclude_pk) from None
+
+
 def _exact_start(ctx: Context, when: When, service: Service | None, *, exclude_pk: int | None = None) -> datetime:
-    """The start the caller asked for; asks for a day or a time when one is missing."""
+    """The start the caller asked for (UTC); asks for a day or a time when one is missing."""
     if when.day is None:
         raise Answer("date_needed", ctx.say("date_needed"))
     if when.clock is None and when.day < ctx.now.astimezone(ctx.zone).date():
@@ -150,7 +176,7 @@ def _exact_start(ctx: Context, when: When, service: Service | None, *, exclude_p
             raise Answer("time_needed", ctx.say("time_needed", day=speech.day_words(when.day, ctx.language),
                                                 times=_times(ctx, offered)),
                          alternatives=_iso(offered, ctx))
-        wanted = local_datetime(when.day, when.period.start if when.period else time(0, 0), ctx.zone)
+        wanted = clock_reaches(when.day, when.period.start if when.period else time(0, 0), ctx.zone)
         later = selectors.alternatives(company=ctx.company, service=service, wanted=wanted, now=ctx.now,
                                        exclude_pk=exclude_pk)
         if not selectors.opening_windows(company=ctx.company, day=when.day):
@@ -161,7 +187,7 @@ def _exact_start(ctx: Context, when: When, service: Service | None, *, exclude_p
         second = (ctx.say("offer", options=speech.options_words(later, ctx.zone, ctx.language)) if later
                   else ctx.say("nothing_free", days=settings.APPOINTMENT_SEARCH_DAYS))
         raise Answer("day_full", f"{first} {second}", alternatives=_iso(later, ctx))
-    return when.at(ctx.zone)
+    return _wall_start(ctx, when, service, exclude_pk=exclude_pk)
 
 
 def _unavailable_answer(ctx: Context, error: services.SlotUnavailable) -> Answer:
@@ -241,7 +267,8 @@ def _held_by_call(ctx: Context, *, customer_name: str, start: datetime, service:
 
 def _book(ctx: Context, *, name: str, start: datetime, service: Service | None, phone: str) -> Appointment:
     activity_log(company=ctx.company, kind="appointment", message="Creating appointment...",
-                 data={"call_id": ctx.call_id, "start": start.isoformat(), "service": service.name if service else ""})
+                 data={"call_id": ctx.call_id, "start": start.astimezone(ctx.zone).isoformat(),
+                       "service": service.name if service else ""})
     try:
         appointment = services.appointment_book(
             actor=ctx.actor, company=ctx.company, customer_name=name, start=start, service=service, phone=phone,
@@ -249,7 +276,7 @@ def _book(ctx: Context, *, name: str, start: datetime, service: Service | None, 
     except services.SlotUnavailable as error:
         activity_log(company=ctx.company, kind="appointment", level="warning",
                      message=f"Appointment not created: {error.code}; {len(error.alternatives)} alternatives offered",
-                     data={"call_id": ctx.call_id, "start": start.isoformat()})
+                     data={"call_id": ctx.call_id, "start": start.astimezone(ctx.zone).isoformat()})
         raise _unavailable_answer(ctx, error) from None
     activity_log(company=ctx.company, kind="appointment", message=f"Appointment created: #{appointment.pk} ✓",
                  data={"call_id": ctx.call_id, "appointment_id": appointment.pk})
@@ -313,10 +340,13 @@ def check_availability(ctx: Context, args: dict) -> dict:
     if when.day is None:
         raise Answer("date_needed", ctx.say("date_needed"))
     if when.clock is not None:
-        start = when.at(ctx.zone)
+        try:
+            start = _wall_start(ctx, when, service)
+        except Answer as answer:
+            return {**answer.result, "ok": True, "available": False, "reason": answer.result["error"]}
         problem = selectors.slot_problem(company=ctx.company, service=service, start=start, now=ctx.now)
         if problem is None:
-            return {"ok": True, "available": True, "start": start.isoformat(),
+            return {"ok": True, "available": True, "start": start.astimezone(ctx.zone).isoformat(),
                     "message": ctx.say("available", when=speech.when_words(start, ctx.zone, ctx.language))}
         answer = _unavailable_answer(ctx, services.SlotUnavailable(
             code=problem.code, wanted=start, closure_reason=problem.closure.reason if problem.closure else "",

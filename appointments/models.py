@@ -20,6 +20,8 @@ from tenants.models import TenantOwned
 from tenants.roles import READ_ONLY_POLICY
 from tenants.validators import validate_e164
 
+from .localtime import local_text
+
 
 class ResourceKind(models.TextChoices):
     STAFF = "staff", "Staff member"
@@ -147,7 +149,7 @@ class Appointment(TenantOwned):
     def __str__(self) -> str:
         if self.start is None or self.company_id is None:
             return self.customer_name
-        return f"#{self.pk} {self.customer_name} {self.start.astimezone(self.company.zone):%Y-%m-%d %H:%M}"
+        return f"#{self.pk} {self.customer_name} {local_text(self.start, self.company.zone, '%Y-%m-%d %H:%M')}"
 
     @property
     def is_active(self) -> bool:

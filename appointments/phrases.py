@@ -26,6 +26,8 @@ from zoneinfo import ZoneInfo
 
 import dateparser
 
+from .localtime import local_datetime
+
 
 class UnclearDate(ValueError):
     """The caller said a date we could not resolve."""
@@ -56,15 +58,13 @@ class When:
     period: Period | None = None
 
     def at(self, zone: ZoneInfo) -> datetime | None:
-        """The aware instant of day and time in `zone` (None unless both are known)."""
+        """The instant (UTC) of day and time in `zone` (None unless both are known); see localtime.wall_clock.
+
+        A repeated time is its first occurrence; a skipped one raises NonexistentLocalTime.
+        """
         if self.day is None or self.clock is None:
             return None
         return local_datetime(self.day, self.clock, zone)
-
-
-def local_datetime(day: date, clock: time, zone: ZoneInfo) -> datetime:
-    """A wall-clock time on a calendar day in `zone`, as an aware datetime (DST-correct)."""
-    return datetime.combine(day, clock, tzinfo=zone)
 
 
 NUMBER_WORDS = {

@@ -3,9 +3,12 @@
 Day and month names come from Django's own German and English formats.
 """
 
-from datetime import date, datetime
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
 
 from django.utils import formats, translation
+
+from .localtime import ambiguous_reading
 
 TEXTS = {
     "booked": {
@@ -35,6 +38,10 @@ TEXTS = {
     },
     "day_full": {"de": "Am {day} ist leider nichts mehr frei.", "en": "{day} is fully booked, I'm afraid."},
     "available": {"de": "Am {when} ist noch frei.", "en": "{when} is available."},
+    "nonexistent_time": {
+        "de": "Am {day} gibt es {time} nicht, weil die Uhren von {skipped_from} auf {skipped_to} vorgestellt werden.",
+        "en": "There is no {time} on {day}, because the clocks go forward from {skipped_from} to {skipped_to}.",
+    },
     "day_free": {"de": "Am {day} ist frei um {times}.", "en": "On {day} I have {times} free."},
     "time_needed": {
         "de": "Um wie viel Uhr möchten Sie kommen? Am {day} ist frei um {times}.",
@@ -97,6 +104,12 @@ FIELD_WORDS = {
     "current_date": {"de": "das Datum des Termins", "en": "the date of the appointment"},
 }
 
+# Which of the two occurrences of a repeated wall-clock time (see localtime.ambiguous_reading).
+OCCURRENCE_WORDS = {
+    "daylight": {"de": "Sommerzeit", "en": "daylight time"},
+    "standard": {"de": "Winterzeit", "en": "standard time"},
+}
+
 PERIOD_WORDS = {
     "morning": {"de": "vormittags", "en": "in the morning"},
     "afternoon": {"de": "nachmittags", "en": "in the afternoon"},
@@ -126,12 +139,24 @@ def day_words(day: date, language: str) -> str:
         return formats.date_format(day, "l, j. F" if language == "de" else "l, F j")
 
 
-def time_words(moment: datetime, language: str) -> str:
+def time_words(moment: datetime | time, language: str) -> str:
+    """The clock reading of `moment` as spoken: '14:30 Uhr', '2:30 PM'.
+
+    A datetime in a ZoneInfo whose reading occurs twice that day (the repeated hour)
+    says which occurrence: '2:30 Uhr Sommerzeit' / '2:30 AM standard time'. A naive
+    datetime or a time is read as it is.
+    """
     if language == "de":
-        return f"{moment.hour} Uhr" if moment.minute == 0 else f"{moment.hour}:{moment.minute:02d} Uhr"
-    hour = moment.hour % 12 or 12
-    suffix = "AM" if moment.hour < 12 else "PM"
-    return f"{hour} {suffix}" if moment.minute == 0 else f"{hour}:{moment.minute:02d} {suffix}"
+        words = f"{moment.hour} Uhr" if moment.minute == 0 else f"{moment.hour}:{moment.minute:02d} Uhr"
+    else:
+        hour = moment.hour % 12 or 12
+        suffix = "AM" if moment.hour < 12 else "PM"
+        words = f"{hour} {suffix}" if moment.minute == 0 else f"{hour}:{moment.minute:02d} {suffix}"
+    if isinstance(moment, datetime) and isinstance(moment.tzinfo, ZoneInfo):
+        reading = ambiguous_reading(moment, moment.tzinfo)
+        if reading is not None:
+            words += " " + OCCURRENCE_WORDS[reading][language]
+    return words
 
 
 def when_words(moment: datetime, zone, language: str) -> str:

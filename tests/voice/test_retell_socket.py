@@ -231,6 +231,33 @@ def test_goodbye_ends_the_call_and_the_server_closes_with_1000(url, settings):
     assert code == 1000
 
 
+def test_a_caller_who_speaks_again_after_the_goodbye_is_answered_and_not_hung_up_on(url, settings):
+    # given a goodbye with end_call, after which the caller goes on talking
+    settings.RETELL_LLM_END_CALL_GRACE = 0.3
+
+    async def scenario():
+        client = await RetellClient.open(url(new_call_id()))
+        await client.opening()
+        goodbye = await client.say("Thanks, goodbye!")
+        _, last = await client.read_response(goodbye)
+        client.agent_said("Thank you for calling. Goodbye!")
+        asked = await client.say("Oh wait, where are you located?")
+        answer, _ = await client.read_response(asked)
+        # when the old hang-up deadline has long passed
+        await asyncio.sleep(0.6)
+        await client.send({"interaction_type": "ping_pong", "timestamp": 1})
+        pong = await client.read_until(lambda f: f["response_type"] == "ping_pong", timeout=1)
+        await client.close()
+        return last, answer, pong
+
+    last, answer, pong = run(scenario())
+
+    # then the socket is still open: the newer request cancelled the hang-up
+    assert last["end_call"] is True
+    assert answer.startswith("You'll find us at 200 Park Avenue South")
+    assert pong["response_type"] == "ping_pong"
+
+
 def test_asking_for_a_human_transfers_to_the_company_number(url):
     async def scenario():
         client = await RetellClient.open(url(new_call_id()))

@@ -9,6 +9,7 @@ does (`data: {chunk}` lines, then `data: [DONE]`), following a script of replies
                Fail(500), Hang(5))
     ... company.llm_base_url = llm.base_url ...
     llm.requests   # the JSON bodies received, in order; llm.headers likewise
+    llm.replies_sent  # streamed replies written in full ([DONE] included)
 
 When the script runs out it repeats the last reply.
 """
@@ -54,6 +55,7 @@ class FakeLLM:
         self._lock = threading.Lock()
         self.requests: list[dict] = []
         self.headers: list[dict] = []
+        self.replies_sent = 0
         self._server: ThreadingHTTPServer | None = None
 
     @property
@@ -107,6 +109,8 @@ class FakeLLM:
                     else:
                         self._tool_calls(reply, model)
                     self._event("[DONE]")
+                    with fake._lock:
+                        fake.replies_sent += 1
                 except (BrokenPipeError, ConnectionResetError):
                     pass
                 self.close_connection = True

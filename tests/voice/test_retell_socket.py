@@ -14,6 +14,7 @@ from tests.factories import make_company
 from tests.fakes import free_port
 from tests.fakes.llm import FakeLLM, Text
 from tests.voice.retell_client import RetellClient
+from voice.simulator import CallEnded, SimulatedCall
 
 pytestmark = pytest.mark.e2e
 
@@ -379,6 +380,36 @@ def test_a_reconnect_mid_stream_answers_the_open_request(url, slow_llm):
 
     assert begin["content"] == ""
     assert text == "Here is the whole answer."
+
+
+def test_a_request_whose_answer_was_not_yet_written_when_the_socket_died_is_answered_after_the_reconnect(
+        url, dental, slow_llm):
+    # given a long answer the server cannot write out: Retell's side has stopped reading
+    slow_llm.script(Text(["x" * 65536] * 160 + [" The end."]), Text(["Here is the whole answer."]))
+    call_id = new_call_id()
+
+    async def scenario():
+        call = SimulatedCall(url(call_id), call_id=call_id, agent_id=dental.agent_id, from_number="+12125550199")
+        await call.connect()
+        call.stall()
+        asking = asyncio.ensure_future(call.say("Tell me everything about your practice"))
+        while slow_llm.replies_sent < 1:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # the engine has the whole reply: the final frame is decided, not written
+        # when the socket dies and Retell connects again for the same call
+        await call.drop()
+        with pytest.raises(CallEnded):
+            await asking
+        answered = await call.reconnect()
+        await call.hang_up()
+        return call, answered
+
+    call, answered = run(scenario())
+
+    # then the open request is answered on the new socket, without a second greeting
+    assert answered.response_id == 1 and answered.text == "Here is the whole answer."
+    assert call.begin_messages == [GREETING, ""]
+    assert call.stale_frames == 0
 
 
 # --- the plain path ---------------------------------------------------------------------------------------

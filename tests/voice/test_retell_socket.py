@@ -12,7 +12,7 @@ from audit.circuit import CircuitBreaker
 from retell_config.models import Agent
 from tests.factories import make_company
 from tests.fakes import free_port
-from tests.fakes.llm import FakeLLM, Text
+from tests.fakes.llm import Fail, FakeLLM, Text
 from tests.voice.retell_client import RetellClient
 from voice.simulator import CallEnded, SimulatedCall
 
@@ -272,6 +272,34 @@ def test_asking_for_a_human_transfers_to_the_company_number(url):
 
     assert text == "Of course, I'll put you through now."
     assert last["transfer_number"] == "+12125550134" and "end_call" not in last
+
+
+def test_a_transfer_the_caller_barged_into_is_sent_again_on_a_yes_and_offered_again_otherwise(url, slow_llm):
+    # given an LLM agent that offered, after a failure, to put the caller through, and did
+    slow_llm.script(Fail(500), Text(["How else can I help?"]))
+
+    async def scenario():
+        client = await RetellClient.open(url(new_call_id()))
+        await client.opening()
+        answers = []
+        for said in ("I need an appointment", "Yes please",
+                     # when the caller speaks while the agent announces the transfer (Retell drops it)
+                     "Yes, thanks!", "Hello?", "Yes"):
+            response_id = await client.say(said)
+            text, last = await client.read_response(response_id)
+            client.agent_said(text)
+            answers.append((text, last.get("transfer_number")))
+        await client.close()
+        return answers
+
+    offer, transfer, again, hello, yes = run(scenario())
+
+    # then a yes sends the transfer again; other words have it offered again
+    assert offer[0].startswith("I'm sorry") and transfer == ("Of course, I'll put you through now.", "+12125550134")
+    assert again == ("Of course, I'll put you through now.", "+12125550134")
+    assert hello == ("Shall I put you through to the team now?", None)
+    assert yes == ("Of course, I'll put you through now.", "+12125550134")
+    assert len(slow_llm.requests) == 1
 
 
 def test_a_tool_the_engine_calls_is_reported_around_the_answer(url):

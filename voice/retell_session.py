@@ -160,7 +160,8 @@ class TurnRecord:
     `first_chunk_ms` is the latency the caller waits for: from the response_required
     (or reminder_required) frame handed to the session to the first response frame of
     that id handed to the socket; `complete_ms` the same to the frame with
-    content_complete. A turn superseded by a newer request ends with `superseded`.
+    content_complete. A turn superseded by a newer request ends with `superseded`, once
+    the tools it started have finished (so its record holds their results).
     """
     response_id: int
     reminder: bool
@@ -386,7 +387,11 @@ class RetellCallSession:
                 self._responses[action.response_id] = self._spawn(self._answer(action, working), track=False)
                 self._queue_save()  # the open request survives a connection that dies now
             elif isinstance(action, proto.CancelResponse):
-                self._end_turn(action.response_id, superseded=True)
+                turn = self._open_turns.get(action.response_id)
+                if turn is not None and any("result" not in record for record in turn.tool_calls):
+                    turn.superseded = True   # ended once its tools have finished (_run_tool)
+                else:
+                    self._end_turn(action.response_id, superseded=True)
                 task = self._responses.pop(action.response_id, None)
                 if task is not None:
                     task.cancel()
@@ -487,6 +492,9 @@ class RetellCallSession:
         self._handle(self.protocol.tool_result(call.tool_call_id, json.dumps(result, ensure_ascii=False, default=str),
                                                successful=successful))
         self._record_effect(call, result, response_id)
+        turn = self._open_turns.get(response_id)
+        if turn is not None and turn.superseded and all("result" in r for r in turn.tool_calls):
+            self._end_turn(response_id, superseded=True)
         return result
 
     def _record_effect(self, call: ToolCall, result: dict, response_id: int) -> None:
@@ -496,8 +504,10 @@ class RetellCallSession:
             if effect.get("tool_call_id") == call.tool_call_id:
                 del self.effects[index]
                 break
-        self.effects.append({"tool_call_id": call.tool_call_id, "name": call.name, "arguments": call.arguments,
-                             "result": result, "response_id": response_id, "answered": False})
+        # Copies: the engine gets the same dicts back and may change them.
+        self.effects.append({"tool_call_id": call.tool_call_id, "name": call.name,
+                             "arguments": copy.deepcopy(call.arguments), "result": copy.deepcopy(result),
+                             "response_id": response_id, "answered": False})
         self._queue_save()
 
     def _written(self, response_id: int) -> None:

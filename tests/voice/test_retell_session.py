@@ -59,13 +59,13 @@ def complete(response_id):
     return lambda f: f.get("response_id") == response_id and f.get("content_complete")
 
 
-def converse(agent, script, *, engine=None, call_id=None, socket=None):
+def converse(agent, script, *, engine=None, call_id=None, socket=None, on_turn=None):
     """Runs `script(session, socket)` on a started session; returns the session and the turns it reported."""
     async def scenario():
         nonlocal socket
         socket = socket or Socket()
         session = RetellCallSession(call_id=call_id or f"call_{uuid.uuid4().hex}", agent=agent, send=socket.send,
-                                    close=socket.close, on_turn=reported.append, engine=engine)
+                                    close=socket.close, on_turn=on_turn or reported.append, engine=engine)
         await session.start()
         await socket.until(lambda f: f.get("response_id") == 0)
         await script(session, socket)
@@ -446,11 +446,16 @@ def test_a_newer_turn_waits_for_the_tool_the_superseded_turn_is_still_running(ag
         release.set()
         await socket.until(complete(2))
 
+    reported = []
     try:
-        converse(agent, script, engine=engine, call_id=call_id)
+        converse(agent, script, engine=engine, call_id=call_id,
+                 on_turn=lambda turn: reported.append(copy.deepcopy(turn.to_dict())))
     finally:
         release.set()
         holder.join(10)
 
     # then the newer turn started only once the tool had run, and knew its result
     assert [e["tool_call_id"] for e in engine.seen[2]["effects"]] == ["t1"]
+    # and the superseded turn was reported with what its tool did
+    assert [(t["response_id"], t["superseded"]) for t in reported] == [(1, True), (2, False)]
+    assert reported[0]["tool_calls"][0]["result"]["ok"] is True

@@ -1,5 +1,7 @@
-"""The call session's turn records: each request timed where its frames leave for the socket,
-with what was said and the tools run, for the Call row's writer."""
+"""The call session: its turn records (each request timed where its frames leave for the socket,
+with what was said and the tools run, for the Call row's writer), the order of its frames, and
+what a turn's effects leave behind when the turn is superseded or the socket dies (the ledger,
+the open request answered after a reconnect)."""
 
 import asyncio
 import copy

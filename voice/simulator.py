@@ -15,7 +15,11 @@ What it sends, as Retell does (shared/reference/retell.md §1):
   asked for it: utterances interleaved with the tool events the server reported);
   once the answer is complete, an `update_only` with the agent's words appended and
   `turntaking: "user_turn"`;
-- for silence, `reminder_required` with the unchanged transcript.
+- for silence, `reminder_required` with the unchanged transcript;
+- a connection can be stalled (`stall`: nothing more is read, as on a congested network),
+  dropped without a closing handshake (`drop`) and opened again for the same call
+  (`reconnect`, as Retell does after 5 s without a ping): the transcript and the response
+  ids go on, and a turn the old connection left unanswered is awaited on the new one.
 
 Every turn is timed from the moment `response_required` is written to the socket:
 `first_chunk_ms` to the first `response` frame of that id, `complete_ms` to the one
@@ -28,6 +32,7 @@ import asyncio
 import json
 import math
 import secrets
+import socket
 import string
 import time
 from dataclasses import dataclass, field
@@ -109,6 +114,7 @@ class SimulatedCall:
         self.ping_interval = ping_interval
         self.config: dict | None = None
         self.greeting: str | None = None
+        self.begin_messages: list[str] = []   # the begin message of each connection (a reconnect's is empty)
         self.transcript: list[dict] = []
         self.transcript_with_tool_calls: list[dict] = []
         self.turns: list[AgentTurn] = []
@@ -132,11 +138,56 @@ class SimulatedCall:
     async def connect(self, *, timeout: float = 10.0) -> str:
         """Open the socket, answer the config, wait for the begin message; returns the greeting."""
         self._config_seen, self._begin_seen = asyncio.Event(), asyncio.Event()
+        self._tasks = []
         self._ws = await connect(self.url, open_timeout=timeout, close_timeout=2, max_queue=None,
                                  compression=None)
         self._tasks.append(asyncio.ensure_future(self._reader()))
         await asyncio.wait_for(self._wait(self._begin_seen), timeout)
         return self.greeting or ""
+
+    def stall(self) -> None:
+        """Read nothing more from the socket, as on a congested network: once the buffers
+        between are full, the server's writes wait."""
+        sock = self._ws.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self._ws.transport.pause_reading()
+
+    async def drop(self) -> None:
+        """The connection dies without a closing handshake (Retell gives up on it); a turn
+        waiting for its answer ends with CallEnded."""
+        self._ws.transport.abort()
+        reader = self._tasks[0]
+        await asyncio.wait({reader}, timeout=5)
+        for task in self._tasks[1:]:
+            task.cancel()
+
+    async def reconnect(self, *, timeout: float = 10.0) -> AgentTurn | None:
+        """Retell connects again for the same call: a new socket, the same call id, the
+        transcript and response ids going on. Returns the turn the old connection left
+        unanswered, once the new one has answered it in full (timed from the reconnect),
+        or None when no turn was open."""
+        turn = self._current
+        if turn is not None and turn.complete_ms is not None:
+            turn = None
+        if turn is not None:
+            turn.text, turn.frames, turn.first_chunk_ms = "", 0, None
+            turn._done = asyncio.get_running_loop().create_future()
+            turn._sent_at = time.perf_counter()
+        await self.connect(timeout=timeout)
+        if turn is None:
+            return None
+        reader = self._tasks[0]
+        done, _ = await asyncio.wait({turn._done, reader}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if turn._done not in done:
+            if reader in done:
+                raise CallEnded(f"the server closed the socket ({self.close_code}) before it answered "
+                                f"response {turn.response_id}")
+            raise TimeoutError(f"no complete answer to response {turn.response_id} within {timeout}s of the "
+                               "reconnect")
+        turn._done.result()
+        await self._answered(turn)
+        return turn
 
     async def hang_up(self) -> None:
         """The caller hangs up: close with 1000."""
@@ -200,6 +251,11 @@ class SimulatedCall:
                                 f"response {turn.response_id}")
             raise TimeoutError(f"no complete answer to response {turn.response_id} within {timeout}s")
         turn._done.result()  # raises CallEnded when the socket closed before the answer was complete
+        await self._answered(turn)
+        return turn
+
+    async def _answered(self, turn: AgentTurn) -> None:
+        """The agent's words join the transcript, and Retell says so with an update_only."""
         if turn.text:
             self._audio_time += 0.4
             self._add_utterance({"role": "agent", "content": turn.text, "words": self._words(turn.text.split())})
@@ -208,7 +264,6 @@ class SimulatedCall:
             if self._with_tool_calls:
                 update["transcript_with_tool_calls"] = self.transcript_with_tool_calls
             await self._send(update)
-        return turn
 
     @property
     def _with_tool_calls(self) -> bool:
@@ -284,11 +339,13 @@ class SimulatedCall:
 
     def _on_response(self, frame: dict, now: float) -> None:
         response_id = frame.get("response_id")
-        if response_id == 0 and self.greeting is None:
-            self.greeting = frame.get("content") or ""
-            if self.greeting:
-                self._add_utterance({"role": "agent", "content": self.greeting,
-                                     "words": self._words(self.greeting.split())})
+        if response_id == 0 and not self._begin_seen.is_set():
+            content = frame.get("content") or ""
+            self.begin_messages.append(content)
+            if self.greeting is None:
+                self.greeting = content
+                if content:
+                    self._add_utterance({"role": "agent", "content": content, "words": self._words(content.split())})
             self._begin_seen.set()
             return
         turn = self._current

@@ -29,7 +29,7 @@ from . import selectors, services, speech
 from .function_specs import FUNCTION_SPECS
 from .localtime import NonexistentLocalTime, clock_reaches
 from .models import Appointment, FunctionInvocation, Service
-from .phrases import UnclearDate, UnclearTime, When, parse_when
+from .understanding import UnclearDate, UnclearTime, When, parse_when
 from .selectors import phone_e164
 
 
@@ -112,7 +112,8 @@ def _service(ctx: Context, said: str | None, *, required: bool) -> Service | Non
 
 def _when(ctx: Context, date_text: str | None, time_text: str | None = "") -> When:
     try:
-        return parse_when(date_text or "", time_text or "", language=ctx.language, zone=ctx.zone, now=ctx.now)
+        return parse_when(date_text or "", time_text or "", language=ctx.language, zone=ctx.zone, now=ctx.now,
+                          opening_hours=ctx.company.opening_hours)
     except UnclearDate:
         raise Answer("unclear_date", ctx.say("unclear_date")) from None
     except UnclearTime:

@@ -20,7 +20,7 @@ from tenants.validators import WEEKDAYS, normalize_e164
 
 from .localtime import as_utc, clock_reaches, day_bounds, is_second_occurrence
 from .models import Appointment, Closure, Resource, Service
-from .phrases import Period
+from .understanding import Period
 
 Lane = Resource | None
 

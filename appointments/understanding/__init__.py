@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timezone
 
 from .intents import intents_of, language_of, polarity, wants
-from .lexicon import CLOSED_CLASS, MONTH_NAMES, WEEKDAY_NAMES, WEEKDAYS
+from .lexicon import MONTH_NAMES, WEEKDAY_NAMES, WEEKDAYS
 from .names import introduced_name, is_correction, name_from_answer
 from .phones import read_phone
 from .services import match_service, match_services, service_phrase
@@ -132,7 +132,7 @@ def understand(text: str, services=(), *, region: str | None = None, zone=None, 
     elif len(choices) > 1:
         result.service_choices = choices
     else:
-        result.service = service_phrase(text, skip=result.day_words | CLOSED_CLASS)
+        result.service = service_phrase(text, skip=result.day_words)
 
     result.intents = intents_of(lowered, has_when=bool(result.dates or result.clock or result.period))
     result.yes, result.no = polarity(lowered)
@@ -175,9 +175,16 @@ class When:
     clock: time | None = None
     period: Period | None = None
     span: tuple[date, date] | None = None    # a week or a weekend: no single day named
+    instant: datetime | None = None          # an ISO stamp with an offset: exactly this moment
 
     def at(self, zone) -> datetime | None:
-        """The instant of day and clock in `zone` (None unless both are known); see appointments.localtime."""
+        """The instant (UTC) of day and clock in `zone` (None unless both are known).
+
+        A repeated wall-clock time is its first occurrence, a skipped one raises
+        appointments.localtime.NonexistentLocalTime; a stamp with an offset is its own instant.
+        """
+        if self.instant is not None:
+            return self.instant.astimezone(timezone.utc)
         if self.day is None or self.clock is None:
             return None
         from appointments.localtime import wall_clock
@@ -253,7 +260,9 @@ def parse_when(date_text: str = "", time_text: str = "", *, language: str, zone,
             ranges = [(time.fromisoformat(a), time.fromisoformat(b))
                       for a, b in opening_hours.get(WEEKDAYS[day.weekday()], [])]
         clock = clocks[0].resolve(period=period, open_ranges=ranges)
-    return When(day=day, clock=clock, period=period if clock is None else None, span=span if day is None else None)
+    instant = (on_time.instants or on_date.instants or [None])[0]
+    return When(day=day, clock=clock, period=period if clock is None else None, span=span if day is None else None,
+                instant=instant if clock is not None else None)
 
 
 # --- saying days and times back ---------------------------------------------------------------------

@@ -118,10 +118,12 @@ def match_service(said: str, names: Iterable[str]) -> str | None:
 
 _SERVICE_AFTER = re.compile(
     r"\b(?:(?:book|schedule|get|need|want|have)\s+(?:a|an)|for\s+(?:a|an|my)|für\s+(?:eine[nm]?|meine[nm]?)"
-    r"|zur|zum)\s+([a-zäöüß-]+(?: [a-zäöüß-]+)?)", re.IGNORECASE)
+    r"|zur|zum)\s+([a-zäöüß-]+(?: [a-zäöüß-]+){0,2})", re.IGNORECASE)
 _NOT_SERVICES = {"appointment", "appointments", "termin", "time", "day", "date", "moment", "second", "minute",
                  "person", "human", "someone", "call", "booking", "question", "price", "new", "quick", "sprechstunde",
-                 "rückruf", "callback", "nächsten", "a"}
+                 "rückruf", "callback", "nächsten", "a", "praxis", "practice", "office", "tochter", "sohn", "mann",
+                 "frau", "mutter", "vater", "kind", "daughter", "son", "wife", "husband", "mother", "father", "child",
+                 "kids", "family", "familie", "arbeitgeber", "employer", "bescheinigung", "rezept", "prescription"}
 _SERVICE_STOPS = {"at", "on", "in", "for", "please", "and", "with", "um", "am", "an", "bitte", "und", "mit", "next",
                   "this", "the", "tomorrow", "today", "morgen", "heute", "kommen", "vorbeikommen", "gehen"}
 

@@ -108,6 +108,7 @@ class WhenReading:
     period: Period | None = None
     shift_minutes: int | None = None                   # "eine Stunde später": +60
     unclear: list[str] = field(default_factory=list)
+    instants: list[datetime] = field(default_factory=list)   # ISO stamps with an offset, as said
 
     @property
     def clock(self) -> Clock | None:
@@ -211,6 +212,7 @@ def _iso(scan: Scan, reading: WhenReading, found: list, zone: ZoneInfo | None) -
             offset = offset if ":" in offset or len(offset) < 5 else offset[:3] + ":" + offset[3:]
             offset = offset if len(offset) > 3 else offset + ":00"
             aware = datetime.fromisoformat(stamp.isoformat() + offset)
+            reading.instants.append(aware)
             stamp = aware.astimezone(zone).replace(tzinfo=None)
         found.append((m.start(), stamp.date().isoformat()))
         reading.clocks.append(Clock(stamp.hour, stamp.minute, explicit=True))

@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 
-from appointments.phrases import UnclearDate, UnclearTime, parse_when
+from appointments.understanding import UnclearDate, UnclearTime, parse_when
 from tests.appointments.conftest import BERLIN, NEW_YORK, berlin, new_york
 
 # Saturdays before the Europe/Berlin changes of 2026: to summer time on Sunday 29 March,

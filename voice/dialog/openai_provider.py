@@ -33,7 +33,7 @@ from audit.circuit import CircuitBreaker
 
 from .base import CallContext, DialogEngine, Event, TextChunk, ToolCall, ToolCalls, Transfer, Turn, render_variables
 from .receptionist import PHRASES, opening_hours_text
-from .understanding import understand
+from appointments.understanding import understand
 
 logger = logging.getLogger(__name__)
 

@@ -338,6 +338,8 @@ def collect_appointment_information(ctx: Context, args: dict) -> dict:
 def check_availability(ctx: Context, args: dict) -> dict:
     service = _service(ctx, args.get("service"), required=False)
     when = _when(ctx, args.get("date"), args.get("time"))
+    if when.day is None and when.span is not None:
+        return _span_availability(ctx, when, service)
     if when.day is None:
         raise Answer("date_needed", ctx.say("date_needed"))
     if when.clock is not None:
@@ -365,6 +367,27 @@ def check_availability(ctx: Context, args: dict) -> dict:
     except Answer as answer:
         return {**answer.result, "ok": True, "available": False, "reason": answer.result["error"]}
     raise AssertionError("a day without free starts always answers")  # pragma: no cover
+
+
+SPAN_DAYS_OFFERED = 3
+
+
+def _span_availability(ctx: Context, when: When, service: Service | None) -> dict:
+    """A week or a weekend asked about: the first free time on each of its first days that have one."""
+    first, last = when.span
+    day, offered = max(first, ctx.now.astimezone(ctx.zone).date()), []
+    while day <= last and len(offered) < SPAN_DAYS_OFFERED:
+        starts = selectors.free_starts(company=ctx.company, service=service, day=day, now=ctx.now,
+                                       period=when.period)
+        if starts:
+            offered.append(starts[0])
+        day += timedelta(days=1)
+    if not offered:
+        return {"ok": True, "available": False, "reason": "span_full",
+                "message": ctx.say("span_full", span=speech.span_words(first, last, ctx.language))}
+    return {"ok": True, "available": True, "alternatives": _iso(offered, ctx),
+            "message": ctx.say("span_free", span=speech.span_words(first, last, ctx.language),
+                               options=speech.options_words(offered, ctx.zone, ctx.language))}
 
 
 def change_appointment_details(ctx: Context, args: dict) -> dict:

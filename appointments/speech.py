@@ -43,6 +43,8 @@ TEXTS = {
         "en": "There is no {time} on {day}, because the clocks go forward from {skipped_from} to {skipped_to}.",
     },
     "day_free": {"de": "Am {day} ist frei um {times}.", "en": "On {day} I have {times} free."},
+    "span_free": {"de": "{span} wäre frei {options}.", "en": "{span} I could offer {options}."},
+    "span_full": {"de": "{span} ist leider nichts mehr frei.", "en": "{span} is fully booked, I'm afraid."},
     "time_needed": {
         "de": "Um wie viel Uhr möchten Sie kommen? Am {day} ist frei um {times}.",
         "en": "What time would suit you? On {day} I have {times} free.",
@@ -134,6 +136,16 @@ def joined(items: list[str], language: str, *, both: bool = False) -> str:
     return f"{', '.join(items[:-1])} {word} {items[-1]}"
 
 
+def service_in_sentence(name: str, language: str) -> str:
+    """A service's name as said inside a sentence: German keeps its capitals (nouns are written
+    so); English lowers words written with a capital only at the start ("Teeth cleaning" ->
+    "teeth cleaning"), and keeps acronyms and names with inner capitals ("MRI", "iTero")."""
+    if language == "de":
+        return name
+    return " ".join(word[:1].lower() + word[1:] if word[:1].isupper() and word[1:] == word[1:].lower() else word
+                    for word in name.split(" "))
+
+
 def day_words(day: date, language: str) -> str:
     with translation.override(language):
         return formats.date_format(day, "l, j. F" if language == "de" else "l, F j")
@@ -176,6 +188,13 @@ def options_words(starts: list[datetime], zone, language: str, *, same_day_as: d
         else:
             words.append(("am " if language == "de" else "") + when_words(start, zone, language))
     return joined(words, language)
+
+
+def span_words(first: date, last: date, language: str) -> str:
+    """A span of days to start a sentence: "Zwischen Montag, 7. Dezember und Freitag, 11. Dezember"."""
+    if language == "de":
+        return f"Zwischen {day_words(first, language)} und {day_words(last, language)}"
+    return f"Between {day_words(first, language)} and {day_words(last, language)}"
 
 
 def field_words(fields: list[str], language: str) -> str:

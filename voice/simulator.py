@@ -91,6 +91,8 @@ class AgentTurn:
     transfer_number: str | None = None
     _sent_at: float = field(default=0.0, repr=False)
     _done: asyncio.Future | None = field(default=None, repr=False)
+    _chunked: asyncio.Event = field(default_factory=asyncio.Event, repr=False)    # its first words arrived
+    _tool_done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # a tool result arrived
 
 
 class CallEnded(Exception):
@@ -228,7 +230,26 @@ class SimulatedCall:
         """The caller says nothing for a while: Retell asks for a reminder."""
         return await self._request("", reminder=True, timeout=timeout)
 
+    async def say_over(self, text: str, *, then: str, when: str = "tool_result",
+                       timeout: float = 10.0) -> AgentTurn:
+        """A barge-in: the caller says `text`, then speaks again (`then`) as soon as the agent's
+        answer reaches `when` ("tool_result": a tool of that turn has reported its result;
+        "chunk": its first words arrived), which supersedes the first request, as Retell does.
+        The caller heard nothing of the first answer, so it does not join the transcript.
+        Returns the answer to `then`; the first turn stays in `turns` with what arrived of it."""
+        self._add_utterance({"role": "user", "content": text, "words": self._words(text.split())})
+        first = await self._send_request(text, reminder=False)
+        reached = first._tool_done if when == "tool_result" else first._chunked
+        await asyncio.wait_for(self._wait(reached), timeout)
+        self._add_utterance({"role": "user", "content": then, "words": self._words(then.split())})
+        second = await self._send_request(then, reminder=False)
+        return await self._await_answer(second, timeout)
+
     async def _request(self, text: str, *, reminder: bool, timeout: float) -> AgentTurn:
+        turn = await self._send_request(text, reminder=reminder)
+        return await self._await_answer(turn, timeout)
+
+    async def _send_request(self, text: str, *, reminder: bool) -> AgentTurn:
         if self.closed:
             raise CallEnded(f"the socket is closed ({self.close_code})")
         turn = AgentTurn(response_id=self._next_response_id, caller=text, reminder=reminder,
@@ -243,6 +264,9 @@ class SimulatedCall:
         self.turns.append(turn)
         turn._sent_at = time.perf_counter()
         await self._ws.send(data)
+        return turn
+
+    async def _await_answer(self, turn: AgentTurn, timeout: float) -> AgentTurn:
         reader = self._tasks[0]
         done, _ = await asyncio.wait({turn._done, reader}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         if turn._done not in done:
@@ -327,6 +351,8 @@ class SimulatedCall:
             event = self._tools.get(frame.get("tool_call_id", ""))
             if event is not None:
                 event.result, event.successful = frame.get("content"), frame.get("successful")
+            if self._current is not None and event is not None and event in self._current.tool_calls:
+                self._current._tool_done.set()
             item = {"role": "tool_call_result", "tool_call_id": frame.get("tool_call_id", ""),
                     "content": frame.get("content", "")}
             if "successful" in frame:
@@ -355,6 +381,7 @@ class SimulatedCall:
         if turn._done.done():
             return
         turn.frames += 1
+        turn._chunked.set()
         if turn.first_chunk_ms is None:
             turn.first_chunk_ms = (now - turn._sent_at) * 1000
         turn.text += frame.get("content") or ""

@@ -22,7 +22,7 @@ from .intents import intents_of, language_of, polarity, wants
 from .lexicon import MONTH_NAMES, WEEKDAY_NAMES, WEEKDAYS
 from .names import introduced_name, is_correction, name_from_answer
 from .phones import read_phone
-from .services import match_service, match_services, service_phrase
+from .services import bare_answer, match_service, match_services, service_phrase
 from .text import Scan, normalise
 from .when import (
     PERIODS,
@@ -38,7 +38,8 @@ from .when import (
 )
 
 __all__ = [
-    "PERIODS", "Clock", "Period", "UnclearDate", "UnclearTime", "Understanding", "When", "date_phrase", "day_range",
+    "PERIODS", "Clock", "Period", "UnclearDate", "UnclearTime", "Understanding", "When", "bare_answer", "date_phrase",
+    "day_range",
     "match_service", "match_services", "name_from_answer", "parse_when", "resolve_day", "spoken_date", "spoken_time",
     "understand", "WEEKDAYS", "WEEKDAY_NAMES",
 ]
@@ -135,7 +136,7 @@ def understand(text: str, services=(), *, region: str | None = None, zone=None, 
         result.service = service_phrase(text, skip=result.day_words)
 
     result.intents = intents_of(lowered, has_when=bool(result.dates or result.clock or result.period))
-    result.yes, result.no = polarity(lowered)
+    result.yes, result.no = polarity(text)
     result.language = language_of(lowered)
     service_words = {w.lower() for n in names for w in re.findall(r"[\wäöüß-]+", n)}
     result.name = introduced_name(text)

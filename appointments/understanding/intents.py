@@ -107,10 +107,21 @@ _MILD = {"gern", "gerne", "gut", "super", "prima", "fine", "great", "perfect", "
 _LEADING_FILLERS = {"äh", "ähm", "also", "ach", "oh", "uh", "um", "well", "so", "hm", "hmm"}
 
 
-def polarity(lowered: str) -> tuple[bool, bool]:
-    """(yes, no): the first yes-or-no word among the answer's first words decides ("Nein, lieber
-    Freitag" is no; "Ich würde gern …" in a long sentence is no yes); a correction word anywhere is no."""
-    words = re.findall(r"[\w']+", lowered)
+def polarity(said: str) -> tuple[bool, bool]:
+    """(yes, no) of what was said. Per sentence, the first yes-or-no word among its first words
+    decides ("Nein, lieber Freitag" is no; "Ich würde gern …" in a long sentence is no yes), and
+    a correction word anywhere is no; the caller's last sentence that says either wins ("Ja. Ach
+    nein, doch lieber Freitag." is no)."""
+    answer = (False, False)
+    for sentence in re.split(r"[.!?;]+", said.lower().replace("’", "'")):
+        found = _sentence_polarity(sentence)
+        if any(found):
+            answer = found
+    return answer
+
+
+def _sentence_polarity(lowered: str) -> tuple[bool, bool]:
+    words = re.findall(r"[\w'-]+", lowered)
     while words and words[0] in _LEADING_FILLERS:
         words = words[1:]
     opening = " ".join(words[:_OPENING_WORDS])

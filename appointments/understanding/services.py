@@ -128,6 +128,16 @@ _SERVICE_STOPS = {"at", "on", "in", "for", "please", "and", "with", "um", "am", 
                   "this", "the", "tomorrow", "today", "morgen", "heute", "kommen", "vorbeikommen", "gehen"}
 
 
+_LEADING = re.compile(r"^(?:(?:yes|yeah|well|so|um|uh|ja|also|äh|ähm|gerne?|bitte|please|i'?d like|i need|i want"
+                      r"|ich möchte|ich hätte gern|ich brauche|for|für|a|an|the|ein|eine|einen|einer|der|die|das|den"
+                      r"|zur|zum)\b[\s,.!]*)+", re.IGNORECASE)
+
+
+def bare_answer(text: str) -> str:
+    """An answer without its leading fillers and article: "A root canal treatment." -> "root canal treatment"."""
+    return re.sub(r"\s+", " ", _LEADING.sub("", text.strip())).strip(" .,!?")
+
+
 def service_phrase(text: str, skip: Iterable[str] = ()) -> str | None:
     """A service the caller named that is not in the catalogue: the words after "book a", "zur" ..."""
     skip = {s.lower() for s in skip}

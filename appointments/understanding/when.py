@@ -593,7 +593,8 @@ def _clocks(scan: Scan, clocks: list[tuple[int, Clock]], time_field: bool) -> No
             return False
         return add(m, _clock(hour, minute, approximate=bool(m["approx"])))
 
-    scan.take(rf"\b(?:{approx}|um|at|so\s+um)\s+{_HOUR}(?:\s+{_MIN}(?![\d]))?\b{_NOT_A_DURATION}", "time", at)
+    scan.take(rf"\b(?:{approx}|um|at|so\s+um)\s+{_HOUR}(?:\s+{_MIN}(?![\d]))?\b{_NOT_A_DURATION}"
+              r"(?!\s+(?:vor|nach|past|to|after|before)\b)", "time", at)
 
     def word_time(m: re.Match) -> bool:
         word = m["word"]
@@ -654,7 +655,7 @@ def _apply_daypart(clocks: list[Clock], period: Period | None) -> list[Clock]:
 
 # Fragments that carry a day or a time: when one is left unread, the caller is asked, never guessed for.
 _MEANINGFUL_LEFTOVER = re.compile(
-    rf"\b(?:{_N}|quarter|half|viertel)\s+(?:nach|vor|past|to|till)(?:\s+halb)?\b"
+    rf"\b(?:{_N}|quarter|half|viertel)\s+(?:nach|vor|past|to|till|after|before)(?:\s+halb)?\b"
     r"|\b(?:halb|viertel|dreiviertel|uhr|oclock)\b"
     r"|\b(?:" + "|".join(WEEKDAY_WORDS) + "|" + "|".join(MONTHS) + r")\b")
 

@@ -11,6 +11,7 @@ class Reply:
     text: str
     chunks: list = field(default_factory=list)
     tool_calls: list = field(default_factory=list)
+    results: list = field(default_factory=list)   # what each tool call was answered, in order
     batches: list = field(default_factory=list)   # the calls of each ToolCalls event
     end_call: bool = False
     transfer: str | None = None
@@ -65,10 +66,12 @@ class Conversation:
             elif isinstance(event, ToolCall):
                 reply.tool_calls.append(event)
                 value = self._result(event)
+                reply.results.append(value)
             elif isinstance(event, ToolCalls):
                 reply.tool_calls.extend(event.calls)
                 reply.batches.append(event.calls)
                 value = [self._result(call) for call in event.calls]
+                reply.results.extend(value)
             elif isinstance(event, EndCall):
                 reply.end_call = True
             elif isinstance(event, Transfer):

@@ -95,6 +95,7 @@ class CompanyInfo:
     opening_hours: dict = field(default_factory=dict)
     timezone: str = "Europe/Berlin"
     language: str = "de"
+    region: str = ""          # ISO country the company's phone numbers are read in, e.g. "DE"
     llm_base_url: str = ""
     llm_model: str = ""
     # A tenants.fields.Secret (masked repr) or None; revealed only by the LLM provider's request.
@@ -134,7 +135,10 @@ class CallContext:
 
     @property
     def language(self) -> str:
-        """"en" or "de": the agent's language, the company's for a multilingual agent."""
+        """"en" or "de": the agent's language; a multilingual agent speaks the caller's (as the
+        engine noted it in `state["language"]`), else the company's."""
+        if self.agent.language == "multi" and self.state.get("language") in ("de", "en"):
+            return self.state["language"]
         code = self.agent.language if self.agent.language != "multi" else self.company.language
         return "de" if code.lower().startswith("de") else "en"
 

@@ -135,7 +135,7 @@ def understand(text: str, services=(), *, region: str | None = None, zone=None, 
     else:
         result.service = service_phrase(text, skip=result.day_words)
 
-    result.intents = intents_of(lowered, has_when=bool(result.dates or result.clock or result.period))
+    result.intents = intents_of(text, has_when=bool(result.dates or result.clock or result.period))
     result.yes, result.no = polarity(text)
     result.language = language_of(lowered)
     service_words = {w.lower() for n in names for w in re.findall(r"[\wäöüß-]+", n)}

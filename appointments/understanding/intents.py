@@ -26,14 +26,16 @@ INTENT_PATTERNS = {
                     r"something|time|a slot)|is there (?:any|a)|are you free|when can i come|frei\b|freie[nm]?\b"
                     r"|verfügbar|noch platz|noch was|was frei|zeit hätten|zeit haben|haben sie\b[^.?!]*\b(?:zeit|was"
                     r"|etwas)\b|wann kann ich",
-    "hours": r"opening hours|\bopen\b|\bclose[ds]?\b|closing|\bhours\b|öffnungszeit\w*|geöffnet|\boffen\b"
-             r"|sprechzeit\w*|sprechstunde|erreichbar|\baufhaben\b|\bmachen sie\b[^.?!]*\bzu\b"
-             r"|\b(?:haben|sind) sie\b[^.?!]*\b(?:auf|zu|da)\s*[?.!]?\s*$",
+    "hours": r"opening hours|(?<!anything )(?<!something )\bopen\b(?! slot)|\bclose[ds]?\b|closing|office hours"
+             r"|business hours|your hours|what hours|\bhours (?:are|of)\b|öffnungszeit\w*|geöffnet|\boffen\b"
+             r"|sprechzeit\w*|sprechstunde|(?:wann|ab wann|bis wann|sind sie)\b[^.?!]*\berreichbar|\baufhaben\b"
+             r"|\bmachen sie\b[^.?!]*\bzu\b|\b(?:haben|sind) sie\b[^.?!]*\b(?:auf|zu)\s*[?.!]?\s*$",
     "address": r"address|where are you|located|location|directions|find you|parking|adresse|anschrift|parkpl\w*"
                r"|cross street|subway|which floor|what floor|get to you|welche[rn]? straße|wo genau|stockwerk|etage"
                r"|wo sind sie|wo finde|wo befinde|wegbeschreibung|wo ist die praxis|wie komme ich|parken",
-    "price": r"how much|price|\bcosts?\b|\bfees?\b|\bcharge\b|insurance|preis\w*|kostet|kosten|gebühr\w*"
-             r"|versicher\w*|krankenkasse|bezahlen|\bteuer\b|was nehmen sie|run me|ballpark|\bis [^.?!]*\bfree\?"
+    "price": r"how much(?! time)|price|\bcosts?\b|\bfees?\b|\bcharge\b|(?:take|accept|cover)\w* [^.?!]*insurance"
+             r"|preis\w*|kostet|kosten|gebühr\w*|(?:nehmen|akzeptieren) sie [^.?!]*(?:versicher|krankenkasse|kasse)"
+             r"|bezahlen|\bteuer\b|was nehmen sie|run me|ballpark"
              r"|was zahle",
     "human": r"\bhuman\b|real person|a person\b|\bstaff member|receptionist|operator"
              r"|speak (?:to|with)|talk (?:to|with)|put me through|transfer me|connect me"
@@ -51,6 +53,11 @@ INTENT_PATTERNS = {
 }
 _COMPILED = {intent: re.compile(pattern) for intent, pattern in INTENT_PATTERNS.items()}
 # Asking whether a time works: only about availability when a day or a time is said with it.
+# "Sind Sie heute Nachmittag noch da?" asks about hours; "Sind Sie noch da?" does not.
+_THERE_THEN = re.compile(r"\b(?:sind sie|are you)\b[^.?!]*\b(?:da|there|in)\s*\?")
+_HAVE_APPOINTMENT = re.compile(r"\b(?:ich hab|ich habe|hab ich|i have|i've got|i had|i got)\b[^.?!]*\b(?:termin|appointment"
+                               r"|checkup|check-up|cleaning|kontrolle)")
+_INSTEAD = re.compile(r"\b(?:stattdessen|statt|instead|lieber|rather|ginge|could we|can we|would)\b")
 _WOULD_IT_WORK = re.compile(r"\bgeht (?:es|das|auch)\b|\bginge (?:es|das)\b|\bgeht\b[^.?!]*\?|\bpasst es\b"
                             r"|\bwould [^.?!]*\bwork\b|\b(?:anything|something)\b|\bis [^.?!]*\b(?:possible"
                             r"|available|any better)\b|\b(?:brauche|bräuchte|hätte gern) (?:was|etwas)\b"
@@ -79,11 +86,23 @@ it's do does book cancel move reschedule hello hi bye goodbye monday tuesday wed
 sunday half past quarter morning afternoon evening sorry great fine okay get there""".split())
 
 
-def intents_of(lowered: str, *, has_when: bool = False) -> set[str]:
+def intents_of(said: str, *, has_when: bool = False) -> set[str]:
     """The intents said; `has_when`: a day or a time was said too ("Geht es am Montag?")."""
+    lowered = " " + re.sub(r"\s+", " ", said.lower().replace("’", "'")) + " "
     found = {intent for intent, pattern in _COMPILED.items() if pattern.search(lowered)}
     if has_when and _WOULD_IT_WORK.search(lowered):
         found.add("availability")
+    if has_when and _THERE_THEN.search(lowered):
+        found.add("hours")
+    if has_when and _HAVE_APPOINTMENT.search(lowered) and _INSTEAD.search(lowered):
+        found.add("reschedule")  # "ich hab am Freitag einen Termin … ginge stattdessen Montag?"
+    if "human" in found:
+        found.discard("availability")  # "Is Dr. Patel available to talk?"
+    if not has_when and re.search(r"\bis [^.?!]*\bfree\?|\bkostenlos|umsonst|\bfree of charge", lowered):
+        found.discard("availability")  # "Is the consultation free?" asks for the price
+        found.add("price")
+    if "availability" in found and "hours" in found and re.search(r"\b(?:anything|something|was)\b", lowered):
+        found.discard("hours")  # "anything open on the 7th"
     if "reschedule" in found or "cancel" in found:
         found.discard("book")
         found.discard("availability")
@@ -102,8 +121,9 @@ def wants(lowered: str) -> bool:
 _OPENING_WORDS = 4
 # Corrections count wherever they stand; other yes and no words only at the start of the answer,
 # and the mild ones ("gern", "gut", "fine") only as its first word.
-_CORRECTION = re.compile(r"\b(?:lieber|instead|rather|actually|stattdessen)\b")
-_MILD = {"gern", "gerne", "gut", "super", "prima", "fine", "great", "perfect", "right", "sure", "passt", "richtig"}
+_CORRECTION = re.compile(r"\b(?:lieber|instead|rather|actually|stattdessen|eher)\b")
+_MILD = {"gern", "gerne", "gut", "super", "prima", "fine", "great", "perfect", "right", "sure", "passt", "richtig",
+         "nicht", "not", "don't", "dont"}
 _LEADING_FILLERS = {"äh", "ähm", "also", "ach", "oh", "uh", "um", "well", "so", "hm", "hmm"}
 
 

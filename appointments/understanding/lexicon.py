@@ -23,11 +23,13 @@ def ascii_variants(word: str) -> set[str]:
 _DE_UNITS = {1: "eins", 2: "zwei", 3: "drei", 4: "vier", 5: "fünf", 6: "sechs", 7: "sieben", 8: "acht", 9: "neun"}
 _DE_TEENS = {10: "zehn", 11: "elf", 12: "zwölf", 13: "dreizehn", 14: "vierzehn", 15: "fünfzehn", 16: "sechzehn",
              17: "siebzehn", 18: "achtzehn", 19: "neunzehn"}
-_DE_TENS = {20: "zwanzig", 30: "dreißig", 40: "vierzig", 50: "fünfzig"}
+_DE_TENS = {20: "zwanzig", 30: "dreißig", 40: "vierzig", 50: "fünfzig", 60: "sechzig", 70: "siebzig", 80: "achtzig",
+            90: "neunzig"}
 _EN_UNITS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
 _EN_TEENS = {10: "ten", 11: "eleven", 12: "twelve", 13: "thirteen", 14: "fourteen", 15: "fifteen", 16: "sixteen",
              17: "seventeen", 18: "eighteen", 19: "nineteen"}
-_EN_TENS = {20: "twenty", 30: "thirty", 40: "forty", 50: "fifty"}
+_EN_TENS = {20: "twenty", 30: "thirty", 40: "forty", 50: "fifty", 60: "sixty", 70: "seventy", 80: "eighty",
+            90: "ninety"}
 
 
 def _german_numbers() -> dict[str, int]:
@@ -183,6 +185,9 @@ sprechen reden verbinden durchstellen anrufen rufe rufen angerufen wissen glaube
 frage fragen absagen verschieben buchen vereinbaren ändern stornieren kontrolle untersuchung reinigung beratung
 zahnreinigung schmerzen zahnschmerzen notfall preis kosten kostet öffnungszeiten adresse
 ordnung wunderbar perfekt schade egal möglich lieb nett freundlich
+handynummer festnetznummer mobilnummer praxis zahnarzt zahnärztin arzt ärztin kalender arbeitgeber rechnung
+befund rezept versichertenkarte karte reicht muss müssen soll sollte darf mache machen überlegen schauen gucken
+warten sagen gesagt hoffe suche such kurz dringend
 """
 _CLOSED_CLASS_EN = """
 a about actually after again ah all also am an and any anything are around as at be because been before being
@@ -199,9 +204,13 @@ happy busy free available late early new existing patient patients customer clie
 speak talk person someone somebody human receptionist cancel reschedule move change book cleaning checkup check
 price cost costs open hours address my mine daughter son husband wife child kids mother father
 know think mean sure maybe possible great wonderful lovely nice
+due overdue standing wanted question reasonable fine okay ok sorry wait what thing anything something
+calling last first update about regarding following
 """
+# Months that are also first names ("Mai", "April", "June", "August") stay possible in names.
+_MONTHS_NOT_NAMES = {m for m in MONTHS if m not in {"mai", "april", "june", "july", "august", "may"}}
 CLOSED_CLASS = ({w for w in _CLOSED_CLASS_DE.split()} | {w for w in _CLOSED_CLASS_EN.split()}
-                | set(NUMBER_WORDS) | set(ORDINAL_WORDS) | set(WEEKDAY_WORDS) | set(MONTHS)
+                | set(NUMBER_WORDS) | set(ORDINAL_WORDS) | set(WEEKDAY_WORDS) | _MONTHS_NOT_NAMES
                 | {w for phrase in DAYPART_WORDS for w in phrase.split()})
 CLOSED_CLASS = {variant for word in CLOSED_CLASS for variant in ascii_variants(word)}
 

@@ -105,6 +105,7 @@ PHRASES = {
         "tool_failed": "I'm sorry, I couldn't do that right now. Shall I put you through to the team?",
         "tool_failed_no_phone": "I'm sorry, I couldn't do that right now. Please try again a little later.",
         "pick_other": "Which other day or time would suit you?",
+        "pick_offered": "Which of them suits you?",
         "pick_service": "Which of them would you like?",
         "one_moment": "One moment, please.",
         "let_me_check": "Let me check.",
@@ -174,6 +175,7 @@ PHRASES = {
         "tool_failed_no_phone": "Das hat leider gerade nicht geklappt. Bitte versuchen Sie es etwas später noch "
                                 "einmal.",
         "pick_other": "Welcher andere Tag oder welche andere Uhrzeit würde Ihnen passen?",
+        "pick_offered": "Was davon passt Ihnen?",
         "pick_service": "Was davon möchten Sie?",
         "one_moment": "Einen Moment, bitte.",
         "let_me_check": "Ich schaue kurz nach.",
@@ -675,8 +677,7 @@ class ReceptionistEngine(DialogEngine):
         if result.get("available") is False or result.get("error"):
             slots.pop("daypart", None)
             return (message + " " if message else "") + self._ask(st, p["pick_other"], "change")
-        return (message + " " if message else "") + self._ask(st, p["ask_time"] if not _is_span(slots["date"])
-                                                              else p["pick_other"], "time")
+        return (message + " " if message else "") + self._ask(st, p["pick_offered"], "time")
 
     def _next_step(self, st: dict, context: CallContext) -> str:
         """The question for what the task still lacks, or the confirmation once it has it all."""

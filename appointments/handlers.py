@@ -96,12 +96,16 @@ def _phone(ctx: Context, said: str | None) -> str:
 def _service(ctx: Context, said: str | None, *, required: bool) -> Service | None:
     offered = selectors.active_services(company=ctx.company)
     names = speech.joined([s.name for s in offered], ctx.language)
-    if said and said.strip():
-        found = selectors.service_match(company=ctx.company, said=said)
-        if found is None:
+    if said and said.strip() and offered:
+        found = selectors.services_named(company=ctx.company, said=said)
+        if len(found) > 1:
+            choices = speech.joined([s.name for s in found], ctx.language)
+            raise Answer("service_needed", ctx.say("service_needed", services=choices),
+                         services=[s.name for s in found])
+        if not found:
             raise Answer("unknown_service", ctx.say("unknown_service", said=said.strip(), services=names),
                          services=[s.name for s in offered])
-        return found
+        return found[0]
     if len(offered) == 1:
         return offered[0]
     if offered and required:

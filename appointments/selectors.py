@@ -20,7 +20,7 @@ from tenants.validators import WEEKDAYS, normalize_e164
 
 from .localtime import as_utc, clock_reaches, day_bounds, is_second_occurrence
 from .models import Appointment, Closure, Resource, Service
-from .understanding import Period
+from .understanding import Period, match_services
 
 Lane = Resource | None
 
@@ -228,22 +228,11 @@ def free_starts_around(*, company: Company, service: Service | None, instant: da
     return sorted(chosen + rest[:max(count - len(chosen), 0)])
 
 
-def service_match(*, company: Company, said: str) -> Service | None:
-    """The active service a caller named: exact, then contained either way, then close spelling."""
-    from difflib import get_close_matches
-
-    services = list(Service.objects.filter(company=company, active=True))
-    said = (said or "").strip().lower()
-    if not said:
-        return None
-    by_name = {s.name.lower(): s for s in services}
-    if said in by_name:
-        return by_name[said]
-    contained = [s for name, s in by_name.items() if said in name or name in said]
-    if len(contained) == 1:
-        return contained[0]
-    close = get_close_matches(said, list(by_name), n=1, cutoff=0.6)
-    return by_name[close[0]] if close else None
+def services_named(*, company: Company, said: str) -> list[Service]:
+    """The active services a caller's words name (appointments.understanding.match_services): one,
+    several when the words fit several equally, or none."""
+    offered = {service.name: service for service in active_services(company=company)}
+    return [offered[name] for name in match_services(said or "", list(offered))]
 
 
 def active_services(*, company: Company) -> list[Service]:

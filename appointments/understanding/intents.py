@@ -27,7 +27,8 @@ INTENT_PATTERNS = {
                     r"|verfügbar|noch platz|noch was|was frei|zeit hätten|zeit haben|haben sie\b[^.?!]*\b(?:zeit|was"
                     r"|etwas)\b|wann kann ich",
     "hours": r"opening hours|(?<!anything )(?<!something )\bopen\b(?! slot)|\bclose[ds]?\b|closing|office hours"
-             r"|business hours|your hours|what hours|\bhours (?:are|of)\b|öffnungszeit\w*|geöffnet|\boffen\b"
+             r"|business hours|your hours|what hours|\bhours (?:are|of|on)\b|\w+day hours|öffnungszeit\w*|geöffnet"
+             r"|\boffen\b"
              r"|sprechzeit\w*|sprechstunde|(?:wann|ab wann|bis wann|sind sie)\b[^.?!]*\berreichbar|\baufhaben\b"
              r"|\bmachen sie\b[^.?!]*\bzu\b|\b(?:haben|sind) sie\b[^.?!]*\b(?:auf|zu)\s*[?.!]?\s*$",
     "address": r"address|where are you|located|location|directions|find you|parking|adresse|anschrift|parkpl\w*"
@@ -41,7 +42,7 @@ INTENT_PATTERNS = {
              r"|speak (?:to|with)|talk (?:to|with)|put me through|transfer me|connect me"
              r"|mitarbeiter\w*|\bmenschen?\b|persönlich|durchstell\w*|\bverbinde\w*|mit der rezeption"
              r"|\bmit\b[^.?!]*\b(?:sprechen|reden)\b|\b(?:sprechen|reden)\s+mit\b|representative"
-             r"|\b(?:frau|herrn?|dr)\b[^.?!]*\bsprechen\b|available to talk|\bkann ich\b[^.?!]*\bsprechen\b",
+             r"|\b(?:frau|herrn?|dr\.?|doktor)\s[^?!]*\bsprechen\b|available to talk|\bkann ich\b[^?!]*\bsprechen\b",
     "goodbye": r"\bbye\b|goodbye|good bye|see you|tschüss?|auf wiederh\w*|auf wiederseh\w*|\bciao\b|schönen tag"
                r"|have a (?:nice|good) day",
     "done": r"that'?s all|that is all|that'?s everything|that'?s it\b|nothing else|no thanks|no thank you"

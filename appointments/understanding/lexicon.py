@@ -188,6 +188,7 @@ ordnung wunderbar perfekt schade egal möglich lieb nett freundlich
 handynummer festnetznummer mobilnummer praxis zahnarzt zahnärztin arzt ärztin kalender arbeitgeber rechnung
 befund rezept versichertenkarte karte reicht muss müssen soll sollte darf mache machen überlegen schauen gucken
 warten sagen gesagt hoffe suche such kurz dringend
+hinten vorne geschrieben schreibt buchstabiert doppel nachname vorname
 """
 _CLOSED_CLASS_EN = """
 a about actually after again ah all also am an and any anything are around as at be because been before being
@@ -205,7 +206,7 @@ speak talk person someone somebody human receptionist cancel reschedule move cha
 price cost costs open hours address my mine daughter son husband wife child kids mother father
 know think mean sure maybe possible great wonderful lovely nice
 due overdue standing wanted question reasonable fine okay ok sorry wait what thing anything something
-calling last first update about regarding following
+calling last first update about regarding following spelled spell double surname
 """
 # Months that are also first names ("Mai", "April", "June", "August") stay possible in names.
 _MONTHS_NOT_NAMES = {m for m in MONTHS if m not in {"mai", "april", "june", "july", "august", "may"}}

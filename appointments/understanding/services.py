@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from difflib import get_close_matches
 
 from .lexicon import CLOSED_CLASS, ascii_variants
 
 # Words of one meaning, German and English, as practices and callers use them.
 CONCEPTS = [
-    {"cleaning", "clean", "reinigung", "zahnreinigung", "prophylaxe", "pzr", "hygiene", "polishing", "politur"},
+    {"cleaning", "clean", "cleaned", "reinigung", "reinigen", "zahnreinigung", "prophylaxe", "pzr", "hygiene", "polishing", "politur"},
     {"checkup", "check", "checked", "checking", "exam", "examination", "kontrolle", "kontrolluntersuchung",
-     "untersuchung", "vorsorge", "vorsorgeuntersuchung", "routine", "nachsorge"},
-    {"consultation", "consult", "beratung", "beratungsgespräch", "beratungstermin", "advice", "gespräch"},
-    {"whitening", "bleaching", "aufhellung", "aufhellen", "zahnaufhellung"},
+     "untersuchung", "vorsorge", "vorsorgeuntersuchung", "routine", "nachsorge", "exam", "checkups"},
+    {"consultation", "consult", "beratung", "beraten", "beratungsgespräch", "beratungstermin", "advice", "gespräch"},
+    {"whitening", "bleaching", "aufhellung", "aufhellen", "zahnaufhellung", "whiter", "whiten", "weißer",
+     "weisser"},
     {"filling", "fillings", "füllung", "füllungen", "plombe", "cavity", "karies"},
     {"emergency", "toothache", "pain", "schmerzen", "zahnschmerzen", "notfall", "akut"},
     {"xray", "x-ray", "röntgen", "roentgen"},
@@ -103,11 +105,17 @@ def match_services(said: str, names: Iterable[str]) -> list[str]:
     whole = [name for name in whole if not any(name != other and name.lower() in other.lower() for other in whole)]
     forms = _forms(said_text, said=True)
     rest = [name for name in names if name not in whole]
+    # A word that names no service itself may name one by its meaning ("PZR", "cleaned", "whiter").
+    unmatched = {form for form in forms if not any(_close(form, word) for name in rest
+                                                   for word in _forms(name) - GENERIC)}
+    forms |= _with_meanings(unmatched) - unmatched
     scores = {name: _score(forms, said_text, name) for name in rest}
-    if not any(score >= 2 * MIN_STEM for score in scores.values()):
-        expanded = _with_meanings(forms)
-        scores = {name: _score(expanded, said_text, name) for name in rest}
-    return whole + sorted((name for name, score in scores.items() if score >= 2 * MIN_STEM), key=lambda n: -scores[n])
+    found = whole + sorted((name for name, score in scores.items() if score >= 2 * MIN_STEM), key=lambda n: -scores[n])
+    if not found and said.strip():
+        # A misheard or misspelt name ("Zahnreinigun", "check-upp"): the closest whole name.
+        close = get_close_matches(" ".join(_words(said)), [n.lower() for n in names], n=1, cutoff=0.8)
+        found = [name for name in names if close and name.lower() == close[0]]
+    return found
 
 
 def match_service(said: str, names: Iterable[str]) -> str | None:

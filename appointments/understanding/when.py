@@ -179,10 +179,14 @@ def read_when(scan: Scan, *, language: str | None = None, zone: ZoneInfo | None 
     _named_dates(scan, found)
     if after_dates is not None:
         after_dates()
+    # "Bis wie viel Uhr …?", "what time …?": a question about a time, not a time said.
+    scan.take(r"\b(?:bis|um|ab|von)?\s*wie\s*viel\s+uhr\b|\b(?:at|until|from)?\s*what\s+time\b", "question",
+              lambda m: None)
     _relative_dates(scan, found, reading)
     clocks: list[tuple[int, Clock]] = []
+    _clock_ranges(scan, reading, spans=True)
     _clock_idioms(scan, clocks)
-    _clock_ranges(scan, reading)
+    _clock_ranges(scan, reading, spans=False)
     _clocks(scan, clocks, time_field)
     reading.clocks.extend(clock for _, clock in sorted(clocks, key=lambda item: item[0]))
     _dayparts(scan, reading)
@@ -343,55 +347,88 @@ def _relative_dates(scan: Scan, found: list, reading: WhenReading) -> None:
               rf"|diesen|dieser)\s+)?(?:(?:am|on)\s+)?{_WEEKDAY}s?\b", "date", weekday)
 
 
-def _clock_ranges(scan: Scan, reading: WhenReading) -> None:
-    bound = rf"{_N}(?:[:.]\d{{2}})?(?:\s*(?:uhr|am|pm|oclock))?"
-
-    def between(m: re.Match) -> bool:
-        first, second = _bound(m["a"]), _bound(m["b"])
-        if first is None or second is None:
-            return False
-        start = first.resolve()
-        end = second.resolve(open_ranges=[(start, time(23, 59))]) if not second.explicit else second.resolve()
-        if end <= start:
-            return False
-        reading.period = Period("range", start, end)
-        return True
-
-    scan.take(rf"\b(?:zwischen|between)\s+(?P<a>{bound})\s+(?:und|and)\s+(?P<b>{bound})\b", "time", between)
-    scan.take(rf"\b(?:von|from)\s+(?P<a>{bound})\s+(?:bis|to|till|until)\s+(?P<b>{bound})\b", "time", between)
-
-    def from_(m: re.Match) -> bool:
-        clock = _bound(m["a"])
-        if clock is None:
-            return False
-        reading.period = Period("range", clock.resolve(), time(23, 59))
-        return True
-
-    def until(m: re.Match) -> bool:
-        clock = _bound(m["a"])
-        if clock is None:
-            return False
-        reading.period = Period("range", time(0, 0), clock.resolve())
-        return True
-
-    marked = rf"{_N}(?:[:.]\d{{2}})?\s*(?:uhr|am|pm|oclock)|1[3-9]|2[0-3]|\d{{1,2}}[:.]\d{{2}}"
-    scan.take(rf"\b(?:(?:irgendwann\s+)?nach|later\s+than|not\s+before)\s+(?P<a>{marked})\b{_NOT_A_DURATION}",
-              "time", from_)
-    scan.take(rf"\b(?:ab|after)\s+(?P<a>{bound}){_NOT_A_DURATION}\b", "time", from_)
-    scan.take(rf"\b(?:bis|before|until|by|spätestens(?:\s+um)?|noch\s+vor)\s+(?P<a>{bound}){_NOT_A_DURATION}\b",
-              "time", until)
+_FROM_WORDS = (r"ab|after|(?:irgendwann\s+)?nach|later\s+than|not\s+before|nicht\s+vor|no\s+earlier\s+than"
+               r"|not\s+earlier\s+than|frühestens(?:\s+um)?|erst\s+ab|only\s+after|any\s*time\s+after")
+_UNTIL_WORDS = r"bis|before|until|till|by|spätestens(?:\s+um)?|noch\s+vor|no\s+later\s+than|vor"
 
 
-def _bound(text: str) -> Clock | None:
-    text = text.strip()
-    m = re.fullmatch(rf"(?P<h>{_N})(?:[:.](?P<mm>\d{{2}}))?\s*(?P<mark>uhr|am|pm|oclock)?", text)
-    if m is None:
-        return None
-    hour = number_value(m["h"])
-    minute = int(m["mm"]) if m["mm"] else 0
-    if hour is None:
-        return None
-    return _clock(hour, minute, meridiem=m["mark"] if m["mark"] in ("am", "pm") else None)
+def _bound(words: list[str]) -> tuple[Clock, int] | None:
+    """The clock time the first one to three `words` say, and how many words it took."""
+    for count in range(min(3, len(words)), 0, -1):
+        sub = Scan(" " + " ".join(words[:count]) + " ")
+        clocks: list[tuple[int, Clock]] = []
+        _clock_idioms(sub, clocks)
+        _clocks(sub, clocks, time_field=True)
+        if len(clocks) == 1 and not sub.rest():
+            return clocks[0][1], count
+    return None
+
+
+def _clock_ranges(scan: Scan, reading: WhenReading, *, spans: bool) -> None:
+    """Ranges of hours. `spans`: zwischen 10 und 12, between eight thirty and ten, von halb neun bis
+    zehn (read before the clock idioms, whose times they hold); else one limit: ab 14 Uhr, after
+    3 pm, nicht vor zehn, bis 11, spätestens um 11, by noon at the latest, "vor acht geht es
+    nicht" / "anything before 9 doesn't work" (from then on); read after the idioms, so "five
+    after nine" is a time."""
+    def words_at(position: int) -> list[tuple[int, int, str]]:
+        return [(m.start() + position, m.end() + position, m.group(0))
+                for m in re.finditer(r"[^\s]+", scan.text[position:])][:8]
+
+    def read(position: int):
+        tokens = words_at(position)
+        found = _bound([t[2].rstrip(".") for t in tokens])
+        if found is None:
+            return None
+        clock, count = found
+        return clock, tokens[count - 1][1]
+
+    for m in list(re.finditer(r"\b(?:zwischen|between|von|from)\s+", scan.text) if spans else ()):
+        first = read(m.end())
+        if first is None:
+            continue
+        link = re.match(r"\s+(?:und|and|bis|to|till|until|-)\s+", scan.text[first[1]:])
+        if link is None:
+            continue
+        second = read(first[1] + link.end())
+        if second is None:
+            continue
+        start = first[0].resolve()
+        end = second[0].resolve(open_ranges=[(start, time(23, 59))])
+        if end > start:
+            reading.period = Period("range", start, end)
+            scan.blank(m.start(), second[1], "time")
+
+    if spans:
+        return
+    for m in list(re.finditer(rf"\b(?:{_FROM_WORDS}|{_UNTIL_WORDS})\s+", scan.text)):
+        if scan.text[m.start():m.end()].strip() != m.group(0).strip():
+            continue
+        bound = read(m.end())
+        if bound is None or re.match(r"\s*(?:tag|tagen|woche|wochen|days?|weeks?|minuten|minutes|stunden|hours)\b",
+                                     scan.text[bound[1]:]):
+            continue  # "nach drei Tagen" is no time of day
+        end = bound[1]
+        word = m.group(0).strip()
+        after = scan.text[end:]
+        refused = re.match(r"[^.?!]*?\b(?:geht|gehts|geht's|kann ich)\b[^.?!]*\bnicht\b|[^.?!]*?\b(?:doesn'?t|does not|won'?t"
+                           r"|can'?t|cannot)\b", after)
+        latest = re.match(r"\s+(?:at\s+the\s+latest|spätestens)\b", after)
+        if re.fullmatch(_FROM_WORDS, word) or (re.fullmatch(r"vor|before", word) and refused):
+            reading.period = Period("range", bound[0].resolve(), time(23, 59))
+        elif re.fullmatch(r"vor", word):
+            continue  # "vor zehn" alone is "fünf vor" territory: read elsewhere or asked about
+        else:
+            reading.period = Period("range", time(0, 0), bound[0].resolve())
+            if latest:
+                end += latest.end()
+        scan.blank(m.start(), end, "time")
+        if refused and not re.fullmatch(_FROM_WORDS, word):
+            scan.blank(end, end + refused.end(), "time")
+    for m in list(re.finditer(r"\b(?P<a>[^\s]+(?:\s+[^\s]+)?)\s+at\s+the\s+latest\b", scan.text)):
+        bound = _bound(m["a"].split())
+        if bound is not None and bound[1] == len(m["a"].split()):
+            reading.period = Period("range", time(0, 0), bound[0].resolve())
+            scan.blank(m.start(), m.end(), "time")
 
 
 def _clock(hour: int, minute: int, *, meridiem: str | None = None, approximate: bool = False) -> Clock | None:

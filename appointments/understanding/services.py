@@ -21,7 +21,7 @@ from .lexicon import CLOSED_CLASS, ascii_variants
 CONCEPTS = [
     {"cleaning", "clean", "cleaned", "reinigung", "reinigen", "zahnreinigung", "prophylaxe", "pzr", "hygiene", "polishing", "politur"},
     {"checkup", "check", "checked", "checking", "exam", "examination", "kontrolle", "kontrolluntersuchung",
-     "untersuchung", "vorsorge", "vorsorgeuntersuchung", "routine", "nachsorge", "exam", "checkups"},
+     "untersuchung", "vorsorge", "vorsorgeuntersuchung", "routine", "nachsorge", "checkups"},
     {"consultation", "consult", "beratung", "beraten", "beratungsgespräch", "beratungstermin", "advice", "gespräch"},
     {"whitening", "bleaching", "aufhellung", "aufhellen", "zahnaufhellung", "whiter", "whiten", "weißer",
      "weisser"},

@@ -56,10 +56,11 @@ class Context:
     caller_number: str
     now: datetime
     actor: Actor
+    spoken: str | None = None       # the call's language when it is not the company's
 
     @property
     def language(self) -> str:
-        return speech.language_of(self.company)
+        return self.spoken if self.spoken in ("de", "en") else speech.language_of(self.company)
 
     @property
     def zone(self):
@@ -333,7 +334,8 @@ def collect_appointment_information(ctx: Context, args: dict) -> dict:
         appointment = _book(ctx, name=name, start=start, service=service, phone=phone)
     service_words = ""
     if service is not None:
-        service_words = f" für {service.name}" if ctx.language == "de" else f" for {service.name}"
+        name_said = speech.service_in_sentence(service.name, ctx.language)
+        service_words = f" für {name_said}" if ctx.language == "de" else f" for {_article(name_said)} {name_said}"
     message = ctx.say("booked", when=speech.when_words(appointment.start, ctx.zone, ctx.language),
                       service=service_words, name=appointment.customer_name)
     return {"ok": True, "message": message, **_appointment_data(appointment, ctx)}
@@ -437,8 +439,8 @@ HANDLERS: dict[str, Callable[[Context, dict], dict]] = {
 
 
 # --- the entry point -----------------------------------------------------------------------
-def _invalid(company: Company, schema: dict, args) -> dict | None:
-    language = speech.language_of(company)
+def _invalid(ctx: Context, schema: dict, args) -> dict | None:
+    language = ctx.language
     if not isinstance(args, dict):
         fields = list(schema.get("required", [])) or ["arguments"]
     else:
@@ -471,8 +473,13 @@ def _is_retry(latest: FunctionInvocation | None, name: str, args_hash: str) -> b
     return timezone.now() - latest.created_at < window
 
 
+def _article(words: str) -> str:
+    return "an" if words[:1].lower() in "aeiou" else "a"
+
+
 def run_custom_function(*, company: Company, name: str, args: dict, call_id: str | None,
-                        caller_number: str | None = None, now: datetime | None = None) -> dict:
+                        caller_number: str | None = None, now: datetime | None = None,
+                        language: str | None = None) -> dict:
     """Validate, run and answer a custom function; a retry gets the answer of the request it repeats.
 
     With a `call_id`, a request that repeats the call's latest invocation (same function,
@@ -481,17 +488,19 @@ def run_custom_function(*, company: Company, name: str, args: dict, call_id: str
     A retry racing its original waits for it and gets its result; a different request
     racing one runs after it. Without a call id every request runs.
 
+    `language` ("de" / "en"): the language the answer's message is said in, when the call speaks
+    another than the company (a multilingual agent with a caller of the other language).
     Raises UnknownFunction for a name no handler has. Invalid arguments answer
     `{"ok": False, "error": "invalid_arguments", "message": ...}` and are not recorded.
     """
     handler = HANDLERS.get(name)
     if handler is None:
         raise UnknownFunction(name)
-    invalid = _invalid(company, function_schema(company, name), args)
+    ctx = Context(company=company, call_id=call_id or "", caller_number=caller_number or "",
+                  now=now or timezone.now(), actor=Actor.system(f"custom function {name}"), spoken=language)
+    invalid = _invalid(ctx, function_schema(company, name), args)
     if invalid is not None:
         return invalid
-    ctx = Context(company=company, call_id=call_id or "", caller_number=caller_number or "",
-                  now=now or timezone.now(), actor=Actor.system(f"custom function {name}"))
     if not call_id:
         with transaction.atomic():
             return _run(handler, ctx, args)

@@ -12,15 +12,16 @@ from datetime import date, datetime, time, timedelta
 
 import phonenumbers
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils import timezone
 
 from tenants.models import Company
-from tenants.validators import WEEKDAYS, normalize_e164
+from tenants.validators import WEEKDAYS
 
 from .localtime import as_utc, clock_reaches, day_bounds, is_second_occurrence
 from .models import Appointment, Closure, Resource, Service
-from .understanding import Period, match_services
+from .understanding import Period, match_services, understand
 
 Lane = Resource | None
 
@@ -37,8 +38,12 @@ def phone_region(company: Company) -> str:
 
 
 def phone_e164(*, company: Company, number: str) -> str:
-    """A number as said ('030 1234567') in E.164, read in the company's own country; ValidationError if none."""
-    return normalize_e164(number, phone_region(company))
+    """A number as said ('030 1234567', '49 151 23456789', 'null eins fünf eins …') in E.164, read in the
+    company's own country (appointments.understanding); ValidationError when it is no valid number."""
+    found = understand(number, region=phone_region(company), expecting="phone")
+    if found.phone and found.phone != "caller":
+        return found.phone
+    raise ValidationError("%(value)s is not a phone number.", params={"value": number}, code="invalid_phone")
 
 
 def default_duration() -> timedelta:

@@ -84,14 +84,15 @@ _cache_set = sync_to_async(cache.set, thread_sensitive=False)
 
 # --- the one tool runner ------------------------------------------------------------------------
 
-def _run_custom_function(*, company, name: str, args: dict, call_id: str, caller_number: str | None) -> dict:
+def _run_custom_function(*, company, name: str, args: dict, call_id: str, caller_number: str | None,
+                         language: str | None) -> dict:
     from appointments.handlers import run_custom_function
 
     # A worker thread of the pool: its own database connection, closed when stale.
     close_old_connections()
     try:
         return run_custom_function(company=company, name=name, args=args, call_id=call_id,
-                                   caller_number=caller_number)
+                                   caller_number=caller_number, language=language)
     finally:
         close_old_connections()
 
@@ -117,10 +118,12 @@ def tool_succeeded(result: dict) -> bool:
     return not (result.get("error") or result.get("success") is False or result.get("ok") is False)
 
 
-async def run_tool(*, company, name: str, args: dict, call_id: str, caller_number: str | None) -> dict:
+async def run_tool(*, company, name: str, args: dict, call_id: str, caller_number: str | None,
+                   language: str | None = None) -> dict:
     """Run one custom function for a live call; a failure is a result the engine can speak about.
 
-    `company` is the call's Company row, loaded once when the call started (with its agent).
+    `company` is the call's Company row, loaded once when the call started (with its agent);
+    `language` ("de" / "en") is the call's, in which the result's message is said.
     The function runs on a worker thread of its own with its own database connection (not
     the one shared database thread), so parallel tool calls run side by side. Returns the
     handler's result dict; `{"error": "timeout" | "failed", "message": ""}` after
@@ -129,7 +132,8 @@ async def run_tool(*, company, name: str, args: dict, call_id: str, caller_numbe
     try:
         result = await asyncio.wait_for(
             sync_to_async(_run_custom_function, thread_sensitive=False)(
-                company=company, name=name, args=args, call_id=call_id, caller_number=caller_number),
+                company=company, name=name, args=args, call_id=call_id, caller_number=caller_number,
+                language=language),
             timeout=settings.RETELL_LLM_TOOL_TIMEOUT)
     except TimeoutError:
         logger.warning("Call %s: %s took longer than %ss.", call_id, name, settings.RETELL_LLM_TOOL_TIMEOUT)
@@ -479,14 +483,14 @@ class RetellCallSession:
         if turn is not None:
             turn.tool_calls.append(record)
         # Not one of the session's background tasks: stopping the call lets it finish.
-        running = self._spawn(self._run_tool(call, context.caller_number, response_id, record), track=False)
+        running = self._spawn(self._run_tool(call, context, response_id, record), track=False)
         self._tool_runs.add(running)
         running.add_done_callback(self._tool_runs.discard)
         return running
 
-    async def _run_tool(self, call: ToolCall, caller_number: str | None, response_id: int, record: dict) -> dict:
+    async def _run_tool(self, call: ToolCall, context: CallContext, response_id: int, record: dict) -> dict:
         result = await run_tool(company=self._agent.company, name=call.name, args=call.arguments,
-                                call_id=self.call_id, caller_number=caller_number)
+                                call_id=self.call_id, caller_number=context.caller_number, language=context.language)
         successful = tool_succeeded(result)
         record.update(result=result, successful=successful)
         self._handle(self.protocol.tool_result(call.tool_call_id, json.dumps(result, ensure_ascii=False, default=str),

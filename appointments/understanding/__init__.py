@@ -112,7 +112,8 @@ def understand(text: str, services=(), *, region: str | None = None, zone=None, 
     lowered = normalise(text)
     phone_box: list = []
     reading: WhenReading = read_when(scan, zone=zone, language=language, time_field=expecting == "time",
-                                     after_dates=lambda: phone_box.append(read_phone(scan, region)))
+                                     after_dates=lambda: phone_box.append(read_phone(scan, region,
+                                                                                    expected=expecting == "phone")))
     phone, own = phone_box[0] if phone_box else (None, False)
     if phone is not None:
         result.phone, result.phone_said = (phone.e164, None) if phone.e164 else (None, phone.said)

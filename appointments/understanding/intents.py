@@ -22,7 +22,7 @@ INTENT_PATTERNS = {
             r"|see the (?:doctor|dentist|hygienist)|termin\w*|buchen|vereinbar\w*|anmelden|reservier\w*"
             r"|\bkommen\b|vorbeikommen|vorbei kommen|drankommen|get in\b|squeeze me in|fit me in|due for"
             r"|machen lassen|i'?d like (?:a|an|to get)",
-    "availability": r"\bavailab\w*|\bfree\b|any (?:slots?|openings|time)|an opening|openings|have (?:anything|"
+    "availability": r"\bavailab\w*|\bfree\b|any (?:slots?|openings)|have any time|an opening|openings|have (?:anything|"
                     r"something|time|a slot)|is there (?:any|a)|are you free|when can i come|frei\b|freie[nm]?\b"
                     r"|verfügbar|noch platz|noch was|was frei|zeit hätten|zeit haben|haben sie\b[^.?!]*\b(?:zeit|was"
                     r"|etwas)\b|wann kann ich",
@@ -60,7 +60,8 @@ _HAVE_APPOINTMENT = re.compile(r"\b(?:ich hab|ich habe|hab ich|i have|i've got|i
                                r"|checkup|check-up|cleaning|kontrolle)")
 _INSTEAD = re.compile(r"\b(?:stattdessen|statt|instead|lieber|rather|ginge|could we|can we|would)\b")
 _WOULD_IT_WORK = re.compile(r"\bgeht (?:es|das|auch)\b|\bginge (?:es|das)\b|\bgeht\b[^.?!]*\?|\bpasst es\b"
-                            r"|\bwould [^.?!]*\bwork\b|\b(?:anything|something)\b|\bis [^.?!]*\b(?:possible"
+                            r"|\bwould [^.?!]*\bwork\b|\b(?:anything|something)\b[^.!]*\?|\b(?:need|have|got|there)"
+                            r"\b[^.?!]*\b(?:anything|something)\b|\bis [^.?!]*\b(?:possible"
                             r"|available|any better)\b|\b(?:brauche|bräuchte|hätte gern) (?:was|etwas)\b"
                             r"|\bhätten sie\b[^.?!]*\b(?:was|etwas)\b|\bgibt'?s\b[^.?!]*\btermine\b")
 _WANTS = re.compile(r"\b(?:brauche|bräuchte|benötige|möchte|hätte gern|hätte gerne|will|wollte|würde gern"
@@ -122,7 +123,8 @@ def wants(lowered: str) -> bool:
 _OPENING_WORDS = 4
 # Corrections count wherever they stand; other yes and no words only at the start of the answer,
 # and the mild ones ("gern", "gut", "fine") only as its first word.
-_CORRECTION = re.compile(r"\b(?:lieber|instead|rather|actually|stattdessen|eher)\b")
+_CORRECTION = re.compile(r"\b(?:lieber|instead|rather|actually|stattdessen|eher)\b|\b(?:would|würde|wäre)\b[^.?!]*"
+                         r"\b(?:better|besser)\b")
 _MILD = {"gern", "gerne", "gut", "super", "prima", "fine", "great", "perfect", "right", "sure", "passt", "richtig",
          "nicht", "not", "don't", "dont"}
 _LEADING_FILLERS = {"äh", "ähm", "also", "ach", "oh", "uh", "um", "well", "so", "hm", "hmm"}

@@ -10,21 +10,29 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import phonenumbers
+from django.core.exceptions import ValidationError
 
+from tenants.validators import normalize_e164
+
+from .lexicon import NUMBER_WORDS
 from .text import Scan
 
+_PAIR_WORDS = {word: f"{value:02d}" for word, value in NUMBER_WORDS.items() if 10 <= value <= 99 and " " not in word}
 _DIGIT_WORDS = {
     "null": "0", "zero": "0", "oh": "0", "o": "0", "eins": "1", "ein": "1", "one": "1", "zwei": "2", "zwo": "2",
     "two": "2", "drei": "3", "three": "3", "vier": "4", "four": "4", "fünf": "5", "fuenf": "5", "five": "5",
     "sechs": "6", "six": "6", "sieben": "7", "seven": "7", "acht": "8", "eight": "8", "neun": "9", "nine": "9",
 }
 _REPEAT = {"double": 2, "doppel": 2, "doppelt": 2, "triple": 3, "dreifach": 3}
-_WORD = "|".join(sorted(_DIGIT_WORDS, key=len, reverse=True))
+_WORD = "|".join(sorted([*_DIGIT_WORDS, *_PAIR_WORDS], key=len, reverse=True))
 _SPOKEN = re.compile(rf"\b(?:(?:plus|{'|'.join(_REPEAT)})\s+)?(?:{_WORD})(?:\s+(?:(?:{'|'.join(_REPEAT)})\s+)?"
-                     rf"(?:{_WORD}|\d+)){{5,}}\b")
-_DIGITS = re.compile(r"(?<![\w:.])((?:\+|plus\s+)?\d[\d \-/()]{4,}\d)(?![\w:])")
-CALLER_OWN = re.compile(r"this number|the number i'?m calling from|same number|my number|diese[rnm]? nummer"
+                     rf"(?:{_WORD}|\d+)){{3,}}\b")
+_DIGITS = re.compile(r"(?<![\w:.])((?:\+|plus\s+)?\d[\d \-/()]{4,}\d)(?![\w:])"
+                     r"|(?<![\w:.])(\(?\d{3}\)?[.]\d{3}[.]\d{4})(?![\w:])")
+# "area code 212, then 555-0171", "Vorwahl 030, dann 1234567": the parts of one number.
+_AREA_CODE = re.compile(r"\b(?:area code|vorwahl)\s+(\d{2,5})[\s,]+(?:then|dann|und|and)?\s*(?=\d)")
+CALLER_OWN = re.compile(r"this number|the number i'?m calling (?:from|on|with)|same number|my number|this one"
+                        r"|diese[rnm]? nummer|(?:handy)?nummer hier|die hier|diese hier|the one i'?m on"
                         r"|(?:der|die|dieselbe|gleiche[n]?|selben?)\s+(?:gleichen\s+)?nummer"
                         r"|meine nummer|die nummer,? (?:von der|mit der)|mit der ich anrufe|von der ich anrufe"
                         r"|the one i'?m calling (?:from|on)")
@@ -37,27 +45,12 @@ class PhoneReading:
 
 
 def e164(digits: str, region: str | None) -> str | None:
-    """A dialled string as E.164, read in `region`; None when it is not a valid number.
-
-    Digits without a plus or a trunk 0 that start with the region's own country code
-    ("49 151 23456789" in DE) are that country's international form.
-    """
-    plain = re.sub(r"[^\d+]", "", digits)
-    if not plain:
+    """A dialled string as E.164, read in `region` (tenants.validators.phone_readings); None when it
+    is no valid number."""
+    try:
+        return normalize_e164(digits, region, valid=True)
+    except ValidationError:
         return None
-    candidates = [plain]
-    if region and not plain.startswith(("+", "0")):
-        code = str(phonenumbers.country_code_for_region(region))
-        if code != "0" and plain.startswith(code):
-            candidates.insert(0, "+" + plain)
-    for candidate in candidates:
-        try:
-            parsed = phonenumbers.parse(candidate, region)
-        except phonenumbers.NumberParseException:
-            continue
-        if phonenumbers.is_valid_number(parsed):
-            return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    return None
 
 
 def _spoken_digits(text: str) -> str:
@@ -73,28 +66,39 @@ def _spoken_digits(text: str) -> str:
         elif word in _DIGIT_WORDS:
             digits.append(_DIGIT_WORDS[word] * repeat)
             repeat = 1
+        elif word in _PAIR_WORDS:
+            digits.append(_PAIR_WORDS[word])  # "null dreißig, vierundfünfzig": digits said in pairs
     return "".join(digits)
 
 
-def read_phone(scan: Scan, region: str | None) -> tuple[PhoneReading | None, bool]:
-    """(the number said, whether the caller meant their own number) taken out of `scan`."""
+def read_phone(scan: Scan, region: str | None, *, expected: bool = False) -> tuple[PhoneReading | None, bool]:
+    """(the number said, whether the caller meant their own number) taken out of `scan`.
+
+    `expected`: the caller was asked for a number, so three digits already are an attempt at
+    one (reported as no valid number, to be asked again); otherwise a number has six or more.
+    """
     found: list[PhoneReading] = []
+    least = 3 if expected else 6
+    scan.text = _AREA_CODE.sub(lambda m: m.group(1) + " " + " " * (len(m.group(0)) - len(m.group(1)) - 1),
+                               scan.text)
 
     def digits(m: re.Match) -> bool:
-        said = m.group(1).replace("plus", "+")
-        if len(re.sub(r"\D", "", said)) < 6:
+        said = next(group for group in m.groups() if group).replace("plus", "+")
+        if len(re.sub(r"\D", "", said)) < least:
             return False
         found.append(PhoneReading(said=re.sub(r"\s+", " ", said).strip(), e164=e164(said, region)))
         return True
 
     def spoken(m: re.Match) -> bool:
         said = _spoken_digits(m.group(0))
-        if len(said.lstrip("+")) < 6:
+        if len(said.lstrip("+")) < least:
             return False
         found.append(PhoneReading(said=said, e164=e164(said, region)))
         return True
 
     scan.take(_DIGITS, "phone", digits)
+    if expected:
+        scan.take(r"(?<![\w:.])(\d{3,5})(?![\w:.])", "phone", digits)
     scan.take(_SPOKEN, "phone", spoken)
     own: list[bool] = []
     scan.take(CALLER_OWN, "phone", lambda m: own.append(True))

@@ -31,6 +31,7 @@ def normalise(text: str) -> str:
     text = re.sub(r"(?<!\d)\.", " ", text)
     text = re.sub(r"[,;!?()\"«»„“”]", " ", text)
     text = re.sub(r"(?<![\w])-|-(?![\w])", " ", text)
+    text = re.sub(rf"\b({_WEEKDAY_ALT})'s\b", r"\1", text)  # "Friday's cleaning"
     text = re.sub(rf"\b({_WEEKDAY_ALT})(morgen|vormittag|mittag|nachmittag|abend|nacht)s?\b", r"\1 \2s", text)
     text = re.sub(rf"\b(heute|{_WEEKDAY_ALT})\s+(morgen)\b(?!\s+(?:früh|frueh))", r"\1 morgens", text)
     return " " + re.sub(r"\s+", " ", text).strip() + " "

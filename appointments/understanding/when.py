@@ -324,9 +324,15 @@ def _relative_dates(scan: Scan, found: list, reading: WhenReading) -> None:
     scan.take(rf"\b(?:heute\s+)?in\s+(?:about\s+|etwa\s+|ungefähr\s+)?(?P<n>einer|einem|a|an|{_N})\s+"
               r"(?P<unit>tagen|tag|days|day|wochen|woche|weeks|week)\b", "date", in_days)
     scan.take(rf"\b(?P<n>a|one|{_N})\s+(?P<unit>days?|weeks?)\s+(?:from\s+(?:today|now)|later)\b", "date", in_days)
-    # "tomorrow or the day after": the day after the one just said.
-    scan.take(r"\b(?:tomorrow|morgen)\s+(?:or|oder)\s+(?:the\s+day\s+after|den\s+tag\s+danach)\b", "date",
-              lambda m: found.extend([(m.start(), "tomorrow"), (m.start() + 1, "day_after_tomorrow")]))
+    # "tomorrow … or else the day after": the day after the one just said.
+    def and_the_day_after(m: re.Match) -> None:
+        found.extend([(m.start(), "tomorrow"), (m.start("after"), "day_after_tomorrow")])
+        scan.blank(m.start("after"), m.end("after"), "date")
+        scan.blank(m.start(), m.start() + len(m.group(1)), "date")
+
+    for m in list(re.finditer(r"\b(tomorrow|morgen)\b[^.?!]{0,80}?\b(?:or(?:\s+else)?|oder|sonst)\s+"
+                              r"(?P<after>the\s+day\s+after|den\s+tag\s+danach|am\s+tag\s+danach)\b", scan.text)):
+        and_the_day_after(m)
     for pattern, key in _RELATIVE_DAYS:
         scan.take(pattern, "date", lambda m, key=key: found.append((m.start(), key)))
     def tonight(m: re.Match) -> None:
@@ -470,7 +476,7 @@ def _twelve(hour: int) -> int:
 
 _APPROX = r"(?P<approx>gegen|etwa|ungefähr|ungefaehr|circa|ca|so\s+gegen|so\s+um|um\s+etwa|around|about)"
 # Said before any clock idiom: "um halb drei", "gegen viertel nach zehn", "at half past two".
-_LEAD = rf"(?:(?:{_APPROX}|um|at|so\s+um|by)\s+)?"
+_LEAD = rf"(?:(?:{_APPROX}|um|at|so\s+um|by|punkt|make\s+(?:that|it))\s+)?"
 
 
 def _approximate(m: re.Match) -> bool:
@@ -604,7 +610,8 @@ def _clocks(scan: Scan, clocks: list[tuple[int, Clock]], time_field: bool) -> No
             number_value(minute.split()[-1]) if minute.startswith(("oh ", "o ")) else number_value(minute))
         if hour is None or minute_value is None or not (1 <= hour <= 12) or not (0 <= minute_value <= 59):
             return False
-        if not (m["lead"] or m["meridiem"] or time_field):
+        daypart_after = re.match(r"\s+(?:in\s+the\s+(?:morning|afternoon|evening)|at\s+night)", scan.text[m.end():])
+        if not (m["lead"] or m["meridiem"] or time_field or daypart_after):
             return False
         return add(m, _clock(hour, minute_value, meridiem=m["meridiem"], approximate=bool(m["approx"])))
 
@@ -612,7 +619,8 @@ def _clocks(scan: Scan, clocks: list[tuple[int, Clock]], time_field: bool) -> No
                        + "|".join(sorted((w for w, n in NUMBER_WORDS.items() if 10 <= n <= 59 and w.isascii()
                                           and not w.endswith(("zig", "zehn", "elf", "ssig"))),
                                          key=len, reverse=True)) + r"|\d{2})")
-    scan.take(rf"\b(?P<lead>(?:{approx}|at|by|for|um)\s+)?{_HOUR}\s+{english_minutes}\b(?:\s*{_MERIDIEM}\b)?",
+    scan.take(rf"\b(?P<lead>(?:{approx}|at|by|for|um|make\s+(?:that|it))\s+)?{_HOUR}\s+{english_minutes}\b"
+              rf"(?:\s*{_MERIDIEM}\b)?",
               "time", english_pair)
 
     def meridiem(m: re.Match) -> bool:
@@ -630,7 +638,14 @@ def _clocks(scan: Scan, clocks: list[tuple[int, Clock]], time_field: bool) -> No
             return False
         return add(m, _clock(hour, minute, approximate=bool(m["approx"])))
 
-    scan.take(rf"\b(?:{approx}|um|at|so\s+um)\s+{_HOUR}(?:\s+{_MIN}(?![\d]))?\b{_NOT_A_DURATION}"
+    # "three-ish", "like eight": an hour, roughly.
+    def roughly(m: re.Match) -> bool:
+        hour = number_value(m["hour"])
+        return add(m, _clock(hour, 0, approximate=True)) if hour is not None else False
+
+    scan.take(rf"\b(?:like\s+)?{_HOUR}-?ish\b", "time", roughly)
+    scan.take(rf"\blike\s+{_HOUR}(?=\s*(?:$|,|\.|\?|or\b|oclock))", "time", roughly)
+    scan.take(rf"\b(?:{approx}|um|at|so\s+um|punkt|make\s+(?:that|it))\s+{_HOUR}(?:\s+{_MIN}(?![\d]))?\b{_NOT_A_DURATION}"
               r"(?!\s+(?:vor|nach|past|to|after|before)\b)", "time", at)
 
     def word_time(m: re.Match) -> bool:
@@ -639,7 +654,7 @@ def _clocks(scan: Scan, clocks: list[tuple[int, Clock]], time_field: bool) -> No
             return add(m, Clock(0, 0, explicit=True, approximate=bool(m["approx"])))
         return add(m, Clock(12, 0, explicit=True, approximate=bool(m["approx"])))
 
-    scan.take(rf"\b(?:{approx}\s+|um\s+|at\s+|zu\s+)?(?P<word>noon|midday|midnight|mitternacht|mittag|mittags)\b"
+    scan.take(rf"(?<!über )\b(?:{approx}\s+|um\s+|at\s+|zu\s+)?(?P<word>noon|midday|midnight|mitternacht|mittag|mittags)\b"
               r"(?!\s*zeit)", "time", lambda m: word_time(m) if not clocks else False)
     if time_field:
         def bare(m: re.Match) -> bool:
@@ -661,25 +676,44 @@ def _dayparts(scan: Scan, reading: WhenReading) -> None:
     scan.take(rf"\b(?:am\s+|zum\s+|in\s+the\s+|im\s+)?{_DAYPART_AFTER}\b", "time", daypart)
 
 
-def _shifts(scan: Scan, reading: WhenReading) -> None:
-    def shift(m: re.Match) -> bool:
-        amount = m["amount"]
-        if amount in ("eine", "einer", "an", "one", "1"):
-            minutes = 60 if m["unit"].startswith(("stund", "hour")) else 1
-        elif amount in ("half an", "eine halbe", "einer halben", "halbe"):
-            minutes = 30
-        else:
-            value = number_value(amount)
-            if value is None:
-                return False
-            minutes = value * (60 if m["unit"].startswith(("stund", "hour")) else 1)
-        reading.shift_minutes = minutes * (-1 if m["direction"] in ("früher", "frueher", "eher", "earlier",
-                                                                     "before") else 1)
-        return True
+_LATER = r"später|spaeter|nach\s+hinten|back|later|afterwards"
+_EARLIER = r"früher|frueher|eher|vorziehen|vorverlegen|nach\s+vorne|earlier|sooner|forward|\bup\b"
+_AMOUNT = (rf"(?P<amount>eine\s+halbe|einer\s+halben|half\s+an|a\s+couple\s+of|ein\s+paar|eine|einer|an|a|{_N})\s+"
+           r"(?P<unit>stunden?|stündchen|viertelstunde|minuten?|hours?|minutes?)\b")
 
-    scan.take(rf"\b(?P<amount>eine\s+halbe|einer\s+halben|half\s+an|eine|einer|an|{_N})\s+"
-              r"(?P<unit>stunden?|stündchen|minuten?|hours?|minutes?)\s+(?P<direction>später|spaeter|früher"
-              r"|frueher|eher|later|earlier)\b", "time", shift)
+
+def _shifts(scan: Scan, reading: WhenReading) -> None:
+    """An amount of time later or earlier than the time in question: "eine Stunde später", "um eine
+    Viertelstunde vorziehen", "push it back by half an hour", "move it up by fifteen minutes"."""
+    def minutes_of(m: re.Match) -> int | None:
+        amount, unit = m["amount"], m["unit"]
+        hours = unit.startswith(("stund", "hour"))
+        if unit == "viertelstunde":
+            return 15
+        if amount in ("eine halbe", "einer halben", "half an"):
+            return 30
+        if amount in ("a couple of", "ein paar"):
+            return 120 if hours else None
+        count = 1 if amount in ("eine", "einer", "an", "a") else number_value(amount)
+        if count is None:
+            return None
+        return count * (60 if hours else 1)
+
+    for m in list(re.finditer(rf"\b(?:um\s+|by\s+)?{_AMOUNT}", scan.text)):
+        minutes = minutes_of(m)
+        if minutes is None:
+            continue
+        sentence = scan.text[max(0, m.start() - 60):m.end() + 60]
+        later, earlier = re.search(_LATER, sentence), re.search(_EARLIER, sentence)
+        if bool(later) == bool(earlier):
+            continue
+        reading.shift_minutes = minutes * (1 if later else -1)
+        scan.blank(m.start(), m.end(), "time")
+        word = later or earlier
+        position = scan.text.find(word.group(0), max(0, m.start() - 60))
+        if position >= 0:
+            scan.blank(position, position + len(word.group(0)), "time")
+        return
 
 
 def _apply_daypart(clocks: list[Clock], period: Period | None) -> list[Clock]:
@@ -693,8 +727,8 @@ def _apply_daypart(clocks: list[Clock], period: Period | None) -> list[Clock]:
 # Fragments that carry a day or a time: when one is left unread, the caller is asked, never guessed for.
 _MEANINGFUL_LEFTOVER = re.compile(
     rf"\b(?:{_N}|quarter|half|viertel)\s+(?:nach|vor|past|to|till|after|before)(?:\s+halb)?\b"
-    r"|\b(?:halb|viertel|dreiviertel|uhr|oclock)\b"
-    r"|\b(?:" + "|".join(WEEKDAY_WORDS) + "|" + "|".join(MONTHS) + r")\b")
+    r"|\b(?:halb|viertel|dreiviertel|uhr|oclock)\b|\b(?:" + "|".join(WEEKDAY_WORDS) + r")\b"
+    r"|\b(?:im|in|am|den|on|of|next|nächsten|anfang|ende|mitte|early|late|end of)\s+(?:" + "|".join(MONTHS) + r")\b")
 
 
 def _leftovers(scan: Scan, reading: WhenReading) -> None:
@@ -783,7 +817,8 @@ def drop_agreeing_weekday(keys: list[str], today: date) -> tuple[list[str], bool
     """("Donnerstag, den 3. Dezember") -> the date alone when the weekday agrees; the second
     value is True when a weekday and a date disagree."""
     weekdays = [k for k in keys if k in WEEKDAYS or k.startswith("next:")]
-    if len(keys) != 2 or len(weekdays) != 1:
+    dated = [k for k in keys if k[:1].isdigit() or k.startswith("dom:")]
+    if len(keys) != 2 or len(weekdays) != 1 or len(dated) != 1:
         return keys, False
     if weekday_conflict(keys, today):
         return keys, True

@@ -215,7 +215,7 @@ def test_a_skipped_midnight_offers_the_evening_before_and_the_first_times_after_
 REPEATED_BOOKED = {
     "berlin": ("Ich habe Ihnen den Termin am Sonntag, 31. Oktober um 2:30 Uhr Sommerzeit für Kontrolle "
                "eingetragen, auf den Namen Erika Muster."),
-    "new_york": ("I have booked you in for Sunday, November 7 at 1:30 AM daylight time for Check-up, "
+    "new_york": ("I have booked you in for Sunday, November 7 at 1:30 AM daylight time for a check-up, "
                  "under the name Erika Muster."),
 }
 

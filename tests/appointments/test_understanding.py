@@ -8,9 +8,10 @@ from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from appointments.understanding import UnclearDate, UnclearTime, date_phrase, parse_when, understand
-from appointments.understanding.evaluation import evaluate
+from appointments.understanding.evaluation import CORPORA, evaluate
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -145,8 +146,18 @@ def test_a_day_said_back_is_read_back_as_the_same_day(key, language):
 
 
 @pytest.mark.parametrize("language", ["de", "en"])
-def test_the_corpus_has_two_hundred_utterances_and_its_share_never_falls(language):
-    report = evaluate(language)
+@pytest.mark.parametrize("corpus", CORPORA)
+def test_each_corpus_has_two_hundred_utterances_and_its_share_never_falls(language, corpus):
+    report = evaluate(language, corpus)
 
     assert report.total >= 200
     assert report.share >= report.floor, [(m.say, m.wrong) for m in report.misses]
+
+
+def test_a_phone_number_said_as_a_function_argument_is_read_as_the_caller_says_it(company_a):
+    # Given an LLM passes the digits as the caller said them, then the handlers store the German mobile number.
+    from appointments.selectors import phone_e164
+
+    assert phone_e164(company=company_a, number="49 151 23456789") == "+4915123456789"
+    with pytest.raises(ValidationError):
+        phone_e164(company=company_a, number="12345678")

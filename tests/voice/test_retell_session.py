@@ -422,7 +422,7 @@ def test_a_newer_turn_waits_for_the_tool_the_superseded_turn_is_still_running(ag
         try:
             with transaction.atomic():
                 FunctionInvocation.objects.create(
-                    company=agent.company, call_id=call_id, name="check_availability", args=args, result={},
+                    company=agent.company, call_id=call_id, seq=1, name="check_availability", args=args, result={},
                     args_hash=hashlib.sha256(canonical_args(args).encode()).hexdigest())
                 held.set()
                 release.wait(10)

@@ -179,17 +179,7 @@ class SimulatedCall:
         await self.connect(timeout=timeout)
         if turn is None:
             return None
-        reader = self._tasks[0]
-        done, _ = await asyncio.wait({turn._done, reader}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        if turn._done not in done:
-            if reader in done:
-                raise CallEnded(f"the server closed the socket ({self.close_code}) before it answered "
-                                f"response {turn.response_id}")
-            raise TimeoutError(f"no complete answer to response {turn.response_id} within {timeout}s of the "
-                               "reconnect")
-        turn._done.result()
-        await self._answered(turn)
-        return turn
+        return await self._await_answer(turn, timeout)
 
     async def hang_up(self) -> None:
         """The caller hangs up: close with 1000."""

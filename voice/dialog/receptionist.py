@@ -646,16 +646,21 @@ class ReceptionistEngine(DialogEngine):
             return False
         return st.get("checked") != _check_key(slots)
 
-    def _check_call(self, st: dict, context: CallContext, turn: Turn) -> ToolCall:
-        lang, slots = context.language, st["slots"]
-        args = {"date": date_phrase(slots["date"], lang)}
+    @staticmethod
+    def _availability_args(slots: dict, language: str) -> dict:
+        """check_availability's arguments: the day, the time or part of the day, the service."""
+        args = {"date": date_phrase(slots["date"], language)}
         if slots.get("time"):
             args["time"] = slots["time"]
         elif slots.get("daypart"):
-            args["time"] = DAYPART_WORDS[lang][slots["daypart"]]
+            args["time"] = DAYPART_WORDS[language][slots["daypart"]]
         if slots.get("service"):
             args["service"] = slots["service"]
-        return ToolCall(f"{context.call_id}-{turn.response_id}-check_availability", "check_availability", args)
+        return args
+
+    def _check_call(self, st: dict, context: CallContext, turn: Turn) -> ToolCall:
+        return ToolCall(f"{context.call_id}-{turn.response_id}-check_availability", "check_availability",
+                        self._availability_args(st["slots"], context.language))
 
     def _after_check(self, st: dict, context: CallContext, result: dict, tool_call_id: str) -> str:
         """After checking the time asked for: on to the next question, or why not and what is free."""
@@ -751,14 +756,7 @@ class ReceptionistEngine(DialogEngine):
         elif task == "cancel":
             args = {"date": date_phrase(slots["date"], lang)} if slots.get("date") else {}
         else:
-            args = {"date": date_phrase(slots["date"], lang)}
-            if slots.get("time"):
-                args["time"] = slots["time"]
-            elif slots.get("daypart"):
-                args["time"] = DAYPART_WORDS[lang][slots["daypart"]]
-            if slots.get("service"):
-                args["service"] = slots["service"]
-            return args
+            return ReceptionistEngine._availability_args(slots, lang)
         if slots.get("name") and not slots.get("appointment_id"):
             args["name"] = slots["name"]
         if phone:

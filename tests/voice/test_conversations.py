@@ -363,8 +363,8 @@ def test_a_yes_interrupted_after_its_booking_then_corrected_moves_that_booking(a
 
     interrupted = simulated.turns[1]
     assert [t.name for t in interrupted.tool_calls] == ["collect_appointment_information"]
-    assert turns[1].text == ("Ich hatte Zahnreinigung am Donnerstag um 9 Uhr schon eingetragen. Soll ich den Termin "
-                             "auf Freitag um 9 Uhr verlegen?")
+    assert turns[1].text == ("Ich hatte Ihren Termin am Donnerstag um 9 Uhr schon eingetragen. Soll ich ihn auf "
+                             "Freitag um 9 Uhr verlegen?")
     assert [(t.name, t.successful) for t in turns[2].tool_calls] == [("change_appointment_details", True)]
     first, moved = appointments_of(praxis)
     assert first.start == at(thursday, 9, 0, BERLIN) and first.status == Appointment.Status.RESCHEDULED

@@ -575,8 +575,8 @@ def test_a_yes_whose_booking_was_interrupted_and_corrected_moves_that_booking():
     moved = call.say("Ja, bitte.")
 
     assert [t.name for t in first.tool_calls] == ["collect_appointment_information"]
-    assert offer.text == ("Ich hatte Professionelle Zahnreinigung am Donnerstag um 9 Uhr schon eingetragen. Soll ich "
-                          "den Termin auf Freitag um 9 Uhr verlegen?")
+    assert offer.text == ("Ich hatte Ihren Termin am Donnerstag um 9 Uhr schon eingetragen. Soll ich ihn auf "
+                          "Freitag um 9 Uhr verlegen?")
     assert not offer.tool_calls
     assert [(t.name, t.arguments) for t in moved.tool_calls] == [("change_appointment_details", {
         "new_date": "Freitag", "new_time": "09:00", "appointment_id": 41})]
@@ -603,7 +603,7 @@ def test_a_correction_right_after_a_booking_moves_it_instead_of_booking_again():
 
     offer = call.say("Oh no, rather Friday")
 
-    assert offer.text == "I had already booked cleaning on Thursday at 10 am. Shall I move it to Friday at 10 am?"
+    assert offer.text == "I had already booked your appointment on Thursday at 10 am. Shall I move it to Friday at 10 am?"
     assert call.say("Yes").tool_calls[0].arguments == {"new_date": "Friday", "new_time": "10:00",
                                                         "appointment_id": 7}
 

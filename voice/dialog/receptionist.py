@@ -83,8 +83,8 @@ PHRASES = {
         "unclear_time": "Sorry, which time exactly?",
         "unclear_date": "Sorry, which day exactly?",
         "ask_phone_again": "Sorry, I didn't get that number. Could you say it again, digit by digit?",
-        "confirm_move_booked": "I had already booked {service} {old_date} at {old_time}. Shall I move it to {date} at "
-                               "{time}?",
+        "confirm_move_booked": "I had already booked your appointment {old_date} at {old_time}. Shall I move it to "
+                               "{date} at {time}?",
         "transfer_again": "I'm putting you through now.",
         "still_here": "Yes, I'm still here. Is there anything else I can help you with?",
         "ask_phone": "What's the best number to reach you?",
@@ -152,8 +152,8 @@ PHRASES = {
         "unclear_date": "Entschuldigung, welcher Tag genau?",
         "ask_phone_again": "Die Nummer habe ich leider nicht richtig verstanden. Können Sie sie bitte noch einmal "
                            "Ziffer für Ziffer sagen?",
-        "confirm_move_booked": "Ich hatte {service} {old_date} um {old_time} schon eingetragen. Soll ich den Termin "
-                               "auf {date} um {time} verlegen?",
+        "confirm_move_booked": "Ich hatte Ihren Termin {old_date} um {old_time} schon eingetragen. Soll ich ihn auf "
+                               "{date} um {time} verlegen?",
         "transfer_again": "Ich verbinde Sie jetzt.",
         "still_here": "Ja, ich bin noch da. Kann ich sonst noch etwas für Sie tun?",
         "ask_phone": "Unter welcher Nummer erreichen wir Sie?",
@@ -496,9 +496,8 @@ class ReceptionistEngine(DialogEngine):
         st["task"] = "reschedule"
         st["slots"] = {"appointment_id": booked.get("appointment_id"), "current_date": old_date,
                        "new_date": new_date, "new_time": new_time}
-        service = service_in_sentence(booked.get("service") or "", lang)
         return self._ask(st, p["confirm_move_booked"].format(
-            service=service, old_date=spoken_date(old_date, lang) if old_date else "",
+            old_date=spoken_date(old_date, lang) if old_date else "",
             old_time=spoken_time(booked["time"], lang) if booked.get("time") else "",
             date=spoken_date(new_date, lang, preposition=False) if new_date else "",
             time=spoken_time(new_time, lang) if new_time else ""), "confirm")

@@ -2,13 +2,17 @@
 
 Appointment writes go through the same services as the custom functions: adding
 books (and is refused, with alternatives, where a caller would be refused), moving
-reschedules, cancelling cancels. Times are shown and entered in the company's time zone.
+reschedules, cancelling cancels. Times are shown and entered in the company's time zone:
+an entered time that occurs twice (the repeated hour) is its first occurrence, one the
+clocks skip is a form error, and a shown time that occurs twice names its zone
+abbreviation (02:30 CEST / 02:30 CET).
 """
 
 from datetime import date, datetime, timedelta
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import AdminSplitDateTime
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.template.response import TemplateResponse
@@ -24,6 +28,7 @@ from tenants.selectors import companies_allowing
 from tenants.validators import normalize_e164
 
 from . import selectors, services, speech
+from .localtime import NonexistentLocalTime, day_bounds, local_text, wall_clock
 from .models import Appointment, Closure, FunctionInvocation, Resource, Service
 
 
@@ -55,13 +60,14 @@ class ClosureAdmin(TenantAdmin):
 
 @admin.register(FunctionInvocation)
 class FunctionInvocationAdmin(ReadOnlyTenantAdmin):
-    """What each custom-function call answered (a retry gets the same answer)."""
+    """What each custom-function request of a call ran and answered, numbered in the call; the
+    retries Retell sent of it were answered with the same result (counted, not listed)."""
 
-    list_display = ["created_at", "company", "name", "call_id"]
+    list_display = ["created_at", "company", "call_id", "seq", "name", "retries_answered"]
     list_filter = ["name"]
     search_fields = ["call_id"]
     list_select_related = ["company"]
-    fields = ["created_at", "company", "name", "call_id", "args", "result", "args_hash"]
+    fields = ["created_at", "company", "call_id", "seq", "name", "args", "result", "retries_answered", "args_hash"]
     readonly_fields = fields
 
 
@@ -84,13 +90,12 @@ class WhenFilter(admin.SimpleListFilter):
         if not self.value():
             return queryset
         zone = _admin_zone(request)
-        today = timezone.now().astimezone(zone).date()
-        midnight = lambda day: datetime.combine(day, datetime.min.time(), tzinfo=zone)  # noqa: E731
         now = timezone.now()
+        today = now.astimezone(zone).date()
         ranges = {
-            "today": (midnight(today), midnight(today + timedelta(days=1))),
-            "tomorrow": (midnight(today + timedelta(days=1)), midnight(today + timedelta(days=2))),
-            "week": (midnight(today), midnight(today + timedelta(days=7))),
+            "today": day_bounds(today, zone),
+            "tomorrow": day_bounds(today + timedelta(days=1), zone),
+            "week": (day_bounds(today, zone)[0], day_bounds(today + timedelta(days=7), zone)[0]),
         }
         if self.value() in ranges:
             low, high = ranges[self.value()]
@@ -102,16 +107,35 @@ class WhenFilter(admin.SimpleListFilter):
         return queryset
 
 
+class WallClockField(forms.SplitDateTimeField):
+    """A day and a time as entered, kept naive: the form reads them in the company's zone, not the active one.
+
+    (Django's own field reads them in the active zone and refuses a repeated time.)
+    """
+
+    def compress(self, data_list):
+        if not data_list:
+            return None
+        if data_list[0] in self.empty_values:
+            raise ValidationError(self.error_messages["invalid_date"], code="invalid_date")
+        if data_list[1] in self.empty_values:
+            raise ValidationError(self.error_messages["invalid_time"], code="invalid_time")
+        return datetime.combine(*data_list)
+
+
 class AppointmentForm(forms.ModelForm):
     """Start is entered as wall-clock time of the appointment's company; phone in any common form."""
 
     actor: Actor
     original: Appointment | None = None
 
+    start = WallClockField(widget=AdminSplitDateTime, help_text=(
+        "In the company's time zone; in the hour that repeats when the clocks go back, the first "
+        "(summer time) one. The end follows from the service."))
+
     class Meta:
         model = Appointment
         fields = ["company", "customer_name", "phone", "service", "resource", "start", "status", "notes"]
-        help_texts = {"start": "In the company's time zone. The end follows from the service."}
 
     def clean_phone(self):
         phone = self.cleaned_data.get("phone", "")
@@ -124,11 +148,17 @@ class AppointmentForm(forms.ModelForm):
         cleaned = super().clean()
         company = cleaned.get("company") if "company" in self.fields else None
         company = company or (self.instance.company if self.instance.company_id else None)
-        start = cleaned.get("start")
-        if company is None or start is None or self.errors:
+        entered = cleaned.get("start")
+        if entered is None:
             return cleaned
-        # The form read the wall-clock time in the active zone; it means the company's.
-        cleaned["start"] = start = timezone.make_aware(timezone.make_naive(start), company.zone)
+        try:
+            cleaned["start"] = start = self._instant(
+                entered, company.zone if company is not None else timezone.get_current_timezone())
+        except NonexistentLocalTime as gap:
+            self.add_error("start", f"{gap}.")
+            return cleaned
+        if company is None or self.errors:
+            return cleaned
         service, resource = cleaned.get("service"), cleaned.get("resource")
         duration, buffer = selectors.service_span(service)
         self.instance.start, self.instance.end = start, start + duration
@@ -148,6 +178,14 @@ class AppointmentForm(forms.ModelForm):
                 raise ValidationError({"start": self._refusal(company, service, start, problem)})
         return cleaned
 
+    def _instant(self, entered: datetime, zone) -> datetime:
+        """The instant (UTC) of the naive wall-clock time entered, read in `zone`."""
+        original = self.original
+        if original is not None and entered == original.start.astimezone(zone).replace(tzinfo=None):
+            # Unchanged: keep the instant, also when it is the second occurrence of a repeated time.
+            return original.start
+        return wall_clock(entered.date(), entered.time(), zone)
+
     @staticmethod
     def _refusal(company, service, start, problem) -> str:
         text = {"past": "That time is in the past.", "closed": "The practice is closed that day.",
@@ -155,7 +193,7 @@ class AppointmentForm(forms.ModelForm):
                 "taken": "That time is taken."}[problem.code]
         free = selectors.alternatives(company=company, service=service, wanted=start, now=timezone.now())
         if free:
-            text += " Free: " + ", ".join(f"{s.astimezone(company.zone):%a %d.%m. %H:%M}" for s in free) + "."
+            text += " Free: " + ", ".join(local_text(s, company.zone, "%a %d.%m. %H:%M") for s in free) + "."
         return text
 
 
@@ -186,11 +224,11 @@ class AppointmentAdmin(TenantAdmin):
 
     @admin.display(description="start", ordering="start")
     def start_local(self, obj: Appointment) -> str:
-        return f"{obj.start.astimezone(obj.company.zone):%a %d.%m.%Y %H:%M}"
+        return local_text(obj.start, obj.company.zone, "%a %d.%m.%Y %H:%M")
 
     @admin.display(description="end")
     def end_local(self, obj: Appointment) -> str:
-        return f"{obj.end.astimezone(obj.company.zone):%a %d.%m.%Y %H:%M} ({obj.company.timezone})"
+        return f"{local_text(obj.end, obj.company.zone, '%a %d.%m.%Y %H:%M')} ({obj.company.timezone})"
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         # Show and read times in the appointment's company's zone.
@@ -277,8 +315,8 @@ class AppointmentAdmin(TenantAdmin):
         unassigned = []
         for appointment in appointments:
             # Formatted here: templates would show aware times in the active zone, not the company's.
-            appointment.time_range = (f"{appointment.start.astimezone(company.zone):%H:%M}–"
-                                      f"{appointment.end.astimezone(company.zone):%H:%M}")
+            appointment.time_range = (f"{local_text(appointment.start, company.zone, '%H:%M')}–"
+                                      f"{local_text(appointment.end, company.zone, '%H:%M')}")
             if appointment.resource_id is None:
                 unassigned.append(appointment)
             else:
@@ -302,7 +340,7 @@ class AppointmentAdmin(TenantAdmin):
             "previous_link": link(day - timedelta(days=1)),
             "next_link": link(day + timedelta(days=1)),
             "today_link": "?" + urlencode({"company": company.pk}),
-            "windows": [f"{o.astimezone(company.zone):%H:%M}–{c.astimezone(company.zone):%H:%M}"
+            "windows": [f"{local_text(o, company.zone, '%H:%M')}–{local_text(c, company.zone, '%H:%M')}"
                         for o, c in selectors.opening_windows(company=company, day=day)],
             "closure": selectors.closure_on(company=company, day=day),
             "changelist_url": reverse("admin:appointments_appointment_changelist"),

@@ -6,6 +6,10 @@ endpoint, and the tools of the live-call dialog engine. The handlers that run th
 are in appointments.handlers.
 """
 
+APPOINTMENT_ID = ("The appointment_id that an earlier result in this call gave for this appointment (e.g. after "
+                  "booking or moving it), to %s exactly that one; name, phone and date are then not needed. "
+                  "Omit it when no result named the appointment.")
+
 COLLECT_APPOINTMENT_INFORMATION = {
     "name": "collect_appointment_information",
     "description": "Books an appointment once the caller has given their name, the date and the time "
@@ -43,11 +47,12 @@ CHECK_AVAILABILITY = {
 CHANGE_APPOINTMENT_DETAILS = {
     "name": "change_appointment_details",
     "description": "Moves the caller's existing appointment to a new date and time. The appointment is "
-                   "found by phone number (the caller's by default) or by name, and the current date "
-                   "when the caller has several.",
+                   "found by its appointment_id when a result of this call gave one, else by phone number "
+                   "(the caller's by default) or by name, and the current date when the caller has several.",
     "parameters": {
         "type": "object",
         "properties": {
+            "appointment_id": {"type": "integer", "description": APPOINTMENT_ID % "move"},
             "name": {"type": "string", "description": "Name the appointment is under"},
             "phone": {"type": "string", "description": "Phone number the appointment is under"},
             "current_date": {"type": "string", "description": "Date of the appointment to move, if known"},
@@ -60,11 +65,13 @@ CHANGE_APPOINTMENT_DETAILS = {
 
 CANCEL_APPOINTMENT = {
     "name": "cancel_appointment",
-    "description": "Cancels the caller's appointment, found by phone number (the caller's by default) or "
-                   "by name, and the date when the caller has several.",
+    "description": "Cancels the caller's appointment, found by its appointment_id when a result of this call "
+                   "gave one, else by phone number (the caller's by default) or by name, and the date when "
+                   "the caller has several.",
     "parameters": {
         "type": "object",
         "properties": {
+            "appointment_id": {"type": "integer", "description": APPOINTMENT_ID % "cancel"},
             "name": {"type": "string", "description": "Name the appointment is under"},
             "phone": {"type": "string", "description": "Phone number the appointment is under"},
             "date": {"type": "string", "description": "Date of the appointment, if the caller has several"},

@@ -20,6 +20,8 @@ from tenants.models import TenantOwned
 from tenants.roles import READ_ONLY_POLICY
 from tenants.validators import validate_e164
 
+from .localtime import local_text
+
 
 class ResourceKind(models.TextChoices):
     STAFF = "staff", "Staff member"
@@ -147,7 +149,7 @@ class Appointment(TenantOwned):
     def __str__(self) -> str:
         if self.start is None or self.company_id is None:
             return self.customer_name
-        return f"#{self.pk} {self.customer_name} {self.start.astimezone(self.company.zone):%Y-%m-%d %H:%M}"
+        return f"#{self.pk} {self.customer_name} {local_text(self.start, self.company.zone, '%Y-%m-%d %H:%M')}"
 
     @property
     def is_active(self) -> bool:
@@ -164,27 +166,31 @@ class Appointment(TenantOwned):
 
 
 class FunctionInvocation(TenantOwned):
-    """The stored result of one custom-function call, so Retell's retries get the same answer.
+    """One executed custom-function request of a call, numbered in the call, with its answer.
 
-    Unique per (company, call, function, canonical arguments): the first request
-    claims the row and runs the handler; a retry, or a racing twin, reads its result.
+    A request gets a stored answer only when it repeats the call's latest invocation
+    (same function, same canonical arguments) within CUSTOM_FUNCTION_RETRY_WINDOW_SECONDS:
+    that is Retell retrying it. Anything else runs and takes the call's next `seq`;
+    the unique (company, call_id, seq) is the claim two racing requests contend for.
     """
 
     call_id = models.CharField(max_length=128)
+    seq = models.PositiveIntegerField("no. in call", help_text="1 for the call's first request, then 2, 3, ...")
     name = models.CharField(max_length=100)
     args_hash = models.CharField(max_length=64, help_text="SHA-256 of the canonical JSON of the arguments.")
     args = models.JSONField(default=dict)
     result = models.JSONField(default=dict)
+    retries_answered = models.PositiveIntegerField(
+        default=0, help_text="Repeats of this request answered with this stored result (Retell's retries).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     tenant_policy: ClassVar = READ_ONLY_POLICY
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-created_at", "-seq"]
         constraints = [
-            models.UniqueConstraint(fields=["company", "call_id", "name", "args_hash"],
-                                    name="function_invocation_once_per_call_and_args"),
+            models.UniqueConstraint(fields=["company", "call_id", "seq"], name="function_invocation_seq_per_call"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.call_id})"
+        return f"{self.name} ({self.call_id} #{self.seq})"

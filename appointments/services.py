@@ -25,6 +25,7 @@ from audit.services import instance_save
 from tenants.models import Company
 
 from . import selectors
+from .localtime import as_utc
 from .models import Appointment, Resource, Service
 
 EXCLUSION_CONSTRAINT = "appointment_no_overlap_per_lane"
@@ -82,11 +83,14 @@ def appointment_book(*, actor: Actor, company: Company, customer_name: str, star
     """Book `start` on a free lane; raise SlotUnavailable (with alternatives) when it cannot be.
 
     Inside opening hours, not on a closure day, not in the past, and never overlapping
-    another active appointment on the same lane.
+    another active appointment on the same lane. `start` is aware (ValueError if naive,
+    NonexistentLocalTime for a wall-clock time in a ZoneInfo that the clocks skip) and is
+    stored in UTC, so end and blocked_until lie the service's real duration and buffer after it.
     """
-    now = now or timezone.now()
+    now = as_utc(now or timezone.now())
     if timezone.is_naive(start):
         raise ValueError("start must be an aware datetime")
+    start = as_utc(start)
     _check_service(company, service)
     _serialise_bookings(company)
     lanes = [resource] if resource is not None else selectors.lanes_for(company=company, service=service)
@@ -140,9 +144,11 @@ def appointment_reschedule(*, actor: Actor, appointment: Appointment, start: dat
 
     The new appointment keeps the customer, call, status and backend id. When the new
     time cannot be booked, nothing changes and SlotUnavailable names alternatives
-    (which may include times the old appointment itself held).
+    (which may include times the old appointment itself held). `start` is read as in
+    appointment_book.
     """
-    now = now or timezone.now()
+    now = as_utc(now or timezone.now())
+    start = as_utc(start)
     old = _locked(appointment)
     if not old.is_active:
         raise ValidationError(f"Only a pending or confirmed appointment can be moved (this one is {old.status}).")

@@ -3,9 +3,12 @@
 Day and month names come from Django's own German and English formats.
 """
 
-from datetime import date, datetime
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
 
 from django.utils import formats, translation
+
+from .localtime import ambiguous_reading
 
 TEXTS = {
     "booked": {
@@ -35,7 +38,13 @@ TEXTS = {
     },
     "day_full": {"de": "Am {day} ist leider nichts mehr frei.", "en": "{day} is fully booked, I'm afraid."},
     "available": {"de": "Am {when} ist noch frei.", "en": "{when} is available."},
+    "nonexistent_time": {
+        "de": "Am {day} gibt es {time} nicht, weil die Uhren von {skipped_from} auf {skipped_to} vorgestellt werden.",
+        "en": "There is no {time} on {day}, because the clocks go forward from {skipped_from} to {skipped_to}.",
+    },
     "day_free": {"de": "Am {day} ist frei um {times}.", "en": "On {day} I have {times} free."},
+    "span_free": {"de": "{span} wäre frei {options}.", "en": "{span} I could offer {options}."},
+    "span_full": {"de": "{span} ist leider nichts mehr frei.", "en": "{span} is fully booked, I'm afraid."},
     "time_needed": {
         "de": "Um wie viel Uhr möchten Sie kommen? Am {day} ist frei um {times}.",
         "en": "What time would suit you? On {day} I have {times} free.",
@@ -97,6 +106,12 @@ FIELD_WORDS = {
     "current_date": {"de": "das Datum des Termins", "en": "the date of the appointment"},
 }
 
+# Which of the two occurrences of a repeated wall-clock time (see localtime.ambiguous_reading).
+OCCURRENCE_WORDS = {
+    "daylight": {"de": "Sommerzeit", "en": "daylight time"},
+    "standard": {"de": "Winterzeit", "en": "standard time"},
+}
+
 PERIOD_WORDS = {
     "morning": {"de": "vormittags", "en": "in the morning"},
     "afternoon": {"de": "nachmittags", "en": "in the afternoon"},
@@ -121,17 +136,39 @@ def joined(items: list[str], language: str, *, both: bool = False) -> str:
     return f"{', '.join(items[:-1])} {word} {items[-1]}"
 
 
+def service_in_sentence(name: str, language: str) -> str:
+    """A service's name as said inside a sentence: German keeps its capitals (nouns are written
+    so); English lowers words written with a capital only at the start ("Teeth cleaning" ->
+    "teeth cleaning"), and keeps acronyms and names with inner capitals ("MRI", "iTero")."""
+    if language == "de":
+        return name
+    return " ".join(word[:1].lower() + word[1:] if word[:1].isupper() and word[1:] == word[1:].lower() else word
+                    for word in name.split(" "))
+
+
 def day_words(day: date, language: str) -> str:
     with translation.override(language):
         return formats.date_format(day, "l, j. F" if language == "de" else "l, F j")
 
 
-def time_words(moment: datetime, language: str) -> str:
+def time_words(moment: datetime | time, language: str) -> str:
+    """The clock reading of `moment` as spoken: '14:30 Uhr', '2:30 PM'.
+
+    A datetime in a ZoneInfo whose reading occurs twice that day (the repeated hour)
+    says which occurrence: '2:30 Uhr Sommerzeit' / '2:30 AM standard time'. A naive
+    datetime or a time is read as it is.
+    """
     if language == "de":
-        return f"{moment.hour} Uhr" if moment.minute == 0 else f"{moment.hour}:{moment.minute:02d} Uhr"
-    hour = moment.hour % 12 or 12
-    suffix = "AM" if moment.hour < 12 else "PM"
-    return f"{hour} {suffix}" if moment.minute == 0 else f"{hour}:{moment.minute:02d} {suffix}"
+        words = f"{moment.hour} Uhr" if moment.minute == 0 else f"{moment.hour}:{moment.minute:02d} Uhr"
+    else:
+        hour = moment.hour % 12 or 12
+        suffix = "AM" if moment.hour < 12 else "PM"
+        words = f"{hour} {suffix}" if moment.minute == 0 else f"{hour}:{moment.minute:02d} {suffix}"
+    if isinstance(moment, datetime) and isinstance(moment.tzinfo, ZoneInfo):
+        reading = ambiguous_reading(moment, moment.tzinfo)
+        if reading is not None:
+            words += " " + OCCURRENCE_WORDS[reading][language]
+    return words
 
 
 def when_words(moment: datetime, zone, language: str) -> str:
@@ -151,6 +188,13 @@ def options_words(starts: list[datetime], zone, language: str, *, same_day_as: d
         else:
             words.append(("am " if language == "de" else "") + when_words(start, zone, language))
     return joined(words, language)
+
+
+def span_words(first: date, last: date, language: str) -> str:
+    """A span of days to start a sentence: "Zwischen Montag, 7. Dezember und Freitag, 11. Dezember"."""
+    if language == "de":
+        return f"Zwischen {day_words(first, language)} und {day_words(last, language)}"
+    return f"Between {day_words(first, language)} and {day_words(last, language)}"
 
 
 def field_words(fields: list[str], language: str) -> str:

@@ -295,6 +295,10 @@ APPOINTMENT_ALTERNATIVES = env.int("APPOINTMENT_ALTERNATIVES", default=3)
 APPOINTMENT_SEARCH_DAYS = env.int("APPOINTMENT_SEARCH_DAYS", default=14)
 # Length of an appointment for companies that have no services configured.
 APPOINTMENT_DEFAULT_DURATION_MINUTES = env.int("APPOINTMENT_DEFAULT_DURATION_MINUTES", default=30)
+# Seconds a custom-function request that repeats its call's latest one is taken for a retry and gets
+# the stored answer. Retell retries a failed or timed-out request up to 2 times, 120 s each by
+# default: 3 x 120 covers the original and both retries. Later repeats run again.
+CUSTOM_FUNCTION_RETRY_WINDOW_SECONDS = env.int("CUSTOM_FUNCTION_RETRY_WINDOW_SECONDS", default=360)
 CELERY_BEAT_SCHEDULE["appointments-release-expired"] = {
     "task": "appointments.tasks.appointments_release_expired_task",
     "schedule": env.float("APPOINTMENT_RELEASE_INTERVAL_SECONDS", default=60.0),

@@ -6,9 +6,10 @@ from django.utils.html import format_html, format_html_join
 from audit.actor import Actor
 from audit.admin import ReadOnlyTenantAdmin
 from tenants.admin import TenantAdmin
+from tenants.selectors import companies_allowing
 
 from . import services
-from .models import Agent, CustomFunction, PromptVersion, SyncRun, WebhookConfig
+from .models import Agent, CustomFunction, PromptVersion, SyncRun, WebhookConfig, agent_language_for
 
 
 @admin.register(Agent)
@@ -30,6 +31,24 @@ class AgentAdmin(TenantAdmin):
     def get_readonly_fields(self, request, obj=None):
         readonly = list(super().get_readonly_fields(request, obj))
         return [*readonly, "agent_id"] if obj is not None else readonly
+
+    def formfield_for_choice_field(self, db_field, request, **kwargs):
+        if db_field.name == "language":
+            kwargs["choices"] = [("", "The company's language"), *Agent.Language.choices]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
+
+    def get_changeform_initial_data(self, request) -> dict:
+        """A new agent starts in the language of its company, when the form knows the company
+        (the user's only one, or ?company=ID); otherwise "the company's language", filled on save."""
+        initial = super().get_changeform_initial_data(request)
+        companies = companies_allowing(user=request.user, model=Agent, action="add")
+        chosen = str(initial.get("company", ""))
+        if chosen.isdigit():
+            company = companies.filter(pk=chosen).first()
+        else:
+            company = companies.first() if not request.user.is_superuser and len(companies) == 1 else None
+        initial.setdefault("language", agent_language_for(company.language) if company else "")
+        return initial
 
     @admin.action(description="Rotate the socket token (the old socket URL stops working)")
     def rotate_socket_token(self, request, queryset) -> None:

@@ -25,6 +25,24 @@ def new_socket_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+# The Retell language an agent gets from its company's language (Company.language).
+COMPANY_AGENT_LANGUAGES = {"de": "de-DE", "en": "en-US"}
+
+
+def agent_language_for(company_language: str) -> str:
+    """The Retell language code for an agent of a company speaking `company_language`.
+
+    "de" -> "de-DE", "en" -> "en-US"; a language without its own code here -> "multi"
+    (the agent then follows the company's language on every call).
+    """
+    return COMPANY_AGENT_LANGUAGES.get((company_language or "").lower(), "multi")
+
+
+def agent_language_matches(agent_language: str, company_language: str) -> bool:
+    """Does an agent speaking `agent_language` ("en-GB", "multi", ...) speak its company's language ("en")?"""
+    return agent_language == "multi" or agent_language.lower().split("-")[0] == (company_language or "").lower()
+
+
 class Agent(TenantOwned):
     """A Retell voice agent of one company."""
 
@@ -54,7 +72,9 @@ class Agent(TenantOwned):
                               help_text="For the Retell LLM engine: the LLM that holds prompt and tools.")
     dialog_engine = models.CharField(max_length=16, choices=DialogEngine.choices, default=DialogEngine.EMBEDDED,
                                      help_text="Who answers on this server's socket (Custom LLM engine).")
-    language = models.CharField(max_length=8, choices=Language.choices, default=Language.DE_DE)
+    language = models.CharField(
+        max_length=8, choices=Language.choices, blank=True,
+        help_text="Empty: the company's language (de: de-DE, en: en-US), filled in when the agent is saved.")
     voice_id = models.CharField("ElevenLabs voice", max_length=64, choices=VOICE_CHOICES, default=DEFAULT_VOICE_ID)
     voice_stability = models.FloatField(default=0.5, validators=[MinValueValidator(0), MaxValueValidator(1)])
     voice_similarity_boost = models.FloatField(default=0.75, validators=[MinValueValidator(0), MaxValueValidator(1)])
@@ -80,6 +100,20 @@ class Agent(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.agent_id})"
+
+    def clean(self) -> None:
+        # Filled before the audit trail compares old and new, so it records the language kept.
+        self._language_from_company()
+        super().clean()
+
+    def save(self, *args, **kwargs) -> None:
+        self._language_from_company()
+        super().save(*args, **kwargs)
+
+    def _language_from_company(self) -> None:
+        # Every way an agent is made (service, admin, sync, a bare create) starts in its company's language.
+        if not self.language and self.company_id:
+            self.language = agent_language_for(self.company.language)
 
 
 # --- what this product keeps about Retell beyond the agents ---------------------------

@@ -42,7 +42,11 @@ class Conflict(Exception):
 # --- agents ---------------------------------------------------------------------------------
 def agent_upsert(*, actor: Actor, company: Company, agent_id: str, name: str,
                  phone_numbers: list[str] = ()) -> tuple[Agent, bool]:
-    """Create the agent, or bring an existing one of the same company up to these values."""
+    """Create the agent, or bring an existing one of the same company up to these values.
+
+    A new agent speaks the company's language (models.agent_language_for); an existing one
+    keeps its own. Returns (agent, created); ValueError when the id is another company's.
+    """
     agent = Agent.objects.filter(agent_id=agent_id).first()
     created = agent is None
     if created:
@@ -158,9 +162,14 @@ def custom_function_delete(*, actor: Actor, function: CustomFunction) -> None:
     instance_delete(actor=actor, instance=function)
 
 
+# What a seeded function has the agent say while it runs, by the company's language.
+EXECUTION_MESSAGES = {"de": "Einen Moment, bitte.", "en": "One moment, please."}
+
+
 def custom_functions_seed(*, actor: Actor, company: Company, agents: Iterable[Agent]) -> list[CustomFunction]:
     """Give a company the receptionist's functions (appointments.function_specs), pointed at
-    this product's custom-function endpoint; existing functions of the same name are kept."""
+    this product's custom-function endpoint; existing functions of the same name are kept.
+    Their execution message is in the company's language (English for one not in EXECUTION_MESSAGES)."""
     from appointments.function_specs import FUNCTION_SPECS
 
     made = []
@@ -171,7 +180,8 @@ def custom_functions_seed(*, actor: Actor, company: Company, agents: Iterable[Ag
             continue
         function = CustomFunction(company=company, name=name, description=spec["description"],
                                   parameters=spec["parameters"], url=selectors.custom_function_endpoint(),
-                                  execution_message="One moment, please.")
+                                  execution_message=EXECUTION_MESSAGES.get(company.language,
+                                                                           EXECUTION_MESSAGES["en"]))
         made.append(custom_function_save(actor=actor, function=function, agents=agents))
     return made
 

@@ -20,17 +20,37 @@ def validate_e164(value: str) -> None:
                               params={"value": value}, code="invalid_e164")
 
 
-def normalize_e164(value: str, region: str | None = None) -> str:
-    """'+49 30 837 93 369' -> '+493083793369'; raises ValidationError when it is no number."""
-    try:
-        parsed = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException:
-        raise ValidationError("%(value)s is not a phone number.", params={"value": value},
-                              code="invalid_phone") from None
-    if not phonenumbers.is_possible_number(parsed):
-        raise ValidationError("%(value)s is not a phone number.", params={"value": value},
-                              code="invalid_phone")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+def phone_readings(value: str, region: str | None = None):
+    """The ways a dialled string can be read in `region`, most likely first, as parsed numbers.
+
+    Digits without a plus or a trunk 0 that start with the region's own country code ("49 151
+    23456789" in DE) are read first as that country's international form; a German national
+    number starts with 0, so "4915…" is not one.
+    """
+    plain = re.sub(r"[^\d+]", "", value or "")
+    candidates = [value]
+    if region and plain and not plain.startswith(("+", "0")):
+        code = str(phonenumbers.country_code_for_region(region))
+        if code != "0" and plain.startswith(code):
+            candidates.insert(0, "+" + plain)
+    for candidate in candidates:
+        try:
+            yield phonenumbers.parse(candidate, region)
+        except phonenumbers.NumberParseException:
+            continue
+
+
+def normalize_e164(value: str, region: str | None = None, *, valid: bool = False) -> str:
+    """'+49 30 837 93 369' -> '+493083793369'; raises ValidationError when it is no number.
+
+    `valid`: only a number in use by the numbering plan (`phonenumbers.is_valid_number`), as for
+    a number a caller said; else one of a possible length (staff may enter test numbers).
+    """
+    check = phonenumbers.is_valid_number if valid else phonenumbers.is_possible_number
+    for parsed in phone_readings(value, region):
+        if check(parsed):
+            return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    raise ValidationError("%(value)s is not a phone number.", params={"value": value}, code="invalid_phone")
 
 
 def validate_opening_hours(value) -> None:

@@ -7,13 +7,24 @@ frames it reads and gives it a way to send and to close. The session
 - answers each request in its own task, so reading the next frame never waits for an
   engine, and cancels a task as soon as the protocol says a newer request superseded it;
 - runs the tools the engine asks for through appointments.handlers.run_custom_function
-  (the same handlers as the custom-function endpoint), reports them to Retell as
-  tool_call_invocation / tool_call_result and feeds the result back to the engine;
-- keeps the call's state (protocol and engine memory) in the Django cache, Redis in
-  production, so a reconnect of the same call, in this process or another, goes on
+  (the same handlers as the custom-function endpoint), each on a worker thread of its
+  own, parallel calls side by side; reports them to Retell as tool_call_invocation /
+  tool_call_result, feeds the results back to the engine and keeps them in the call's
+  ledger of effects (`effects`, given to engines as `CallContext.effects`): a tool that
+  ran is in it even when its turn is superseded, and a newer turn starts only once the
+  tools of older turns have finished;
+- keeps the call's state (protocol, engine memory, ledger) in the Django cache, Redis
+  in production, so a reconnect of the same call, in this process or another, goes on
   where the conversation was;
-- sends every frame through one ordered queue, so frames leave in the order the
-  protocol decided them (no chunk of a superseded id after the newer one started);
+- sends every frame through one ordered queue, and saves the state through the same
+  queue: a frame enters it in the same step as the protocol decides it (nothing is
+  awaited in between), so frames leave in the order the protocol decided them (no frame
+  of an older id after a newer one started), and the state is saved before each final
+  frame goes out;
+- tells the protocol when a final frame was written (`written`): only then is the request
+  answered, the turn's engine memory kept and its tools marked `answered`. A socket that
+  dies first leaves the request pending, with the memory from before the turn, and the
+  next connection answers it;
 - times every answer in one place (`TurnRecord`, in `session.turns`): when the request
   arrived, when the first frame of the answer and its last frame left for the socket,
   what was said and which tools ran with which results. The Call row's writer takes
@@ -36,7 +47,17 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import close_old_connections
 
-from .dialog.base import CallContext, DialogEngine, EndCall, TextChunk, ToolCall, Transfer, Turn, engine_for
+from .dialog.base import (
+    CallContext,
+    DialogEngine,
+    EndCall,
+    TextChunk,
+    ToolCall,
+    ToolCalls,
+    Transfer,
+    Turn,
+    engine_for,
+)
 from .protocols import retell_llm as proto
 from .selectors import agent_for_plain_path, call_context
 
@@ -63,11 +84,17 @@ _cache_set = sync_to_async(cache.set, thread_sensitive=False)
 
 # --- the one tool runner ------------------------------------------------------------------------
 
-def _run_custom_function(*, company, name: str, args: dict, call_id: str, caller_number: str | None) -> dict:
+def _run_custom_function(*, company, name: str, args: dict, call_id: str, caller_number: str | None,
+                         language: str | None) -> dict:
     from appointments.handlers import run_custom_function
 
-    return run_custom_function(company=company, name=name, args=args, call_id=call_id,
-                               caller_number=caller_number)
+    # A worker thread of the pool: its own database connection, closed when stale.
+    close_old_connections()
+    try:
+        return run_custom_function(company=company, name=name, args=args, call_id=call_id,
+                                   caller_number=caller_number, language=language)
+    finally:
+        close_old_connections()
 
 
 RECORDING_GRACE_SECONDS = 5.0
@@ -91,15 +118,22 @@ def tool_succeeded(result: dict) -> bool:
     return not (result.get("error") or result.get("success") is False or result.get("ok") is False)
 
 
-async def run_tool(*, company, name: str, args: dict, call_id: str, caller_number: str | None) -> dict:
+async def run_tool(*, company, name: str, args: dict, call_id: str, caller_number: str | None,
+                   language: str | None = None) -> dict:
     """Run one custom function for a live call; a failure is a result the engine can speak about.
 
-    `company` is the call's Company row, loaded once when the call started (with its agent).
+    `company` is the call's Company row, loaded once when the call started (with its agent);
+    `language` ("de" / "en") is the call's, in which the result's message is said.
+    The function runs on a worker thread of its own with its own database connection (not
+    the one shared database thread), so parallel tool calls run side by side. Returns the
+    handler's result dict; `{"error": "timeout" | "failed", "message": ""}` after
+    RETELL_LLM_TOOL_TIMEOUT seconds or an exception.
     """
     try:
         result = await asyncio.wait_for(
-            database_sync_to_async(_run_custom_function)(company=company, name=name, args=args,
-                                                         call_id=call_id, caller_number=caller_number),
+            sync_to_async(_run_custom_function, thread_sensitive=False)(
+                company=company, name=name, args=args, call_id=call_id, caller_number=caller_number,
+                language=language),
             timeout=settings.RETELL_LLM_TOOL_TIMEOUT)
     except TimeoutError:
         logger.warning("Call %s: %s took longer than %ss.", call_id, name, settings.RETELL_LLM_TOOL_TIMEOUT)
@@ -119,6 +153,10 @@ class _Close:
         self.code, self.reason = code, reason
 
 
+# An outbox step: save the call's state, in order with the frames around it.
+_SAVE = object()
+
+
 @dataclasses.dataclass
 class TurnRecord:
     """One request of a call and how it was answered, timed where the frames leave.
@@ -126,7 +164,8 @@ class TurnRecord:
     `first_chunk_ms` is the latency the caller waits for: from the response_required
     (or reminder_required) frame handed to the session to the first response frame of
     that id handed to the socket; `complete_ms` the same to the frame with
-    content_complete. A turn superseded by a newer request ends with `superseded`.
+    content_complete. A turn superseded by a newer request ends with `superseded`, once
+    the tools it started have finished (so its record holds their results).
     """
     response_id: int
     reminder: bool
@@ -160,9 +199,15 @@ def sessions_running() -> int:
 
 
 class RetellCallSession:
+    """One call on one socket.
+
+    `engine` is the dialog engine to answer with; None (the consumer's case) takes the
+    one the agent is set to (`engine_for`).
+    """
+
     def __init__(self, *, call_id: str, send: Callable[[str], Awaitable[None]],
                  close: Callable[[int], Awaitable[None]], agent=None, clock: Callable[[], float] = time.time,
-                 on_turn: Callable[[TurnRecord], None] | None = None) -> None:
+                 on_turn: Callable[[TurnRecord], None] | None = None, engine: DialogEngine | None = None) -> None:
         self.call_id = call_id
         self._send = send
         self._close = close
@@ -170,9 +215,14 @@ class RetellCallSession:
         self._clock = clock
         self.protocol = proto.RetellLLMConnection(end_call_grace=settings.RETELL_LLM_END_CALL_GRACE)
         self.context: CallContext | None = None
-        self.engine: DialogEngine | None = None
-        self.engine_state: dict = {}
+        self.engine: DialogEngine | None = engine
+        self.engine_state: dict = {}   # the memory after the newest turn whose answer was written
+        self.effects: list[dict] = []  # the call's ledger of effects (voice.dialog.base)
+        self._memories: dict[int, dict] = {}   # a turn's memory, decided, until its final frame is written
+        self._tool_runs: set[asyncio.Task] = set()
         self._outbox: asyncio.Queue = asyncio.Queue()
+        self._save_queued = False
+        self._saving: asyncio.Future | None = None   # the cache write under way
         self._responses: dict[int, asyncio.Task] = {}
         self._background: set[asyncio.Task] = set()
         self._call_details = asyncio.Event()
@@ -195,12 +245,18 @@ class RetellCallSession:
         self._spawn(self._prepare(self._prepare_known_agent if self._agent is not None else self._wait_for_agent))
 
     async def stop(self) -> None:
-        """The socket is gone: stop the work, keep the state for a reconnect."""
+        """The socket is gone: stop the work, keep the state for a reconnect.
+
+        Tools already running are not abandoned: they finish (within the tool timeout) and
+        enter the ledger before the state is saved for the next connection.
+        """
         if self._stopped:
             return
         self._stopped = True
         for task in list(self._responses.values()) + list(self._background):
             task.cancel()
+        if self._tool_runs:
+            await asyncio.wait(list(self._tool_runs), timeout=settings.RETELL_LLM_TOOL_TIMEOUT + 1.0)
         await self._save()
         try:
             self._flush_turns()
@@ -255,7 +311,7 @@ class RetellCallSession:
 
     async def _load(self, agent) -> None:
         self.context = await database_sync_to_async(call_context)(agent=agent, call_id=self.call_id)
-        self.engine = engine_for(self.context.agent)
+        self.engine = self.engine or engine_for(self.context.agent)
         saved = await _cache_get(state_key(agent.pk, self.call_id))
         if saved is not None and not (isinstance(saved, dict) and isinstance(saved.get("protocol"), dict)):
             logger.warning("Call %s: the saved call state is unreadable; starting afresh.", self.call_id)
@@ -263,6 +319,7 @@ class RetellCallSession:
         if saved:
             self.protocol.adopt(proto.CallState.from_dict(saved.get("protocol")))
             self.engine_state = saved.get("engine") or {}
+            self.effects[:] = [e for e in saved.get("effects") or [] if isinstance(e, dict)]
             logger.info("Call %s: reconnected (connection %s).", self.call_id, self.protocol.state.connections)
         self._apply_call_details()
 
@@ -270,7 +327,6 @@ class RetellCallSession:
         if self._stopped or self.protocol.closed:
             return
         self._handle(self.protocol.begin(self.context.greeting()))
-        self._spawn(self._save())
 
     def _apply_call_details(self) -> None:
         call = self.protocol.state.call or {}
@@ -281,12 +337,30 @@ class RetellCallSession:
         variables = call.get("retell_llm_dynamic_variables")
         self.context.variables = variables if isinstance(variables, dict) else {}
 
+    def _queue_save(self) -> None:
+        """Save the state once the frames queued so far are out (one save step stands for
+        all asked for meanwhile: it writes the state as it is when it runs)."""
+        if not self._save_queued:
+            self._save_queued = True
+            self._outbox.put_nowait(_SAVE)
+
     async def _save(self) -> None:
+        """Write the call's state to the cache, after any write still under way (a later
+        state never lands before an earlier one)."""
         if self._agent is None:
             return
-        data = {"protocol": self.protocol.state.to_dict(), "engine": self.engine_state}
+        if self._saving is not None and not self._saving.done():
+            await asyncio.wait([self._saving])
+        # The protocol's and the engine's state are replaced, never changed in place; the
+        # ledger's entries are, so they are copied.
+        data = {"protocol": self.protocol.state.to_dict(), "engine": self.engine_state,
+                "effects": [dict(effect) for effect in self.effects]}
+        self._saving = asyncio.ensure_future(
+            _cache_set(state_key(self._agent.pk, self.call_id), data, settings.RETELL_LLM_STATE_TTL))
         try:
-            await _cache_set(state_key(self._agent.pk, self.call_id), data, settings.RETELL_LLM_STATE_TTL)
+            await asyncio.shield(self._saving)
+        except asyncio.CancelledError:
+            raise
         except Exception:
             logger.exception("Call %s: the call state could not be saved.", self.call_id)
 
@@ -307,13 +381,21 @@ class RetellCallSession:
     def _handle(self, actions: list) -> None:
         for action in actions:
             if isinstance(action, proto.SendFrame):
+                if action.frame.get("content_complete") and action.frame.get("response_type") == "response":
+                    self._queue_save()  # saved before the last frame goes out
                 self._outbox.put_nowait(action)
             elif isinstance(action, proto.StartResponse):
                 self._open_turn(action)
-                self._responses[action.response_id] = self._spawn(self._answer(action), track=False)
-                self._spawn(self._save())  # the open request survives a connection that dies now
+                # The engine works on a copy of the memory of the last answered turn.
+                working = copy.deepcopy(self.engine_state)
+                self._responses[action.response_id] = self._spawn(self._answer(action, working), track=False)
+                self._queue_save()  # the open request survives a connection that dies now
             elif isinstance(action, proto.CancelResponse):
-                self._end_turn(action.response_id, superseded=True)
+                turn = self._open_turns.get(action.response_id)
+                if turn is not None and any("result" not in record for record in turn.tool_calls):
+                    turn.superseded = True   # ended once its tools have finished (_run_tool)
+                else:
+                    self._end_turn(action.response_id, superseded=True)
                 task = self._responses.pop(action.response_id, None)
                 if task is not None:
                     task.cancel()
@@ -335,13 +417,17 @@ class RetellCallSession:
 
     # --- answering -------------------------------------------------------------------------------
 
-    async def _answer(self, request: proto.StartResponse) -> None:
+    async def _answer(self, request: proto.StartResponse, working: dict) -> None:
         response_id = request.response_id
+        if self._tool_runs:
+            # Tools an earlier turn started are still running: their effects are in the
+            # ledger before this turn's engine reads it.
+            await asyncio.wait(list(self._tool_runs))
         turn = Turn(response_id=response_id, transcript=request.transcript, reminder=request.reminder,
-                    transcript_with_tool_calls=request.transcript_with_tool_calls)
-        # The engine works on a copy of its memory, kept only if the turn is answered in full.
-        working = copy.deepcopy(self.engine_state)
-        context = dataclasses.replace(self.context, state=working)
+                    transcript_with_tool_calls=request.transcript_with_tool_calls,
+                    interrupted_transfer=request.interrupted_transfer,
+                    interrupted_end_call=request.interrupted_end_call)
+        context = dataclasses.replace(self.context, state=working, effects=self.effects)
         stream = self.engine.respond(turn, context)
         end_call, transfer, reply = False, None, None
         try:
@@ -356,11 +442,18 @@ class RetellCallSession:
                 if isinstance(event, TextChunk):
                     self._handle(self.protocol.chunk(response_id, event.text))
                 elif isinstance(event, ToolCall):
-                    reply = await self._run_tool(event, context, response_id)
+                    # Shielded: a tool superseded mid-run still finishes and enters the ledger.
+                    reply = await asyncio.shield(self._start_tool(event, context, response_id))
+                elif isinstance(event, ToolCalls):
+                    running = [self._start_tool(call, context, response_id) for call in event.calls]
+                    reply = list(await asyncio.shield(asyncio.gather(*running)))
                 elif isinstance(event, EndCall):
                     end_call = True
+                    self.protocol.ending(response_id, end_call=True)
                 elif isinstance(event, Transfer):
                     transfer = event.number
+                    if not end_call:
+                        self.protocol.ending(response_id, transfer_number=transfer)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -372,40 +465,67 @@ class RetellCallSession:
             await stream.aclose()
             if self._responses.get(response_id) is asyncio.current_task():
                 del self._responses[response_id]
+        # Decided and queued in one step: nothing awaited in between lets a newer request's
+        # frames into the outbox first.
         actions = self.protocol.complete(response_id, now=self._clock(), end_call=end_call,
                                          transfer_number=transfer if not end_call else None)
         if actions:
-            # Saved before the last frame goes out, so a reconnect never sees an older conversation.
-            self.engine_state = working
-            await self._save()
+            self._memories[response_id] = working   # kept once the final frame is written
             self._handle(actions)
             if end_call:
                 self._rearm.set()
 
-    async def _run_tool(self, call: ToolCall, context: CallContext, response_id: int) -> dict:
+    def _start_tool(self, call: ToolCall, context: CallContext, response_id: int) -> asyncio.Task:
+        """Report the tool to Retell and start it; the task returns its result once reported."""
         self._handle(self.protocol.tool_invocation(call.tool_call_id, call.name, call.arguments))
         record = {"tool_call_id": call.tool_call_id, "name": call.name, "arguments": call.arguments}
         turn = self._open_turns.get(response_id)
         if turn is not None:
             turn.tool_calls.append(record)
-        running = asyncio.ensure_future(run_tool(
-            company=self._agent.company, name=call.name, args=call.arguments, call_id=self.call_id,
-            caller_number=context.caller_number))
-        try:
-            result = await asyncio.shield(running)
-        except asyncio.CancelledError:
-            # Superseded while the tool ran: what it did is real, so it is still reported.
-            result = await running
-            self._report_tool(call, result, record)
-            raise
-        self._report_tool(call, result, record)
-        return result
+        # Not one of the session's background tasks: stopping the call lets it finish.
+        running = self._spawn(self._run_tool(call, context, response_id, record), track=False)
+        self._tool_runs.add(running)
+        running.add_done_callback(self._tool_runs.discard)
+        return running
 
-    def _report_tool(self, call: ToolCall, result: dict, record: dict) -> None:
+    async def _run_tool(self, call: ToolCall, context: CallContext, response_id: int, record: dict) -> dict:
+        result = await run_tool(company=self._agent.company, name=call.name, args=call.arguments,
+                                call_id=self.call_id, caller_number=context.caller_number, language=context.language)
         successful = tool_succeeded(result)
         record.update(result=result, successful=successful)
         self._handle(self.protocol.tool_result(call.tool_call_id, json.dumps(result, ensure_ascii=False, default=str),
                                                successful=successful))
+        self._record_effect(call, result, response_id)
+        turn = self._open_turns.get(response_id)
+        if turn is not None and turn.superseded and all("result" in r for r in turn.tool_calls):
+            self._end_turn(response_id, superseded=True)
+        return result
+
+    def _record_effect(self, call: ToolCall, result: dict, response_id: int) -> None:
+        """The tool ran: into the ledger (in place, engines hold the list), replacing an
+        entry of the same tool_call_id, and saved with the call."""
+        for index, effect in enumerate(self.effects):
+            if effect.get("tool_call_id") == call.tool_call_id:
+                del self.effects[index]
+                break
+        # Copies: the engine gets the same dicts back and may change them.
+        self.effects.append({"tool_call_id": call.tool_call_id, "name": call.name,
+                             "arguments": copy.deepcopy(call.arguments), "result": copy.deepcopy(result),
+                             "response_id": response_id, "answered": False})
+        self._queue_save()
+
+    def _written(self, response_id: int) -> None:
+        """The final frame of `response_id` was written: the request is answered."""
+        self.protocol.written(response_id)
+        memory = self._memories.pop(response_id, None)
+        if memory is not None:
+            self.engine_state = memory
+        for older in [rid for rid in self._memories if rid < response_id]:
+            del self._memories[older]
+        for effect in self.effects:
+            if effect.get("response_id") == response_id:
+                effect["answered"] = True
+        self._queue_save()
 
     # --- timers and the outbox -----------------------------------------------------------------------
 
@@ -421,6 +541,10 @@ class RetellCallSession:
     async def _writer(self) -> None:
         while True:
             item = await self._outbox.get()
+            if item is _SAVE:
+                self._save_queued = False
+                await self._save()
+                continue
             if isinstance(item, _Close):
                 await self._close(item.code)
                 return
@@ -430,8 +554,11 @@ class RetellCallSession:
                 logger.info("Call %s: the socket is gone; %d frame(s) unsent.", self.call_id,
                             self._outbox.qsize() + 1)
                 return
-            if item.frame.get("response_type") == "response":
-                self._sent_response(item.frame)
+            frame = item.frame
+            if frame.get("response_type") == "response":
+                self._sent_response(frame)
+                if frame.get("content_complete") and frame.get("response_id") != proto.BEGIN_RESPONSE_ID:
+                    self._written(frame["response_id"])
 
     # --- turn records: the one place answers are timed ---------------------------------------------
 

@@ -13,6 +13,8 @@ from audit.services import read_in_thread
 from retell_config.models import Agent
 from tenants.models import Company
 
+from appointments.selectors import phone_region
+
 from .dialog.base import AgentInfo, CallContext, CompanyInfo
 from .dialog.catalogue import company_services
 
@@ -42,20 +44,20 @@ def agent_for_plain_path(agent_id: str) -> Agent | None:
 def call_context(*, agent: Agent, call_id: str) -> CallContext:
     """What the dialog engines may know of the call's company and agent, as plain data."""
     company = agent.company
-    language = "de" if (agent.language if agent.language != "multi" else company.language).startswith("de") \
-        else "en"
-    return CallContext(
+    context = CallContext(
         call_id=call_id,
         company=CompanyInfo(
             id=company.pk, name=company.name, phone=company.phone, address=company.address,
             opening_hours=company.opening_hours or {}, timezone=company.timezone, language=company.language,
+            region=phone_region(company),
             llm_base_url=company.llm_base_url, llm_model=company.llm_model, llm_api_key=company.llm_api_key),
         agent=AgentInfo(
             id=agent.pk, agent_id=agent.agent_id, name=agent.name, language=agent.language,
             begin_message=agent.begin_message, general_prompt=agent.general_prompt,
             custom_instructions=agent.custom_instructions, dialog_engine=agent.dialog_engine),
-        services=company_services(company_id=company.pk, language=language, timezone=company.timezone),
     )
+    context.services = company_services(company_id=company.pk, language=context.language, timezone=company.timezone)
+    return context
 
 
 def agent_socket_url(agent: Agent) -> str:

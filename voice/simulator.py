@@ -15,7 +15,11 @@ What it sends, as Retell does (shared/reference/retell.md §1):
   asked for it: utterances interleaved with the tool events the server reported);
   once the answer is complete, an `update_only` with the agent's words appended and
   `turntaking: "user_turn"`;
-- for silence, `reminder_required` with the unchanged transcript.
+- for silence, `reminder_required` with the unchanged transcript;
+- a connection can be stalled (`stall`: nothing more is read, as on a congested network),
+  dropped without a closing handshake (`drop`) and opened again for the same call
+  (`reconnect`, as Retell does after 5 s without a ping): the transcript and the response
+  ids go on, and a turn the old connection left unanswered is awaited on the new one.
 
 Every turn is timed from the moment `response_required` is written to the socket:
 `first_chunk_ms` to the first `response` frame of that id, `complete_ms` to the one
@@ -28,6 +32,7 @@ import asyncio
 import json
 import math
 import secrets
+import socket
 import string
 import time
 from dataclasses import dataclass, field
@@ -86,6 +91,8 @@ class AgentTurn:
     transfer_number: str | None = None
     _sent_at: float = field(default=0.0, repr=False)
     _done: asyncio.Future | None = field(default=None, repr=False)
+    _chunked: asyncio.Event = field(default_factory=asyncio.Event, repr=False)    # its first words arrived
+    _tool_done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # a tool result arrived
 
 
 class CallEnded(Exception):
@@ -109,6 +116,7 @@ class SimulatedCall:
         self.ping_interval = ping_interval
         self.config: dict | None = None
         self.greeting: str | None = None
+        self.begin_messages: list[str] = []   # the begin message of each connection (a reconnect's is empty)
         self.transcript: list[dict] = []
         self.transcript_with_tool_calls: list[dict] = []
         self.turns: list[AgentTurn] = []
@@ -132,11 +140,46 @@ class SimulatedCall:
     async def connect(self, *, timeout: float = 10.0) -> str:
         """Open the socket, answer the config, wait for the begin message; returns the greeting."""
         self._config_seen, self._begin_seen = asyncio.Event(), asyncio.Event()
+        self._tasks = []
         self._ws = await connect(self.url, open_timeout=timeout, close_timeout=2, max_queue=None,
                                  compression=None)
         self._tasks.append(asyncio.ensure_future(self._reader()))
         await asyncio.wait_for(self._wait(self._begin_seen), timeout)
         return self.greeting or ""
+
+    def stall(self) -> None:
+        """Read nothing more from the socket, as on a congested network: once the buffers
+        between are full, the server's writes wait."""
+        sock = self._ws.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self._ws.transport.pause_reading()
+
+    async def drop(self) -> None:
+        """The connection dies without a closing handshake (Retell gives up on it); a turn
+        waiting for its answer ends with CallEnded."""
+        self._ws.transport.abort()
+        reader = self._tasks[0]
+        await asyncio.wait({reader}, timeout=5)
+        for task in self._tasks[1:]:
+            task.cancel()
+
+    async def reconnect(self, *, timeout: float = 10.0) -> AgentTurn | None:
+        """Retell connects again for the same call: a new socket, the same call id, the
+        transcript and response ids going on. Returns the turn the old connection left
+        unanswered, once the new one has answered it in full (timed from the reconnect),
+        or None when no turn was open."""
+        turn = self._current
+        if turn is not None and turn.complete_ms is not None:
+            turn = None
+        if turn is not None:
+            turn.text, turn.frames, turn.first_chunk_ms = "", 0, None
+            turn._done = asyncio.get_running_loop().create_future()
+            turn._sent_at = time.perf_counter()
+        await self.connect(timeout=timeout)
+        if turn is None:
+            return None
+        return await self._await_answer(turn, timeout)
 
     async def hang_up(self) -> None:
         """The caller hangs up: close with 1000."""
@@ -177,7 +220,26 @@ class SimulatedCall:
         """The caller says nothing for a while: Retell asks for a reminder."""
         return await self._request("", reminder=True, timeout=timeout)
 
+    async def say_over(self, text: str, *, then: str, when: str = "tool_result",
+                       timeout: float = 10.0) -> AgentTurn:
+        """A barge-in: the caller says `text`, then speaks again (`then`) as soon as the agent's
+        answer reaches `when` ("tool_result": a tool of that turn has reported its result;
+        "chunk": its first words arrived), which supersedes the first request, as Retell does.
+        The caller heard nothing of the first answer, so it does not join the transcript.
+        Returns the answer to `then`; the first turn stays in `turns` with what arrived of it."""
+        self._add_utterance({"role": "user", "content": text, "words": self._words(text.split())})
+        first = await self._send_request(text, reminder=False)
+        reached = first._tool_done if when == "tool_result" else first._chunked
+        await asyncio.wait_for(self._wait(reached), timeout)
+        self._add_utterance({"role": "user", "content": then, "words": self._words(then.split())})
+        second = await self._send_request(then, reminder=False)
+        return await self._await_answer(second, timeout)
+
     async def _request(self, text: str, *, reminder: bool, timeout: float) -> AgentTurn:
+        turn = await self._send_request(text, reminder=reminder)
+        return await self._await_answer(turn, timeout)
+
+    async def _send_request(self, text: str, *, reminder: bool) -> AgentTurn:
         if self.closed:
             raise CallEnded(f"the socket is closed ({self.close_code})")
         turn = AgentTurn(response_id=self._next_response_id, caller=text, reminder=reminder,
@@ -192,6 +254,9 @@ class SimulatedCall:
         self.turns.append(turn)
         turn._sent_at = time.perf_counter()
         await self._ws.send(data)
+        return turn
+
+    async def _await_answer(self, turn: AgentTurn, timeout: float) -> AgentTurn:
         reader = self._tasks[0]
         done, _ = await asyncio.wait({turn._done, reader}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         if turn._done not in done:
@@ -200,6 +265,11 @@ class SimulatedCall:
                                 f"response {turn.response_id}")
             raise TimeoutError(f"no complete answer to response {turn.response_id} within {timeout}s")
         turn._done.result()  # raises CallEnded when the socket closed before the answer was complete
+        await self._answered(turn)
+        return turn
+
+    async def _answered(self, turn: AgentTurn) -> None:
+        """The agent's words join the transcript, and Retell says so with an update_only."""
         if turn.text:
             self._audio_time += 0.4
             self._add_utterance({"role": "agent", "content": turn.text, "words": self._words(turn.text.split())})
@@ -208,7 +278,6 @@ class SimulatedCall:
             if self._with_tool_calls:
                 update["transcript_with_tool_calls"] = self.transcript_with_tool_calls
             await self._send(update)
-        return turn
 
     @property
     def _with_tool_calls(self) -> bool:
@@ -272,6 +341,8 @@ class SimulatedCall:
             event = self._tools.get(frame.get("tool_call_id", ""))
             if event is not None:
                 event.result, event.successful = frame.get("content"), frame.get("successful")
+            if self._current is not None and event is not None and event in self._current.tool_calls:
+                self._current._tool_done.set()
             item = {"role": "tool_call_result", "tool_call_id": frame.get("tool_call_id", ""),
                     "content": frame.get("content", "")}
             if "successful" in frame:
@@ -284,11 +355,13 @@ class SimulatedCall:
 
     def _on_response(self, frame: dict, now: float) -> None:
         response_id = frame.get("response_id")
-        if response_id == 0 and self.greeting is None:
-            self.greeting = frame.get("content") or ""
-            if self.greeting:
-                self._add_utterance({"role": "agent", "content": self.greeting,
-                                     "words": self._words(self.greeting.split())})
+        if response_id == 0 and not self._begin_seen.is_set():
+            content = frame.get("content") or ""
+            self.begin_messages.append(content)
+            if self.greeting is None:
+                self.greeting = content
+                if content:
+                    self._add_utterance({"role": "agent", "content": content, "words": self._words(content.split())})
             self._begin_seen.set()
             return
         turn = self._current
@@ -298,6 +371,7 @@ class SimulatedCall:
         if turn._done.done():
             return
         turn.frames += 1
+        turn._chunked.set()
         if turn.first_chunk_ms is None:
             turn.first_chunk_ms = (now - turn._sent_at) * 1000
         turn.text += frame.get("content") or ""

@@ -238,11 +238,13 @@ def llm_payload(state: dict) -> dict:
 
 def remote_state(agent: dict, llm: dict | None, phone_numbers: list[str], *, socket_url: str | None,
                  managed_names: set[str], managed_url_prefix: str) -> dict:
-    """Retell's agent (+ its LLM and numbers) in the shape of `agent_state`."""
+    """Retell's agent (+ its LLM and numbers) in the shape of `agent_state`.
+
+    A field Retell does not hold is left out, so it is neither compared nor pulled: an
+    agent without a language keeps ours (its company's, when the sync creates it)."""
     engine = agent.get("response_engine") or {}
     state = {
         "name": agent.get("agent_name") or "",
-        "language": agent.get("language") or "",
         "voice_id": agent.get("voice_id") or "",
         "voice_speed": float(agent["voice_speed"]) if agent.get("voice_speed") is not None else 1.0,
         "webhook_url": agent.get("webhook_url") or "",
@@ -252,6 +254,8 @@ def remote_state(agent: dict, llm: dict | None, phone_numbers: list[str], *, soc
         "socket_url_ok": (engine.get("llm_websocket_url") == socket_url) if engine.get("type") == "custom-llm" else True,
         "phone_numbers": sorted(phone_numbers),
     }
+    if agent.get("language"):
+        state["language"] = agent["language"]
     if llm is not None:
         prompt, instructions = split_prompt(llm.get("general_prompt"))
         state.update({

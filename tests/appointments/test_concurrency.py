@@ -63,7 +63,23 @@ def test_a_retry_racing_its_original_runs_once_and_both_get_the_same_answer(prac
     assert results[0]["ok"] is True
     assert all(result == results[0] for result in results)
     assert Appointment.objects.filter(company=practice).count() == 1
-    assert FunctionInvocation.objects.filter(call_id="call_retried").count() == 1
+    invocation = FunctionInvocation.objects.get(call_id="call_retried")
+    assert (invocation.seq, invocation.retries_answered) == (1, 7)
+
+
+def test_a_different_request_racing_in_the_same_call_runs_after_the_first(practice):
+    # given: two different bookings of one call arriving together
+    slots = [SLOT, {**SLOT, "time": "11:00"}]
+
+    # when: they race for the call's next invocation number
+    results = run_together(2, lambda i: run_custom_function(
+        company=practice, name="collect_appointment_information", args=slots[i], call_id="call_busy",
+        caller_number="+4915112345678", now=NOW))
+
+    # then: both ran, one after the other
+    assert [r["ok"] for r in results] == [True, True]
+    assert Appointment.objects.filter(company=practice, call_id="call_busy").count() == 2
+    assert sorted(FunctionInvocation.objects.filter(call_id="call_busy").values_list("seq", flat=True)) == [1, 2]
 
 
 def test_the_same_call_twice_in_a_row_books_once(practice):

@@ -91,7 +91,7 @@ def test_english_company_gets_english_answers_and_new_york_times(dental, cleanin
                   caller="+12125550100", now=new_york(2026, 3, 20, 9, 0))
 
     assert result["ok"] is True
-    assert result["message"] == ("I have booked you in for Tuesday, March 24 at 3 PM for Cleaning, "
+    assert result["message"] == ("I have booked you in for Tuesday, March 24 at 3 PM for a cleaning, "
                                  "under the name John Smith.")
     appointment = Appointment.objects.get(pk=result["appointment_id"])
     assert appointment.start == new_york(2026, 3, 24, 15, 0)

@@ -9,6 +9,7 @@ does (`data: {chunk}` lines, then `data: [DONE]`), following a script of replies
                Fail(500), Hang(5))
     ... company.llm_base_url = llm.base_url ...
     llm.requests   # the JSON bodies received, in order; llm.headers likewise
+    llm.replies_sent  # streamed replies written in full ([DONE] included)
 
 When the script runs out it repeats the last reply.
 """
@@ -33,6 +34,10 @@ class ToolCalls:
     calls: list                  # (id, name, arguments JSON string)
     pieces: int = 3              # the arguments string is streamed in this many deltas
     text_before: str = ""
+    # "openai": each call under its own index, its arguments in pieces after its first delta;
+    # "ollama": every delta under index 0, each call whole in one delta with its own id;
+    # "no_index": as "openai", with no index in any delta.
+    shape: str = "openai"
 
 
 @dataclass
@@ -54,6 +59,7 @@ class FakeLLM:
         self._lock = threading.Lock()
         self.requests: list[dict] = []
         self.headers: list[dict] = []
+        self.replies_sent = 0
         self._server: ThreadingHTTPServer | None = None
 
     @property
@@ -107,6 +113,8 @@ class FakeLLM:
                     else:
                         self._tool_calls(reply, model)
                     self._event("[DONE]")
+                    with fake._lock:
+                        fake.replies_sent += 1
                 except (BrokenPipeError, ConnectionResetError):
                     pass
                 self.close_connection = True
@@ -142,11 +150,16 @@ class FakeLLM:
             def _tool_calls(self, reply: ToolCalls, model: str) -> None:
                 self._chunk(model, {"role": "assistant", "content": reply.text_before or None})
                 for index, (call_id, name, arguments) in enumerate(reply.calls):
-                    self._chunk(model, {"tool_calls": [{"index": index, "id": call_id, "type": "function",
+                    if reply.shape == "ollama":
+                        self._chunk(model, {"tool_calls": [{"index": 0, "id": call_id, "type": "function",
+                                                            "function": {"name": name, "arguments": arguments}}]})
+                        continue
+                    where = {} if reply.shape == "no_index" else {"index": index}
+                    self._chunk(model, {"tool_calls": [{**where, "id": call_id, "type": "function",
                                                         "function": {"name": name, "arguments": ""}}]})
                     size = max(1, -(-len(arguments) // reply.pieces))
                     for start in range(0, len(arguments), size):
-                        self._chunk(model, {"tool_calls": [{"index": index, "function": {
+                        self._chunk(model, {"tool_calls": [{**where, "function": {
                             "arguments": arguments[start:start + size]}}]})
                 self._chunk(model, {}, "tool_calls")
 

@@ -3,7 +3,7 @@
 import asyncio
 from dataclasses import dataclass, field
 
-from voice.dialog.base import CallContext, EndCall, TextChunk, ToolCall, Transfer, Turn
+from voice.dialog.base import CallContext, EndCall, TextChunk, ToolCall, ToolCalls, Transfer, Turn
 
 
 @dataclass
@@ -11,6 +11,8 @@ class Reply:
     text: str
     chunks: list = field(default_factory=list)
     tool_calls: list = field(default_factory=list)
+    results: list = field(default_factory=list)   # what each tool call was answered, in order
+    batches: list = field(default_factory=list)   # the calls of each ToolCalls event
     end_call: bool = False
     transfer: str | None = None
 
@@ -32,16 +34,17 @@ class Conversation:
         if greeting:
             self.transcript.append({"role": "agent", "content": greeting})
 
-    def say(self, text: str) -> Reply:
+    def say(self, text: str, **turn) -> Reply:
+        """`turn`: more fields of the Turn (e.g. interrupted_transfer)."""
         self.transcript.append({"role": "user", "content": text})
-        return self._turn(reminder=False)
+        return self._turn(reminder=False, **turn)
 
     def silence(self) -> Reply:
         return self._turn(reminder=True)
 
-    def _turn(self, *, reminder: bool) -> Reply:
+    def _turn(self, *, reminder: bool, **fields) -> Reply:
         self.response_id += 1
-        turn = Turn(response_id=self.response_id, transcript=list(self.transcript), reminder=reminder)
+        turn = Turn(response_id=self.response_id, transcript=list(self.transcript), reminder=reminder, **fields)
         reply = asyncio.run(self._drive(turn))
         if reply.text:
             self.transcript.append({"role": "agent", "content": reply.text})
@@ -62,8 +65,13 @@ class Conversation:
                 chunks.append(event.text)
             elif isinstance(event, ToolCall):
                 reply.tool_calls.append(event)
-                answer = self.tool_results.get(event.name, {"success": True})
-                value = answer(event.arguments) if callable(answer) else answer
+                value = self._result(event)
+                reply.results.append(value)
+            elif isinstance(event, ToolCalls):
+                reply.tool_calls.extend(event.calls)
+                reply.batches.append(event.calls)
+                value = [self._result(call) for call in event.calls]
+                reply.results.extend(value)
             elif isinstance(event, EndCall):
                 reply.end_call = True
             elif isinstance(event, Transfer):
@@ -71,3 +79,7 @@ class Conversation:
         reply.chunks = chunks
         reply.text = "".join(chunks).strip()
         return reply
+
+    def _result(self, call: ToolCall) -> dict:
+        answer = self.tool_results.get(call.name, {"success": True})
+        return answer(call.arguments) if callable(answer) else answer

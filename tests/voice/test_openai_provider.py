@@ -187,3 +187,103 @@ def test_a_reminder_asks_the_model_to_check_on_the_caller():
     turn = Turn(response_id=4, transcript=[{"role": "agent", "content": "Anything else?"}], reminder=True)
 
     assert conversation_messages(turn)[-1] == {"role": "user", "content": REMINDER_NOTE}
+
+
+# --- parallel tool calls ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", ["openai", "ollama", "no_index"])
+def test_parallel_tool_calls_are_assembled_by_id_and_run_as_one_batch(llm, shape):
+    # given two parallel calls streamed as the provider streams them (Ollama: every delta index 0)
+    llm.script(ToolCalls([("call_a", "check_availability", '{"date": "Monday"}'),
+                          ("call_b", "check_availability", '{"date": "Tuesday"}')], shape=shape),
+               Text(["Both days are free."]))
+    call = talk(llm, tool_results={"check_availability": lambda args: {"available": True, "date": args["date"]}})
+
+    reply = call.say("Monday or Tuesday?")
+
+    # then they are two calls, run together, and each result goes back under its own id
+    assert [(c.tool_call_id, c.name, c.arguments) for c in reply.tool_calls] == [
+        ("call_a", "check_availability", {"date": "Monday"}), ("call_b", "check_availability", {"date": "Tuesday"})]
+    assert len(reply.batches) == 1
+    resumed = llm.requests[1]["messages"]
+    assert [c["id"] for c in resumed[-3]["tool_calls"]] == ["call_a", "call_b"]
+    assert [(m["tool_call_id"], json.loads(m["content"])["date"]) for m in resumed[-2:]] == [
+        ("call_a", "Monday"), ("call_b", "Tuesday")]
+
+
+# --- the call's ledger of effects -----------------------------------------------------------------------
+
+EFFECT = {"tool_call_id": "t9", "name": "collect_appointment_information",
+          "arguments": {"date": "Thursday", "time": "10:00", "name": "Anna"},
+          "result": {"ok": True, "message": "Booked Thursday at 10."}, "response_id": 3, "answered": False}
+
+
+def test_a_tool_in_the_ledger_but_not_in_retells_transcript_is_given_to_the_llm_before_the_callers_words():
+    turn = Turn(response_id=4, transcript=[], transcript_with_tool_calls=[
+        {"role": "agent", "content": "Shall I book Thursday at 10?"},
+        {"role": "tool_call_invocation", "tool_call_id": "t1", "name": "check_availability",
+         "arguments": '{"date": "Thursday"}'},
+        {"role": "tool_call_result", "tool_call_id": "t1", "content": '{"available": true}'},
+        {"role": "user", "content": "Ja."},
+        {"role": "user", "content": "Ach nein, doch lieber Freitag."},
+    ])
+    known = {**EFFECT, "tool_call_id": "t1", "name": "check_availability", "answered": True}
+
+    messages = conversation_messages(turn, [known, EFFECT])
+
+    assert messages[-4:] == [
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "t9", "type": "function", "function": {
+            "name": "collect_appointment_information",
+            "arguments": '{"date": "Thursday", "time": "10:00", "name": "Anna"}'}}]},
+        {"role": "tool", "tool_call_id": "t9", "content": '{"ok": true, "message": "Booked Thursday at 10."}'},
+        {"role": "user", "content": "Ja."},
+        {"role": "user", "content": "Ach nein, doch lieber Freitag."},
+    ]
+    assert sum(1 for m in messages if m["role"] == "tool") == 2
+
+
+def test_the_llm_is_told_what_ran_in_a_superseded_turn(llm):
+    llm.script(Text(["I'll move it to Friday."]))
+    call = talk(llm)
+    call.context.effects.append(EFFECT)
+
+    call.say("Ach nein, doch lieber Freitag.")
+
+    tool_messages = [m for m in llm.requests[0]["messages"] if m["role"] == "tool"]
+    assert [m["tool_call_id"] for m in tool_messages] == ["t9"]
+
+
+# --- a transfer the caller interrupted ----------------------------------------------------------------
+
+def test_an_interrupted_transfer_is_sent_again_when_the_caller_says_yes(llm):
+    call = talk(llm)
+
+    reply = call.say("Yes, thanks!", interrupted_transfer="+12125550134")
+
+    assert reply.transfer == "+12125550134" and reply.text == "Of course, I'll put you through now."
+    assert llm.requests == []
+
+
+def test_an_interrupted_transfer_is_offered_again_and_a_yes_then_transfers(llm):
+    call = talk(llm)
+
+    offer = call.say("Hello?", interrupted_transfer="+12125550134")
+    transfer = call.say("Yes")
+
+    assert offer.text == "Shall I put you through to the team now?" and offer.transfer is None
+    assert transfer.transfer == "+12125550134"
+    assert llm.requests == []
+
+
+def test_a_german_caller_hears_the_offer_again_in_german(llm):
+    offer = talk(llm, language="de-DE").say("Hallo?", interrupted_transfer="+493083793369")
+
+    assert offer.text == "Soll ich Sie jetzt mit dem Team verbinden?"
+
+
+def test_a_caller_who_says_no_after_an_interrupted_transfer_is_answered_by_the_llm(llm):
+    llm.script(Text(["How else can I help?"]))
+
+    reply = talk(llm).say("No, wait, I have a question", interrupted_transfer="+12125550134")
+
+    assert reply.transfer is None and reply.text == "How else can I help?"

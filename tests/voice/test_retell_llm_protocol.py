@@ -359,6 +359,7 @@ def test_reconnect_after_a_completed_answer_starts_nothing_and_keeps_counting():
     first.begin("Hello!")
     first.receive(request(2), T0)
     first.complete(2, "Sure.", now=T0)
+    first.written(2)
     first.interrupt("Hold on.", now=T0)
 
     second = RetellLLMConnection(state=CallState.from_dict(first.state.to_dict()))
@@ -406,3 +407,131 @@ def test_a_request_heard_before_the_begin_message_is_started_by_begin():
 
     assert heard == []
     assert of(begun, StartResponse) == [StartResponse(1, False, USER_HI, None)]
+
+
+# --- answered when written ----------------------------------------------------------------------
+
+def test_a_request_stays_pending_until_its_final_frame_is_reported_written(conn):
+    conn.receive(request(3), T0)
+    conn.complete(3, "Sure.", now=T0)
+    decided = conn.state.to_dict()
+
+    conn.written(3)
+
+    assert decided["pending"] == {"response_id": 3, "reminder": False}
+    assert conn.state.pending is None and conn.state.completed_response_id == 3
+
+
+def test_a_reconnect_answers_again_a_request_whose_final_frame_was_decided_but_not_written():
+    # given a connection that decided the last frame of response 4, and died before writing it
+    first = RetellLLMConnection()
+    first.open(T0)
+    first.begin("Hello!")
+    first.receive(request(4), T0 + 1)
+    first.complete(4, "An answer the caller never got.", now=T0 + 1)
+
+    # when Retell connects again for the same call
+    second = RetellLLMConnection(state=CallState.from_dict(first.state.to_dict()))
+    second.open(T0 + 6)
+    actions = second.begin("Hello!")
+
+    # then response 4 is answered again
+    assert of(actions, StartResponse) == [StartResponse(4, False, USER_HI, None)]
+
+
+def test_the_final_frame_of_an_older_id_written_late_leaves_the_newer_request_pending(conn):
+    conn.receive(request(1), T0)
+    conn.complete(1, "First.", now=T0)
+    conn.receive(request(2), T0 + 0.005)
+
+    conn.written(1)
+
+    assert conn.state.pending == {"response_id": 2, "reminder": False}
+    assert conn.is_current(2)
+
+
+# --- a transfer or end_call that did not happen -------------------------------------------------------
+
+def test_a_newer_request_after_a_written_transfer_reports_the_transfer_interrupted(conn):
+    conn.receive(request(1), T0)
+    conn.complete(1, "I'll put you through.", now=T0, transfer_number="+493083793369")
+    conn.written(1)
+
+    [start] = of(conn.receive(request(2), T0 + 2), StartResponse)
+
+    assert start.interrupted_transfer == "+493083793369" and start.interrupted_end_call is False
+
+
+def test_a_transfer_superseded_before_its_final_frame_was_decided_is_reported_interrupted(conn):
+    conn.receive(request(1), T0)
+    conn.ending(1, transfer_number="+493083793369")
+
+    actions = conn.receive(request(2), T0 + 0.1)
+
+    assert of(actions, CancelResponse) == [CancelResponse(1)]
+    assert of(actions, StartResponse)[0].interrupted_transfer == "+493083793369"
+
+
+def test_a_transfer_decided_but_not_written_before_the_newer_request_is_reported_interrupted(conn):
+    conn.receive(request(1), T0)
+    conn.complete(1, "I'll put you through.", now=T0, transfer_number="+493083793369")
+
+    [start] = of(conn.receive(request(2), T0 + 0.005), StartResponse)
+
+    assert start.interrupted_transfer == "+493083793369"
+
+
+def test_an_interrupted_transfer_is_given_to_newer_requests_until_one_is_answered(conn):
+    conn.receive(request(1), T0)
+    conn.complete(1, "I'll put you through.", now=T0, transfer_number="+493083793369")
+    conn.written(1)
+    conn.receive(request(2), T0 + 1)
+
+    [superseding] = of(conn.receive(request(3), T0 + 1.1), StartResponse)
+    conn.complete(3, "Shall I put you through now?", now=T0 + 2)
+    conn.written(3)
+    [after_answer] = of(conn.receive(request(4), T0 + 3), StartResponse)
+
+    assert superseding.interrupted_transfer == "+493083793369"
+    assert after_answer.interrupted_transfer is None and after_answer.interrupted_end_call is False
+
+
+def test_an_answer_without_a_transfer_is_not_reported_interrupted(conn):
+    conn.receive(request(1), T0)
+    conn.ending(1, transfer_number="+493083793369")
+    conn.complete(1, "Sorry, something went wrong.", now=T0)  # the final frame carries no transfer
+    conn.written(1)
+
+    [start] = of(conn.receive(request(2), T0 + 1), StartResponse)
+
+    assert start.interrupted_transfer is None
+
+
+def test_an_interrupted_transfer_survives_a_reconnect():
+    first = RetellLLMConnection()
+    first.open(T0)
+    first.begin("Hello!")
+    first.receive(request(1), T0)
+    first.complete(1, "I'll put you through.", now=T0, transfer_number="+493083793369")
+    first.written(1)
+    first.receive(request(2), T0 + 1)
+
+    second = RetellLLMConnection(state=CallState.from_dict(json.loads(json.dumps(first.state.to_dict()))))
+    second.open(T0 + 6)
+    [start] = of(second.begin("Hello!"), StartResponse)
+
+    assert (start.response_id, start.interrupted_transfer) == (2, "+493083793369")
+
+
+def test_a_newer_request_after_the_goodbye_cancels_the_hang_up(conn):
+    conn.receive(request(10), T0)
+    conn.complete(10, "Goodbye.", now=T0 + 1, end_call=True)
+    conn.written(10)
+
+    [start] = of(conn.receive(request(11), T0 + 2), StartResponse)
+    later = conn.tick(T0 + 60)
+
+    assert start.interrupted_end_call is True and start.interrupted_transfer is None
+    assert of(later, CloseConnection) == []
+    assert not conn.state.ended and not conn.closed
+    assert conn.seconds_until_tick(T0 + 60) <= 2.0

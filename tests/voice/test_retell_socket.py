@@ -12,8 +12,9 @@ from audit.circuit import CircuitBreaker
 from retell_config.models import Agent
 from tests.factories import make_company
 from tests.fakes import free_port
-from tests.fakes.llm import FakeLLM, Text
+from tests.fakes.llm import Fail, FakeLLM, Text
 from tests.voice.retell_client import RetellClient
+from voice.simulator import CallEnded, SimulatedCall
 
 pytestmark = pytest.mark.e2e
 
@@ -231,6 +232,33 @@ def test_goodbye_ends_the_call_and_the_server_closes_with_1000(url, settings):
     assert code == 1000
 
 
+def test_a_caller_who_speaks_again_after_the_goodbye_is_answered_and_not_hung_up_on(url, settings):
+    # given a goodbye with end_call, after which the caller goes on talking
+    settings.RETELL_LLM_END_CALL_GRACE = 0.3
+
+    async def scenario():
+        client = await RetellClient.open(url(new_call_id()))
+        await client.opening()
+        goodbye = await client.say("Thanks, goodbye!")
+        _, last = await client.read_response(goodbye)
+        client.agent_said("Thank you for calling. Goodbye!")
+        asked = await client.say("Oh wait, where are you located?")
+        answer, _ = await client.read_response(asked)
+        # when the old hang-up deadline has long passed
+        await asyncio.sleep(0.6)
+        await client.send({"interaction_type": "ping_pong", "timestamp": 1})
+        pong = await client.read_until(lambda f: f["response_type"] == "ping_pong", timeout=1)
+        await client.close()
+        return last, answer, pong
+
+    last, answer, pong = run(scenario())
+
+    # then the socket is still open: the newer request cancelled the hang-up
+    assert last["end_call"] is True
+    assert answer.startswith("You'll find us at 200 Park Avenue South")
+    assert pong["response_type"] == "ping_pong"
+
+
 def test_asking_for_a_human_transfers_to_the_company_number(url):
     async def scenario():
         client = await RetellClient.open(url(new_call_id()))
@@ -244,6 +272,34 @@ def test_asking_for_a_human_transfers_to_the_company_number(url):
 
     assert text == "Of course, I'll put you through now."
     assert last["transfer_number"] == "+12125550134" and "end_call" not in last
+
+
+def test_a_transfer_the_caller_barged_into_is_sent_again_on_a_yes_and_offered_again_otherwise(url, slow_llm):
+    # given an LLM agent that offered, after a failure, to put the caller through, and did
+    slow_llm.script(Fail(500), Text(["How else can I help?"]))
+
+    async def scenario():
+        client = await RetellClient.open(url(new_call_id()))
+        await client.opening()
+        answers = []
+        for said in ("I need an appointment", "Yes please",
+                     # when the caller speaks while the agent announces the transfer (Retell drops it)
+                     "Yes, thanks!", "Hello?", "Yes"):
+            response_id = await client.say(said)
+            text, last = await client.read_response(response_id)
+            client.agent_said(text)
+            answers.append((text, last.get("transfer_number")))
+        await client.close()
+        return answers
+
+    offer, transfer, again, hello, yes = run(scenario())
+
+    # then a yes sends the transfer again; other words have it offered again
+    assert offer[0].startswith("I'm sorry") and transfer == ("Of course, I'll put you through now.", "+12125550134")
+    assert again == ("Of course, I'll put you through now.", "+12125550134")
+    assert hello == ("Shall I put you through to the team now?", None)
+    assert yes == ("Of course, I'll put you through now.", "+12125550134")
+    assert len(slow_llm.requests) == 1
 
 
 def test_a_tool_the_engine_calls_is_reported_around_the_answer(url):
@@ -309,7 +365,7 @@ def test_a_reconnect_of_the_same_call_goes_on_with_the_conversation(url):
 
     assert question == "Which day would suit you?"
     assert begin["content"] == ""  # not greeted twice
-    assert reply == "May I have your name, please?"
+    assert reply.startswith("Let me check. ") and reply.endswith("is available. May I have your name, please?")
 
 
 def test_an_unreadable_saved_state_starts_the_call_afresh(url, dental):
@@ -352,6 +408,36 @@ def test_a_reconnect_mid_stream_answers_the_open_request(url, slow_llm):
 
     assert begin["content"] == ""
     assert text == "Here is the whole answer."
+
+
+def test_a_request_whose_answer_was_not_yet_written_when_the_socket_died_is_answered_after_the_reconnect(
+        url, dental, slow_llm):
+    # given a long answer the server cannot write out: Retell's side has stopped reading
+    slow_llm.script(Text(["x" * 65536] * 160 + [" The end."]), Text(["Here is the whole answer."]))
+    call_id = new_call_id()
+
+    async def scenario():
+        call = SimulatedCall(url(call_id), call_id=call_id, agent_id=dental.agent_id, from_number="+12125550199")
+        await call.connect()
+        call.stall()
+        asking = asyncio.ensure_future(call.say("Tell me everything about your practice"))
+        while slow_llm.replies_sent < 1:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # the engine has the whole reply: the final frame is decided, not written
+        # when the socket dies and Retell connects again for the same call
+        await call.drop()
+        with pytest.raises(CallEnded):
+            await asking
+        answered = await call.reconnect()
+        await call.hang_up()
+        return call, answered
+
+    call, answered = run(scenario())
+
+    # then the open request is answered on the new socket, without a second greeting
+    assert answered.response_id == 1 and answered.text == "Here is the whole answer."
+    assert call.begin_messages == [GREETING, ""]
+    assert call.stale_frames == 0
 
 
 # --- the plain path ---------------------------------------------------------------------------------------
@@ -495,6 +581,7 @@ def test_a_reconnect_to_another_server_process_goes_on_with_the_conversation(url
 
     question, begin, reply = run(scenario())
 
-    assert question == "May I have your name, please?"
+    assert question.startswith("Let me check. ") and question.endswith(
+        "is available. May I have your name, please?")
     assert begin["content"] == ""
-    assert reply.startswith("So that's cleaning for Anna Schmidt tomorrow at 10 am.")
+    assert reply.startswith("So that's a cleaning for Anna Schmidt tomorrow at 10 am.")

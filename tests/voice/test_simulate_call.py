@@ -44,13 +44,15 @@ def test_a_scripted_call_prints_each_turn_with_its_latency_and_books(asgi_server
     assert agent.socket_token not in "\n".join(lines)
     assert lines[2] == "agent:  Bright Smile Dental, this is Sophie. How can I help?"
     said = [line for line in lines[3:] if line.startswith(("caller:", "agent:"))]
+    assert re.sub(LATENCY, "", said[1]).rstrip().endswith(" at 10 AM is available. May I have your name, please?")
     assert [re.sub(LATENCY, "[latency]", line) for line in said] == [
         "caller: I'd like to book a cleaning tomorrow at 10 am",
-        "agent:  May I have your name, please?   [latency]",
+        "agent:  Let me check. " + said[1].split("Let me check. ")[1].split(" May I")[0]
+        + " May I have your name, please?   [latency]",
         "caller: My name is Anna Schmidt",
-        "agent:  So that's Cleaning for Anna Schmidt tomorrow at 10 am. Shall I book that?   [latency]",
+        "agent:  So that's a cleaning for Anna Schmidt tomorrow at 10 am. Shall I book that?   [latency]",
         "caller: [silence]",
-        "agent:  Are you still there? So that's Cleaning for Anna Schmidt tomorrow at 10 am. Shall I book that?   "
+        "agent:  Are you still there? So that's a cleaning for Anna Schmidt tomorrow at 10 am. Shall I book that?   "
         "[latency]",
         "caller: Yes please",
         "agent:  One moment, please. I have booked you in for "

@@ -6,11 +6,40 @@ An engine is an async generator: `engine.respond(turn, context)` yields
 - `ToolCall(tool_call_id, name, arguments)`: a function to run. The engine does not run
   it: the call session runs it (through appointments.handlers.run_custom_function) and
   sends the result dict back into the generator, so `result = yield ToolCall(...)`;
+- `ToolCalls(calls)`: several functions to run at once (an LLM's parallel tool calls);
+  the session runs them concurrently and sends back a list of result dicts in the
+  order of `calls`, so `results = yield ToolCalls((call_a, call_b))`;
 - `EndCall()` / `Transfer(number)`: what to do once the turn's words are spoken.
 
 Everything the engine may remember between turns lives in `context.state`, a plain
 dict the session keeps with the call (it survives a reconnect, possibly to another
-process), so engines hold no per-call attributes themselves.
+process), so engines hold no per-call attributes themselves. The session keeps the
+memory of a turn only once the turn's answer was written to the socket: a turn that a
+newer request superseded, or whose socket died first, leaves the memory as it was
+before it (a request answered again after a reconnect starts from that memory too).
+
+What did happen regardless is in `context.effects`, the call's ledger of effects: every
+tool the session really ran in this call, in the order they finished, one dict each:
+
+    {"tool_call_id": str, "name": str, "arguments": dict, "result": dict,
+     "response_id": int,      # the request whose turn ran it
+     "answered": bool}        # True once that turn's final frame (content_complete) was
+                              # written to the socket, so the caller heard the result;
+                              # False while it was not, and for good when the turn was
+                              # superseded or the socket died first
+
+An entry is added when its tool finishes, whether or not its turn is later superseded,
+and is kept with the call's state (it survives a reconnect). A request answered again
+may run the same tool_call_id again: its entry is then replaced (moved to the end). The
+session writes the ledger; engines only read it. The session waits for tools still
+running from an earlier turn before it starts the engine on a newer one, so the ledger
+an engine reads is complete.
+
+A turn also says when an earlier answer's ending did not happen (`Turn.interrupted_transfer`,
+`Turn.interrupted_end_call`): the caller spoke again after an answer that ended with a
+transfer or end_call, either before that answer went out or while it was spoken (which
+makes Retell discard the transfer or end_call). These are set on each newer request
+until one of them is answered.
 """
 
 from __future__ import annotations
@@ -37,6 +66,12 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
+class ToolCalls:
+    """Tool calls to run concurrently; answered with a list of result dicts in the order of `calls`."""
+    calls: tuple[ToolCall, ...]
+
+
+@dataclass(frozen=True)
 class EndCall:
     pass
 
@@ -46,7 +81,7 @@ class Transfer:
     number: str
 
 
-Event = TextChunk | ToolCall | EndCall | Transfer
+Event = TextChunk | ToolCall | ToolCalls | EndCall | Transfer
 
 
 # --- what goes in ---------------------------------------------------------------------------------
@@ -60,6 +95,7 @@ class CompanyInfo:
     opening_hours: dict = field(default_factory=dict)
     timezone: str = "Europe/Berlin"
     language: str = "de"
+    region: str = ""          # ISO country the company's phone numbers are read in, e.g. "DE"
     llm_base_url: str = ""
     llm_model: str = ""
     # A tenants.fields.Secret (masked repr) or None; revealed only by the LLM provider's request.
@@ -94,10 +130,15 @@ class CallContext:
     caller_number: str | None = None
     variables: dict = field(default_factory=dict)
     state: dict = field(default_factory=dict)
+    # The call's ledger of effects: every tool the session really ran (shape in the module docstring).
+    effects: list[dict] = field(default_factory=list)
 
     @property
     def language(self) -> str:
-        """"en" or "de": the agent's language, the company's for a multilingual agent."""
+        """"en" or "de": the agent's language; a multilingual agent speaks the caller's (as the
+        engine noted it in `state["language"]`), else the company's."""
+        if self.agent.language == "multi" and self.state.get("language") in ("de", "en"):
+            return self.state["language"]
         code = self.agent.language if self.agent.language != "multi" else self.company.language
         return "de" if code.lower().startswith("de") else "en"
 
@@ -117,6 +158,10 @@ class Turn:
     transcript: list
     reminder: bool = False
     transcript_with_tool_calls: list | None = None
+    # An earlier answer ended with a transfer to this number, or with end_call, and the
+    # caller spoke again: it did not happen (module docstring).
+    interrupted_transfer: str | None = None
+    interrupted_end_call: bool = False
 
     def caller_said(self) -> str:
         """What the caller said since the agent last spoke."""
@@ -153,8 +198,9 @@ class DialogEngine(ABC):
     name: str = ""
 
     @abstractmethod
-    def respond(self, turn: Turn, context: CallContext) -> AsyncGenerator[Event, dict | None]:
-        """Answer one turn. After a ToolCall the session sends the tool's result dict back."""
+    def respond(self, turn: Turn, context: CallContext) -> AsyncGenerator[Event, dict | list[dict] | None]:
+        """Answer one turn. After a ToolCall the session sends the tool's result dict back,
+        after ToolCalls the list of their result dicts, in order."""
 
 
 def engine_for(agent: AgentInfo) -> DialogEngine:

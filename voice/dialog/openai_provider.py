@@ -4,16 +4,22 @@ Per company: Company.llm_base_url (e.g. https://api.openai.com/v1), llm_model an
 encrypted llm_api_key. Each turn streams POST {base}/chat/completions with the
 agent's current system prompt, the conversation so far and the company's custom
 functions (appointments.function_specs.FUNCTION_SPECS) as tools. Text deltas are
-spoken as they arrive; streamed tool calls are assembled from their deltas, run by the
-call session, and the stream is resumed with the results. A provider error, a timeout
-or an open circuit becomes a spoken apology with an offer to put the caller through
-to the company's number, never silence; the caller's "yes" to it transfers the call.
+spoken as they arrive; streamed tool calls are assembled from their deltas (by id, then
+by index: providers such as Ollama send every parallel call under index 0, others send
+no index), run by the call session (the calls of one reply together, as one `ToolCalls`
+batch), and the stream is resumed with the results. The call's ledger of effects gives
+the LLM the tools that ran but are missing from Retell's transcript (a superseded
+turn's). A provider error, a timeout or an open circuit becomes a spoken apology with an
+offer to put the caller through to the company's number, never silence; the caller's
+"yes" to it transfers the call. A transfer the caller interrupted (Turn.interrupted_transfer)
+is sent again on a "yes", offered again unless the caller says no.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import AsyncGenerator
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -25,9 +31,9 @@ from django.conf import settings
 from appointments.function_specs import FUNCTION_SPECS
 from audit.circuit import CircuitBreaker
 
-from .base import CallContext, DialogEngine, Event, TextChunk, ToolCall, Transfer, Turn, render_variables
+from .base import CallContext, DialogEngine, Event, TextChunk, ToolCall, ToolCalls, Transfer, Turn, render_variables
 from .receptionist import PHRASES, opening_hours_text
-from .understanding import understand
+from appointments.understanding import understand
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +46,9 @@ APOLOGY = {
            "no_phone": "Entschuldigung, ich habe gerade technische Probleme. Bitte rufen Sie etwas später noch "
                        "einmal an."},
 }
+# After a transfer the caller interrupted: offered again.
+TRANSFER_AGAIN = {"en": "Shall I put you through to the team now?",
+                  "de": "Soll ich Sie jetzt mit dem Team verbinden?"}
 REMINDER_NOTE = "(The caller has said nothing for a while. Check briefly whether they are still there.)"
 WEEKDAY_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
@@ -83,8 +92,15 @@ def system_prompt(context: CallContext) -> str:
     return "\n\n".join(part for part in parts if part)
 
 
-def conversation_messages(turn: Turn) -> list[dict]:
-    """The transcript as chat messages; tool calls included when Retell sent them."""
+def conversation_messages(turn: Turn, effects: list[dict] = ()) -> list[dict]:
+    """The transcript as chat messages; tool calls included when Retell sent them.
+
+    `effects` is the call's ledger (CallContext.effects). A tool in it that is missing
+    from transcript_with_tool_calls (a superseded turn's, or every one when Retell sends
+    no such transcript) is added as an assistant message with its tool call and a tool
+    message with its result, in the ledger's order, before the caller's latest words:
+    the transcript cannot tell where exactly it fell, and the LLM must know it ran.
+    """
     messages: list[dict] = []
     items = turn.transcript_with_tool_calls or turn.transcript
     answered = {item.get("tool_call_id") for item in items
@@ -110,6 +126,20 @@ def conversation_messages(turn: Turn) -> list[dict]:
         elif role == "tool_call_result" and item.get("tool_call_id") in invoked:
             messages.append({"role": "tool", "tool_call_id": item["tool_call_id"],
                              "content": str(item.get("content") or "")})
+    missing = []
+    for effect in effects:
+        if effect.get("tool_call_id") in invoked:
+            continue
+        missing.append({"role": "assistant", "content": None, "tool_calls": [{
+            "id": effect["tool_call_id"], "type": "function",
+            "function": {"name": str(effect.get("name") or ""),
+                         "arguments": json.dumps(effect.get("arguments") or {}, ensure_ascii=False)}}]})
+        missing.append({"role": "tool", "tool_call_id": effect["tool_call_id"],
+                        "content": json.dumps(effect.get("result"), ensure_ascii=False, default=str)})
+    latest = len(messages)
+    while latest and messages[latest - 1]["role"] == "user":
+        latest -= 1
+    messages[latest:latest] = missing
     if turn.reminder:
         messages.append({"role": "user", "content": REMINDER_NOTE})
     return messages
@@ -121,10 +151,23 @@ class OpenAIChatEngine(DialogEngine):
     async def respond(self, turn: Turn, context: CallContext) -> AsyncGenerator[Event, dict | None]:
         lang = context.language
         state = context.state
-        if state.pop("offered_transfer", False) and not turn.reminder:
-            if understand(turn.caller_said()).yes and context.company.phone:
+        if turn.interrupted_transfer:
+            said = understand(turn.caller_said())
+            if said.yes:
+                state.pop("offered_transfer", None)
                 yield TextChunk(PHRASES[lang]["transfer"])
-                yield Transfer(context.company.phone)
+                yield Transfer(turn.interrupted_transfer)
+                return
+            if not said.no:
+                state["offered_transfer"] = turn.interrupted_transfer
+                yield TextChunk(TRANSFER_AGAIN[lang])
+                return
+        offered = state.pop("offered_transfer", False)
+        if offered and not turn.reminder:
+            number = offered if isinstance(offered, str) else context.company.phone
+            if understand(turn.caller_said()).yes and number:
+                yield TextChunk(PHRASES[lang]["transfer"])
+                yield Transfer(number)
                 return
 
         breaker = CircuitBreaker(f"llm:company:{context.company.id}", failure_threshold=3, reset_timeout=30)
@@ -132,11 +175,12 @@ class OpenAIChatEngine(DialogEngine):
             yield TextChunk(self._apology(context))
             return
 
-        messages = [{"role": "system", "content": system_prompt(context)}, *conversation_messages(turn)]
+        messages = [{"role": "system", "content": system_prompt(context)},
+                    *conversation_messages(turn, context.effects)]
         spoke = False
         for _ in range(MAX_TOOL_ROUNDS):
             text: list[str] = []
-            calls: dict[int, dict] = {}
+            calls: list[dict] = []
             try:
                 async for kind, payload in self._stream(messages, context):
                     if kind == "text":
@@ -154,23 +198,30 @@ class OpenAIChatEngine(DialogEngine):
             await sync_to_async(breaker.record_success, thread_sensitive=False)()
             if not calls:
                 return
-            ordered = [calls[i] for i in sorted(calls)]
+            for call in calls:
+                call["id"] = call["id"] or f"call_{uuid.uuid4().hex}"  # Retell's ids are globally unique
             messages.append({"role": "assistant", "content": "".join(text) or None,
                              "tool_calls": [{"id": c["id"], "type": "function",
                                              "function": {"name": c["name"], "arguments": c["arguments"]}}
-                                            for c in ordered]})
-            for call in ordered:
+                                            for c in calls]})
+            results: dict[str, dict] = {}
+            valid: list[ToolCall] = []
+            for call in calls:
                 try:
                     arguments = json.loads(call["arguments"] or "{}")
                 except ValueError:
                     arguments = None
                 if not isinstance(arguments, dict) or call["name"] not in FUNCTION_SPECS:
-                    result = {"error": "invalid_call",
-                              "message": "That function call was not valid; check the name and arguments."}
+                    results[call["id"]] = {"error": "invalid_call",
+                                           "message": "That function call was not valid; check the name and arguments."}
                 else:
-                    result = yield ToolCall(call["id"], call["name"], arguments)
+                    valid.append(ToolCall(call["id"], call["name"], arguments))
+            if valid:
+                ran = yield ToolCalls(tuple(valid))
+                results.update(zip((c.tool_call_id for c in valid), ran, strict=True))
+            for call in calls:
                 messages.append({"role": "tool", "tool_call_id": call["id"],
-                                 "content": json.dumps(result, ensure_ascii=False, default=str)})
+                                 "content": json.dumps(results[call["id"]], ensure_ascii=False, default=str)})
         logger.warning("Call %s: the LLM kept calling tools; giving up after %d rounds.", context.call_id,
                        MAX_TOOL_ROUNDS)
         yield TextChunk((" " if spoke else "") + self._apology(context))
@@ -182,11 +233,26 @@ class OpenAIChatEngine(DialogEngine):
         return APOLOGY[context.language]["no_phone"]
 
     @staticmethod
-    def _merge_tool_delta(calls: dict[int, dict], delta: dict) -> None:
-        index = delta.get("index", 0)
-        call = calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
-        if delta.get("id"):
-            call["id"] = delta["id"]
+    def _merge_tool_delta(calls: list[dict], delta: dict) -> None:
+        """Add one streamed tool-call delta to the calls so far (in order of first delta).
+
+        A delta with an id belongs to the call of that id (some providers, Ollama among
+        them, send every parallel call under index 0, each with its own id); any other
+        delta to the newest call of its index (the newest call when it has no index). A
+        delta whose id no call has yet names that newest call if it has no id so far,
+        else it starts a new call.
+        """
+        call_id, index = delta.get("id") or "", delta.get("index")
+        call = next((c for c in calls if c["id"] == call_id), None) if call_id else None
+        if call is None:
+            newest = next((c for c in reversed(calls) if index is None or c["index"] == index), None)
+            if newest is not None and not (call_id and newest["id"]):
+                call = newest
+        if call is None:
+            call = {"id": "", "index": index, "name": "", "arguments": ""}
+            calls.append(call)
+        if call_id:
+            call["id"] = call_id
         function = delta.get("function") or {}
         if function.get("name"):
             call["name"] += function["name"]

@@ -17,7 +17,14 @@ newer `response_required` / `reminder_required` supersedes the stream of an olde
 The per-call part of the state (`CallState`) outlives a connection: Retell reconnects
 with the same call_id when pings stop, and the new connection is built on the saved
 state (`CallState.from_dict`), so the caller is not greeted twice and an unanswered
-request is answered.
+request is answered. A request counts as answered only when the adapter reports that
+the final frame of its answer was written to the socket (`written`), not when the
+frame was decided: a connection that dies in between leaves it to the next one.
+
+A newer request means the caller is still on the line: a transfer or end_call that an
+earlier answer decided did not happen (Retell discards them when the caller barges in,
+and a superseded answer never carried them). The newer request's `StartResponse` says
+so (`interrupted_transfer`, `interrupted_end_call`), and a pending hang-up is cancelled.
 """
 
 from __future__ import annotations
@@ -51,11 +58,18 @@ class SendFrame:
 
 @dataclass(frozen=True)
 class StartResponse:
-    """Answer `response_id` for this transcript (a reminder when the caller went quiet)."""
+    """Answer `response_id` for this transcript (a reminder when the caller went quiet).
+
+    `interrupted_transfer` (the number) / `interrupted_end_call`: an earlier answer ended
+    with a transfer or an end_call that did not happen, because this newer request came
+    (see `CallState.interrupted`).
+    """
     response_id: int
     reminder: bool
     transcript: list
     transcript_with_tool_calls: list | None = None
+    interrupted_transfer: str | None = None
+    interrupted_end_call: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,9 +124,18 @@ class CallState:
     """What a call keeps across connections (plain data, so a cache can hold it)."""
     greeted: bool = False
     latest_response_id: int | None = None
+    # The newest request whose final frame was written to the socket.
     completed_response_id: int | None = None
-    # The newest request not answered in full: (response_id, reminder) or None.
+    # The newest request not answered in full (its final frame not written):
+    # {"response_id": int, "reminder": bool} or None.
     pending: dict | None = None
+    # What the newest answer decided to do once its words are spoken:
+    # {"response_id": int, "end_call": bool, "transfer_number": str | None} or None.
+    ending: dict | None = None
+    # An ending that did not happen because a newer request came: {"end_call": bool,
+    # "transfer_number": str | None, "since": the first request told}. Given to every newer
+    # request until the final frame of one of them is written.
+    interrupted: dict | None = None
     next_interrupt_id: int = 1
     transcript: list = field(default_factory=list)
     transcript_with_tool_calls: list | None = None
@@ -126,7 +149,8 @@ class CallState:
             "completed_response_id": self.completed_response_id, "pending": self.pending,
             "next_interrupt_id": self.next_interrupt_id, "transcript": self.transcript,
             "transcript_with_tool_calls": self.transcript_with_tool_calls, "call": self.call,
-            "ended": self.ended, "connections": self.connections,
+            "ended": self.ended, "connections": self.connections, "ending": self.ending,
+            "interrupted": self.interrupted,
         }
 
     @classmethod
@@ -195,8 +219,8 @@ class RetellLLMConnection:
         pending = self.state.pending
         if pending is not None and self._streaming is None:
             self._streaming = pending["response_id"]
-            actions.append(StartResponse(pending["response_id"], pending["reminder"], self.state.transcript,
-                                         self.state.transcript_with_tool_calls))
+            actions.append(self._start(pending["response_id"], pending["reminder"], self.state.transcript,
+                                       self.state.transcript_with_tool_calls))
         return actions
 
     def adopt(self, saved: CallState) -> None:
@@ -210,14 +234,15 @@ class RetellLLMConnection:
         heard = self.state
         saved.connections += heard.connections
         saved.call = heard.call or saved.call
-        if heard.latest_response_id is not None:
-            saved.latest_response_id = heard.latest_response_id
-            saved.pending = heard.pending
         if heard.transcript:
             saved.transcript = heard.transcript
             saved.transcript_with_tool_calls = heard.transcript_with_tool_calls
         self.state = saved
         self.resumed = saved.connections > 1
+        if heard.latest_response_id is not None:
+            saved.latest_response_id = heard.latest_response_id
+            saved.pending = heard.pending
+            self._caller_still_there(heard.latest_response_id)
 
     @property
     def has_begun(self) -> bool:
@@ -311,14 +336,32 @@ class RetellLLMConnection:
             self.state.transcript_with_tool_calls = with_tools
         reminder = RESPONSE_KINDS[kind]
         self.state.pending = {"response_id": response_id, "reminder": reminder}
+        self._caller_still_there(response_id)
         if not self._begun:
             return []  # answered once the begin message is out (begin() starts it)
         actions: list[Action] = []
         if self._streaming is not None and self._streaming != response_id:
             actions.append(CancelResponse(self._streaming))
         self._streaming = response_id
-        actions.append(StartResponse(response_id, reminder, transcript, with_tools))
+        actions.append(self._start(response_id, reminder, transcript, with_tools))
         return actions
+
+    def _caller_still_there(self, response_id: int) -> None:
+        """A request newer than an answer that ended the call or transferred it: that did not happen."""
+        state = self.state
+        ending = state.ending
+        if ending is not None and ending["response_id"] < response_id:
+            state.interrupted = {"end_call": bool(ending.get("end_call")),
+                                 "transfer_number": ending.get("transfer_number"), "since": response_id}
+            state.ending = None
+        state.ended = False
+        self._end_call_sent_at = None
+
+    def _start(self, response_id: int, reminder: bool, transcript: list, with_tools: list | None) -> StartResponse:
+        interrupted = self.state.interrupted or {}
+        return StartResponse(response_id, reminder, transcript, with_tools,
+                             interrupted_transfer=interrupted.get("transfer_number"),
+                             interrupted_end_call=bool(interrupted.get("end_call")))
 
     # --- outbound: what the engine produced --------------------------------------------
 
@@ -333,18 +376,50 @@ class RetellLLMConnection:
         return [SendFrame({"response_type": "response", "response_id": response_id, "content": content,
                            "content_complete": False})]
 
+    def ending(self, response_id: int, *, end_call: bool = False, transfer_number: str | None = None) -> None:
+        """The engine decided that `response_id` ends the call or transfers it once its words are spoken.
+
+        Recorded at once, before the final frame is decided, so that a newer request that
+        supersedes this answer learns the ending did not happen. Ignored for an id that
+        is no longer current.
+        """
+        if end_call and transfer_number:
+            raise ProtocolUsageError("a response either ends the call or transfers it")
+        if self.is_current(response_id):
+            self._record_ending(response_id, end_call=end_call, transfer_number=transfer_number)
+
+    def _record_ending(self, response_id: int, *, end_call: bool, transfer_number: str | None) -> None:
+        self.state.ending = ({"response_id": response_id, "end_call": end_call, "transfer_number": transfer_number}
+                             if end_call or transfer_number else None)
+
     def complete(self, response_id: int, content: str = "", *, now: float, end_call: bool = False,
                  transfer_number: str | None = None) -> list[Action]:
-        """The last piece of the answer (content_complete), with end_call or transfer_number."""
+        """The last piece of the answer (content_complete), with end_call or transfer_number.
+
+        The request stays pending until the adapter reports this frame `written`.
+        """
         if not self.is_current(response_id):
             return []
         frame = {"response_type": "response", "response_id": response_id, "content": content,
                  "content_complete": True}
         self._finish_frame(frame, end_call=end_call, transfer_number=transfer_number, now=now)
+        self._record_ending(response_id, end_call=end_call, transfer_number=transfer_number)
         self._streaming = None
-        self.state.completed_response_id = response_id
-        self.state.pending = None
         return [SendFrame(frame)]
+
+    def written(self, response_id: int) -> None:
+        """The adapter wrote the final frame (content_complete) of `response_id` to the socket.
+
+        Only now is the request answered: it leaves `pending` (if it is still the newest),
+        and an interrupted ending it was told about is cleared.
+        """
+        state = self.state
+        if state.pending is not None and state.pending["response_id"] == response_id:
+            state.pending = None
+        if state.completed_response_id is None or response_id > state.completed_response_id:
+            state.completed_response_id = response_id
+        if state.interrupted is not None and response_id >= state.interrupted.get("since", 0):
+            state.interrupted = None
 
     def interrupt(self, content: str, *, now: float, content_complete: bool = True,
                   no_interruption_allowed: bool = True, end_call: bool = False,

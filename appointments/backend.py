@@ -25,7 +25,7 @@ from datetime import datetime, timezone as dt_timezone
 from django.conf import settings
 
 from audit.models import Delivery
-from audit.services import delivery_enqueue, delivery_kind_register
+from audit.deliveries import delivery_enqueue, delivery_kind_register
 from tenants.models import Company
 
 CONFIRM_PATH = "/api/appointments/confirm"

@@ -12,7 +12,7 @@ from tenants.admin import TenantAdmin
 
 from .actor import Actor
 from .models import ActivityLogEntry, AuditEntry, Delivery, DeliveryAttempt, WebhookReceipt
-from .services import deliveries_retry
+from .deliveries import deliveries_retry
 
 
 class ReadOnlyTenantAdmin(TenantAdmin):

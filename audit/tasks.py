@@ -2,14 +2,14 @@
 
 from celery import shared_task
 
-from . import services
+from . import deliveries
 
 
 @shared_task(name="audit.delivery_send", ignore_result=True)
 def delivery_send_task(delivery_id: int) -> None:
-    services.delivery_send(delivery_id=delivery_id)
+    deliveries.delivery_send(delivery_id=delivery_id)
 
 
 @shared_task(name="audit.deliveries_sweep", ignore_result=True)
 def deliveries_sweep_task() -> int:
-    return services.deliveries_sweep()
+    return deliveries.deliveries_sweep()

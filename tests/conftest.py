@@ -70,7 +70,7 @@ def sql_everywhere():
     writer's too (it is restarted, so that it opens a new one)."""
     from django.db.backends.signals import connection_created
 
-    from audit.services import receipt_writer_stop
+    from audit.receipts import receipt_writer_stop
 
     statements: list[str] = []
 
@@ -176,6 +176,6 @@ def _fresh_webhook_agent_cache():
 def _receipt_writer_stopped_before_the_test_database_goes(django_db_setup):
     """The receipt writer thread keeps a connection open; close it before the test database is dropped."""
     yield
-    from audit.services import receipt_writer_stop
+    from audit.receipts import receipt_writer_stop
 
     receipt_writer_stop()

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from audit.services import read_in_thread
+from audit.receipts import read_in_thread
 from retell_config.models import Agent
 from tenants.models import Company
 

@@ -20,7 +20,8 @@ from appointments.models import Appointment
 from appointments.services import appointments_confirm_for_call
 from audit.actor import Actor
 from audit.models import WebhookReceipt
-from audit.services import activity_log, receipt_failed, receipt_processed
+from audit.receipts import receipt_failed, receipt_processed
+from audit.services import activity_log
 from retell_config.models import Agent
 from tenants.models import Company
 

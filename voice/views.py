@@ -22,8 +22,8 @@ from django.views.decorators.csrf import csrf_exempt
 from appointments.handlers import UnknownFunction
 from audit.middleware import client_ip
 from audit.models import WebhookReceipt
-from audit.services import (activity_log, enqueue_batched, read_in_thread, receipt_processed, receipt_reject,
-                            receipt_store)
+from audit.receipts import enqueue_batched, read_in_thread, receipt_processed, receipt_reject, receipt_store
+from audit.services import activity_log
 from tenants.models import Company
 
 from . import selectors, services

@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEntry, Delivery
-from audit.services import delivery_enqueue, delivery_send, deliveries_sweep
+from audit.deliveries import deliveries_sweep, delivery_enqueue, delivery_send
 from tests.factories import make_member
 
 pytestmark = pytest.mark.django_db

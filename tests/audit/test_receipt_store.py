@@ -10,9 +10,9 @@ import time
 import pytest
 from django.db import DatabaseError, connection
 
-from audit import services
+from audit import receipts as services
 from audit.models import WebhookReceipt
-from audit.services import receipt_store
+from audit.receipts import receipt_store
 from tests.factories import make_company
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -258,14 +258,14 @@ def test_an_event_for_a_cached_agent_is_checked_and_stored_without_a_thread(rete
 def test_a_request_that_cannot_be_stored_is_not_acknowledged(client, retell_agent, monkeypatch, caplog):
     from django.db import OperationalError
 
-    from audit import services
+    from audit import receipts
 
     def database_gone(receipts):
         raise OperationalError("connection to server at 127.0.0.1, port 5432 failed: Connection refused")
 
     body = retell.event_body("call_ended", retell.call_object("call_1", "agent_abc123"))
     with monkeypatch.context() as patched:
-        patched.setattr(services, "_receipts_insert", database_gone)
+        patched.setattr(receipts, "_receipts_insert", database_gone)
         response = post(client, URLS[0], body, **retell.headers(body, RETELL_KEY))
 
     assert response.status_code == 503 and response["Retry-After"] == "5"

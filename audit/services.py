@@ -116,6 +116,12 @@ def instance_save(*, actor: Actor, instance: models.Model, m2m: dict | None = No
     creating = instance._state.adding or instance.pk is None
     before = {} if creating else snapshot(model._base_manager.get(pk=instance.pk))
     instance.full_clean()
+    # full_clean skips the empty values of blank=True fields, None among them, which a NOT NULL
+    # column refuses: an import's "parameters": null is the client's error, not the database's.
+    nulls = {field.name: ValidationError(field.error_messages["null"], code="null")
+             for field in _audited_fields(model) if not field.null and getattr(instance, field.attname) is None}
+    if nulls:
+        raise ValidationError(nulls)
     company_id = _company_id_of(instance)
     for name, values in (m2m or {}).items():
         field = model._meta.get_field(name)

@@ -335,3 +335,8 @@ CELERY_BEAT_SCHEDULE["retell-sync-all-companies"] = {
     "task": "retell_config.tasks.sync_all_companies",
     "schedule": RETELL_SYNC_INTERVAL_SECONDS,
 }
+# The JSON-RPC gateway's bounds: the largest body (bytes; larger: 413), the most calls in
+# one batch and the deepest nesting of arrays and objects (more: one 400 error, nothing run).
+GATEWAY_MAX_BODY_BYTES = env.int("GATEWAY_MAX_BODY_BYTES", default=1024 * 1024)
+GATEWAY_MAX_BATCH = env.int("GATEWAY_MAX_BATCH", default=50)
+GATEWAY_MAX_DEPTH = env.int("GATEWAY_MAX_DEPTH", default=64)

@@ -34,12 +34,36 @@ def app_error(code: int, reason: str, **data) -> RpcError:
 
 
 # --- params ------------------------------------------------------------------------------------
+def _nul_at(value: Any, path: str) -> str | None:
+    """The path of the first string in `value` (a key or a value) holding NUL, else None.
+
+    `path` names `value` as the errors do: "fields.general_prompt", "agent_ids[1]"; a
+    key holding NUL is named by the object it is in ("params" at the top).
+    """
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if (found := _nul_at(item, f"{path}[{index}]")) is not None:
+                return found
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                return path or "params"
+            if (found := _nul_at(item, f"{path}.{key}" if path else key)) is not None:
+                return found or "params"
+    return None
+
+
 class Params:
     """Reads one call's named params, each failure a -32602 naming the param and the reason."""
 
     def __init__(self, call: Call, allowed: set[str]) -> None:
         if not isinstance(call.params, dict):
             raise invalid_param("params", "must be an object with named params, not an array")
+        # The database stores no NUL in text or JSON: refused here, by name, rather than failing there.
+        if (found := _nul_at(call.params, "")) is not None:
+            raise invalid_param(found, "must not contain the NUL character (\\u0000)")
         unknown = sorted(set(call.params) - allowed)
         if unknown:
             raise invalid_param(unknown[0], f"unknown param; this method takes {', '.join(sorted(allowed))}")

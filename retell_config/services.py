@@ -233,6 +233,8 @@ def _import_items(document: Any) -> list[dict]:
     if isinstance(document, dict) and document.get("format") == BACKUP_FORMAT:
         items = document.get("functions")
     elif isinstance(document, dict) and "general_tools" in document:
+        if not isinstance(document["general_tools"], list):
+            raise ValidationError('"general_tools" must be a list of tools.')
         items = [{**{k: v for k, v in tool.items() if k not in ("type", "execution_message_description")},
                   "execution_message": tool.get("execution_message_description", "")}
                  for tool in document["general_tools"] if isinstance(tool, dict) and tool.get("type") == "custom"]
@@ -241,6 +243,9 @@ def _import_items(document: Any) -> list[dict]:
                               'or Retell tools under "general_tools".')
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         raise ValidationError('"functions" must be a list of objects.')
+    for index, item in enumerate(items):
+        if isinstance(item.get("agents"), list) and not all(isinstance(a, str) for a in item["agents"]):
+            raise ValidationError(f'functions[{index}]: "agents" must be a list of agent ids (strings).')
     return items
 
 

@@ -3,14 +3,23 @@
 `handle(body, dispatch)` takes the raw request bytes and a function that runs one
 call, and returns what to send back: a response object, a list of them (batch), or
 None when nothing is to be sent (a notification, or a batch of only notifications).
+`encode(answer)` gives the bytes to send.
+
+JSON is strict both ways. NaN, Infinity, numbers past a double's range (1e400), lone
+surrogates and bytes that are not UTF-8 are parse errors; nesting deeper than
+`max_depth` is a parse error found before the body is parsed; a batch of more than
+`max_batch` calls is one invalid-request error, and none of its calls runs. Only
+values JSON has are written, so an id is echoed only as the valid JSON it came in.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+import orjson
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +36,10 @@ STANDARD_MESSAGES = {
     INVALID_PARAMS: "Invalid params",
     INTERNAL_ERROR: "Internal error",
 }
+
+# Defaults for callers that set no bounds of their own (the gateway passes its settings).
+MAX_DEPTH = 64
+MAX_BATCH = 50
 
 _NO_ID = object()
 
@@ -107,14 +120,63 @@ def _answer(obj: Any, dispatch: Callable[[Call], Any]) -> dict | None:
     return None if call.is_notification else result_object(call.id, result)
 
 
-def handle(body: bytes | str, dispatch: Callable[[Call], Any]) -> dict | list | None:
+# A JSON string, or an unterminated one up to the end: every match succeeds, so the scan is
+# linear whatever the body (a pattern that can fail retries at every later quote).
+_STRING = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"?', re.DOTALL)
+_NOT_BRACKET = bytes(sorted(set(range(256)) - set(b"[]{}")))
+
+
+def nesting_exceeds(body: bytes, max_depth: int) -> bool:
+    """Do arrays and objects in `body` nest deeper than `max_depth`? Brackets inside
+    strings do not count. Runs on the raw bytes, so no parser ever recurses that deep."""
+    depth = 0
+    for byte in _STRING.sub(b"", body).translate(None, _NOT_BRACKET):
+        if byte in b"[{":
+            depth += 1
+            if depth > max_depth:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def handle(body: bytes | str, dispatch: Callable[[Call], Any], *, max_batch: int = MAX_BATCH,
+           max_depth: int = MAX_DEPTH) -> dict | list | None:
+    """Answer one HTTP body: a response object, a list of them, or None (nothing to send)."""
+    if isinstance(body, str):
+        try:
+            body = body.encode()
+        except UnicodeEncodeError:  # a lone surrogate
+            return error_object(None, RpcError(PARSE_ERROR))
+    if nesting_exceeds(body, max_depth):
+        return error_object(None, RpcError(PARSE_ERROR, data={
+            "reason": f"arrays and objects nest deeper than {max_depth} levels"}))
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
         return error_object(None, RpcError(PARSE_ERROR))
     if isinstance(payload, list):
         if not payload:
             return error_object(None, RpcError(INVALID_REQUEST, data={"reason": "an empty batch"}))
+        if len(payload) > max_batch:
+            return error_object(None, RpcError(INVALID_REQUEST, data={
+                "reason": f"a batch of {len(payload)} calls; at most {max_batch} per batch"}))
         answers = [answer for answer in (_answer(item, dispatch) for item in payload) if answer is not None]
         return answers or None
     return _answer(payload, dispatch)
+
+
+def encode(answer: dict | list) -> bytes:
+    """`handle`'s answer as JSON bytes. An answer whose result JSON cannot hold (a type it
+    does not have, an integer past 64 bits) becomes that call's internal error alone."""
+    if isinstance(answer, list):
+        return b"[" + b",".join(_encode_one(item) for item in answer) + b"]"
+    return _encode_one(answer)
+
+
+def _encode_one(answer: dict) -> bytes:
+    try:
+        return orjson.dumps(answer)
+    except orjson.JSONEncodeError:
+        logger.exception("A JSON-RPC answer could not be written as JSON")
+        return orjson.dumps(error_object(answer.get("id"), RpcError(INTERNAL_ERROR)))

@@ -6,7 +6,7 @@ does (`data: {chunk}` lines, then `data: [DONE]`), following a script of replies
     llm = FakeLLM().start()
     llm.script(Text(["Hello", " there."], delay=0.05),
                ToolCalls([("call_1", "check_availability", '{"date": "tomorrow"}')]),
-               Fail(500), Hang(5))
+               Fail(500), Hang(5), Raw(b"data: [DONE]\n\n"))
     ... company.llm_base_url = llm.base_url ...
     llm.requests   # the JSON bodies received, in order; llm.headers likewise
     llm.replies_sent  # streamed replies written in full ([DONE] included)
@@ -45,6 +45,13 @@ class Fail:
     status: int = 500
     body: dict = field(default_factory=lambda: {"error": {"message": "The server had an error.",
                                                           "type": "server_error"}})
+
+
+@dataclass
+class Raw:
+    """A 200 answer with exactly this body (not an event stream unless the body makes one)."""
+    body: bytes
+    content_type: str = "text/event-stream"
 
 
 @dataclass
@@ -101,6 +108,8 @@ class FakeLLM:
                     return self._json(504, {"error": {"message": "late", "type": "timeout"}})
                 if isinstance(reply, Fail):
                     return self._json(reply.status, reply.body)
+                if isinstance(reply, Raw):
+                    return self._raw(reply)
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Cache-Control", "no-cache")
@@ -127,6 +136,14 @@ class FakeLLM:
                 self.send_header("Connection", "close")
                 self.end_headers()
                 self.wfile.write(data)
+                self.close_connection = True
+
+            def _raw(self, reply: Raw) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", reply.content_type)
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(reply.body)
                 self.close_connection = True
 
             def _event(self, data: str) -> None:

@@ -184,3 +184,38 @@ def test_a_null_id_is_a_request_not_a_notification():
                                   '"just a string"'])
 def test_malformed_requests_are_invalid_requests(body):
     assert rpc(body)["error"]["code"] == -32600
+
+
+# --- JSON-RPC 2.0: strict JSON and bounds (issue 11) ---------------------------------------
+
+@pytest.mark.parametrize("body, deeper_than_two", [
+    (b'[[1]]', False),
+    (b'[[[1]]]', True),
+    (b'{"a": {"b": {"c": 1}}}', True),
+    (b'[["[[[[", "{{{{"]]', False),           # brackets in strings do not nest
+    (b'[["\\"[[[[\\\\", "]"]]', False),       # nor do they after escaped quotes and backslashes
+    (b'[["unterminated [[[[', False),        # an unterminated string is left to the parser
+])
+def test_nesting_is_measured_on_the_raw_bytes(body, deeper_than_two):
+    assert jsonrpc.nesting_exceeds(body, 2) is deeper_than_two
+
+
+def test_a_batch_over_the_limit_runs_no_call():
+    ran = []
+
+    answer = jsonrpc.handle(json.dumps([{"jsonrpc": "2.0", "method": "sum", "params": [1], "id": i}
+                                        for i in range(4)]), lambda call: ran.append(call), max_batch=3)
+
+    assert answer["error"]["code"] == -32600 and answer["id"] is None
+    assert ran == []
+
+
+def test_an_answer_json_cannot_hold_is_an_internal_error_of_that_call_alone():
+    answers = [jsonrpc.result_object(1, {"n": 2**70}), jsonrpc.result_object(2, "fine"),
+               jsonrpc.result_object(3, float("nan"))]
+
+    written = json.loads(jsonrpc.encode(answers), parse_constant=lambda name: pytest.fail(f"{name} written"))
+
+    assert written == [{"jsonrpc": "2.0", "error": {"code": -32603, "message": "Internal error"}, "id": 1},
+                       {"jsonrpc": "2.0", "result": "fine", "id": 2},
+                       {"jsonrpc": "2.0", "result": None, "id": 3}]

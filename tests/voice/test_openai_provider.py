@@ -7,7 +7,7 @@ import pytest
 from appointments.function_specs import FUNCTION_SPECS
 from audit.circuit import CircuitBreaker
 from tenants.fields import Secret
-from tests.fakes.llm import Fail, FakeLLM, Hang, Text, ToolCalls
+from tests.fakes.llm import Fail, FakeLLM, Hang, Raw, Text, ToolCalls
 from tests.voice.conversation import Conversation
 from voice.dialog.base import AgentInfo, CallContext, CompanyInfo, Turn
 from voice.dialog.openai_provider import REMINDER_NOTE, OpenAIChatEngine, conversation_messages
@@ -152,6 +152,55 @@ def test_after_repeated_failures_the_circuit_opens_and_the_provider_is_not_calle
 
     assert asked == 3
     assert len(llm.requests) == 3 and reply.text.startswith("I'm sorry")
+
+
+def sse(*chunks) -> bytes:
+    """An event stream of these chunks (dicts as JSON, strings as they are)."""
+    return b"".join(f"data: {c if isinstance(c, str) else json.dumps(c)}\n\n".encode() for c in chunks)
+
+
+def chunk(delta: dict, finish_reason=None) -> dict:
+    return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "gpt-test",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+
+
+COMPLETION = {"id": "chatcmpl-1", "object": "chat.completion", "model": "gpt-test", "choices": [
+    {"index": 0, "message": {"role": "assistant", "content": "We open at 8."}, "finish_reason": "stop"}]}
+OFFER = "I'm sorry, I'm having technical trouble right now. Shall I put you through to the team?"
+
+
+@pytest.mark.parametrize("answer", [
+    Raw(json.dumps(COMPLETION).encode(), content_type="application/json"),   # not an event stream
+    Raw(b""),                                                                  # a stream of no chunk
+    Raw(sse("[DONE]")),                                                        # only [DONE]
+    Raw(sse(chunk({"role": "assistant", "content": ""}), chunk({}, "stop"), "[DONE]")),  # no word in it
+    Raw(sse(chunk({"content": "We open "}))),                                  # cut off: no end, no [DONE]
+    Raw(sse("5", "[DONE]")),                                                   # chunks of the wrong shape
+    Raw(sse({"choices": "all"}, "[DONE]")),
+    Raw(sse({"choices": [{"delta": "We open at 8."}]}, "[DONE]")),
+    Raw(sse({"choices": [{"delta": {"content": 8}}]}, "[DONE]")),
+    Raw(sse({"choices": [{"delta": {"tool_calls": [5]}}]}, "[DONE]")),
+], ids=["json", "empty", "done-only", "no-words", "cut-off", "number", "choices-string", "delta-string",
+        "content-number", "tool-call-number"])
+def test_an_empty_or_malformed_answer_is_a_failure_the_caller_hears_and_the_breaker_counts(llm, answer):
+    llm.script(answer)
+    call = talk(llm)
+
+    reply = call.say("When do you open?")
+    transfer = call.say("Yes please")
+
+    assert reply.text.endswith(OFFER)
+    assert transfer.transfer == "+12125550134"
+    assert CircuitBreaker(f"llm:company:{COMPANY_ID}").state().failures == 1
+
+
+def test_a_whole_answer_without_done_but_with_its_finish_reason_is_spoken(llm):
+    llm.script(Raw(sse(chunk({"content": "We open at 8."}), chunk({}, "stop"))))
+
+    reply = talk(llm).say("When do you open?")
+
+    assert reply.text == "We open at 8."
+    assert CircuitBreaker(f"llm:company:{COMPANY_ID}").state().failures == 0
 
 
 def test_a_missing_llm_configuration_is_an_apology_not_silence(llm):

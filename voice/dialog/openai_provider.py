@@ -10,7 +10,10 @@ no index), run by the call session (the calls of one reply together, as one `Too
 batch), and the stream is resumed with the results. The call's ledger of effects gives
 the LLM the tools that ran but are missing from Retell's transcript (a superseded
 turn's). A provider error, a timeout or an open circuit becomes a spoken apology with an
-offer to put the caller through to the company's number, never silence; the caller's
+offer to put the caller through to the company's number, never silence; so does an answer
+that is not an event stream, one with no words and no tool call (no chunk, only [DONE]),
+one with a chunk of the wrong shape, and one cut off before its finish_reason or [DONE],
+and each counts as a failure of the circuit breaker. The caller's
 "yes" to it transfers the call. A transfer the caller interrupted (Turn.interrupted_transfer)
 is sent again on a "yes", offered again unless the caller says no.
 """
@@ -189,6 +192,8 @@ class OpenAIChatEngine(DialogEngine):
                         yield TextChunk(payload)
                     else:
                         self._merge_tool_delta(calls, payload)
+                if not text and not calls:
+                    raise LLMError("the answer has no words and no tool call")
             except (httpx.HTTPError, LLMError) as error:
                 reason = f"{type(error).__name__}: {error}"[:200]
                 logger.warning("Call %s: LLM request failed (%s).", context.call_id, reason)
@@ -260,7 +265,12 @@ class OpenAIChatEngine(DialogEngine):
             call["arguments"] += function["arguments"]
 
     async def _stream(self, messages: list[dict], context: CallContext):
-        """Yield ("text", str) and ("tool", delta) from one streamed chat completion."""
+        """Yield ("text", str) and ("tool", delta) from one streamed chat completion.
+
+        Raises LLMError for a status other than 200, an answer that is not an event stream,
+        a chunk that is not JSON or not of a chunk's shape, an error in the stream, and a
+        stream that stops before a finish_reason or [DONE] (httpx errors pass through).
+        """
         company = context.company
         if not company.llm_base_url or not company.llm_model:
             raise LLMError("the company has no LLM base URL or model")
@@ -274,6 +284,10 @@ class OpenAIChatEngine(DialogEngine):
             async with client.stream("POST", url, json=body, headers=headers) as response:
                 if response.status_code != 200:
                     raise LLMError(f"status {response.status_code}")
+                content_type = response.headers.get("content-type", "")
+                if not content_type.lower().startswith("text/event-stream"):
+                    raise LLMError(f"the answer is {content_type or 'of no type'}, not an event stream")
+                finished = False
                 async for line in response.aiter_lines():
                     if not line.startswith("data:"):
                         continue
@@ -286,9 +300,36 @@ class OpenAIChatEngine(DialogEngine):
                         raise LLMError("a streamed chunk is not JSON") from None
                     if isinstance(chunk, dict) and chunk.get("error"):
                         raise LLMError("the stream reported an error")
-                    for choice in chunk.get("choices") or []:
+                    for choice in _choices(chunk):
                         delta = choice.get("delta") or {}
                         if delta.get("content"):
                             yield "text", delta["content"]
                         for tool_delta in delta.get("tool_calls") or []:
                             yield "tool", tool_delta
+                        finished = finished or bool(choice.get("finish_reason"))
+                if not finished:
+                    raise LLMError("the stream stopped before a finish_reason or [DONE]")
+
+
+def _choices(chunk) -> list[dict]:
+    """A streamed chunk's choices, each with a delta of the shape the engine reads, or
+    LLMError: a chunk of another shape is a malformed answer, not an empty one."""
+    if not isinstance(chunk, dict) or not isinstance(chunk.get("choices") or [], list):
+        raise LLMError("a streamed chunk is not a chat.completion.chunk")
+    choices = chunk.get("choices") or []
+    for choice in choices:
+        delta = (choice.get("delta") or {}) if isinstance(choice, dict) else None
+        if not isinstance(delta, dict):
+            raise LLMError("a streamed choice has no delta object")
+        if not isinstance(delta.get("content") or "", str):
+            raise LLMError("a streamed delta's content is not text")
+        tool_calls = delta.get("tool_calls") or []
+        if not isinstance(tool_calls, list) or not all(_is_tool_delta(call) for call in tool_calls):
+            raise LLMError("a streamed delta's tool calls are not tool-call deltas")
+    return choices
+
+
+def _is_tool_delta(call) -> bool:
+    function = (call.get("function") or {}) if isinstance(call, dict) else None
+    return (isinstance(function, dict) and isinstance(call.get("id") or "", str)
+            and isinstance(function.get("name") or "", str) and isinstance(function.get("arguments") or "", str))

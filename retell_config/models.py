@@ -6,7 +6,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.conf import settings
 from django.db import models
 
-from tenants.fields import SecretField
+from tenants.fields import CredentialField, SecretField
 from tenants.models import TenantOwned, TenantQuerySet
 from tenants.roles import READ_ONLY_POLICY
 from tenants.validators import validate_e164
@@ -85,8 +85,8 @@ class Agent(TenantOwned):
     custom_instructions = models.TextField(blank=True)
     webhook_url = models.URLField("webhook URL override", blank=True,
                                   help_text="Empty: the company's webhook configuration applies.")
-    socket_token = models.CharField(max_length=64, unique=True, default=new_socket_token, editable=False,
-                                    help_text="Names this agent in its socket URL /retell-llm/{token}.")
+    socket_token = CredentialField(max_length=64, unique=True, default=new_socket_token, editable=False,
+                                   help_text="Names this agent in its socket URL /retell-llm/{token}.")
     remote_state = models.JSONField(default=dict, blank=True, editable=False,
                                     help_text="What Retell held at the last sync: the base drift is measured from.")
     synced_at = models.DateTimeField(null=True, blank=True, editable=False)

@@ -17,9 +17,9 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib import admin
 from django.urls import NoReverseMatch, reverse
-from django.utils.module_loading import import_string
 
 from audit.actor import Actor
+from audit.log_filters import configured_filters
 from audit.models import AuditEntry
 from audit.services import instance_save
 from retell_config import services as retell_services
@@ -75,9 +75,8 @@ def log_lines():
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter(config["formatters"]["plain"]["format"]))
-    for name in config["handlers"]["console"]["filters"]:
-        spec = dict(config["filters"][name])
-        handler.addFilter(import_string(spec.pop("()"))(**spec))
+    for log_filter in configured_filters():
+        handler.addFilter(log_filter)
     root = logging.getLogger()
     level = root.level
     root.addHandler(handler)

@@ -43,6 +43,10 @@ def agent_language_matches(agent_language: str, company_language: str) -> bool:
     return agent_language == "multi" or agent_language.lower().split("-")[0] == (company_language or "").lower()
 
 
+# The one answer for an agent id that cannot be added, whichever company (this one or another) holds it.
+AGENT_ID_UNAVAILABLE = "This Retell agent id cannot be added here. Check the id in your Retell dashboard."
+
+
 class Agent(TenantOwned):
     """A Retell voice agent of one company."""
 
@@ -105,6 +109,12 @@ class Agent(TenantOwned):
         # Filled before the audit trail compares old and new, so it records the language kept.
         self._language_from_company()
         super().clean()
+
+    def unique_error_message(self, model_class, unique_check):
+        if model_class is Agent and tuple(unique_check) == ("agent_id",):
+            # Agent ids are unique across companies: the answer must not tell that another one holds it.
+            return ValidationError(AGENT_ID_UNAVAILABLE, code="agent_id_unavailable")
+        return super().unique_error_message(model_class, unique_check)
 
     def save(self, *args, **kwargs) -> None:
         self._language_from_company()

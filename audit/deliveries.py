@@ -87,8 +87,8 @@ def _claim(delivery_id: int, now) -> Delivery | None:
             return None
         if delivery.attempt_count >= delivery.max_attempts:
             # Never a try past the last (rows an older sweeper left at "attempt 9 of max 8").
-            _dead_letter(delivery, delivery.last_error or f"No tries left ({delivery.attempt_count} of "
-                                                          f"{delivery.max_attempts}).")
+            _dead_letter(delivery, f"No tries left ({delivery.attempt_count} of {delivery.max_attempts})"
+                                   + (f"; last error: {delivery.last_error}" if delivery.last_error else "."))
             delivery.save(update_fields=["status", "next_attempt_at", "last_error", "updated_at"])
             return None
         breaker = _target_breaker(delivery.target_url)

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 from django.conf import settings
@@ -16,16 +16,17 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from tenants.models import Company
+from tenants.validators import header_value_problem
 
 from . import retry_policy
 from .actor import Actor
 from .circuit import CircuitBreaker
+from .log_filters import redact_log_text
 from .models import Delivery, DeliveryAttempt
+from .receipts import enqueue_task, headers_redacted
+from .services import REDACTED, activity_log, audit_entry_for, jsonable
 
 logger = logging.getLogger(__name__)
-
-from .receipts import enqueue_task, headers_redacted
-from .services import activity_log, audit_entry_for, jsonable
 
 # --- Outbound deliveries ----------------------------------------------------------------
 # kind -> callable(delivery) -> the headers that carry its credentials (never stored).
@@ -68,6 +69,14 @@ def _target_breaker(url: str) -> CircuitBreaker:
                           reset_timeout=settings.DELIVERY_CIRCUIT_RESET_SECONDS)
 
 
+def _dead_letter(delivery: Delivery, reason: str) -> None:
+    """Mark a delivery dead (inside the caller's transaction) and say so in the activity log."""
+    delivery.status, delivery.next_attempt_at, delivery.last_error = Delivery.Status.DEAD, None, reason
+    activity_log(company=delivery.company_id, kind="delivery.dead", level="error",
+                 message=f"Delivery dead-lettered after {delivery.attempt_count} tries: {delivery}",
+                 data={"delivery_id": delivery.pk, "error": reason[:200]})
+
+
 def _claim(delivery_id: int, now) -> Delivery | None:
     """Take a due delivery for one try (row lock: two workers never send the same try)."""
     with transaction.atomic():
@@ -75,6 +84,12 @@ def _claim(delivery_id: int, now) -> Delivery | None:
                     .filter(pk=delivery_id, status__in=[Delivery.Status.PENDING, Delivery.Status.FAILED])
                     .first())
         if delivery is None or (delivery.next_attempt_at and delivery.next_attempt_at > now):
+            return None
+        if delivery.attempt_count >= delivery.max_attempts:
+            # Never a try past the last (rows an older sweeper left at "attempt 9 of max 8").
+            _dead_letter(delivery, f"No tries left ({delivery.attempt_count} of {delivery.max_attempts})"
+                                   + (f"; last error: {delivery.last_error}" if delivery.last_error else "."))
+            delivery.save(update_fields=["status", "next_attempt_at", "last_error", "updated_at"])
             return None
         breaker = _target_breaker(delivery.target_url)
         if not breaker.allow():
@@ -90,37 +105,109 @@ def _claim(delivery_id: int, now) -> Delivery | None:
         return delivery
 
 
+# Characters an Idempotency-Key keeps when it has to be percent-encoded: visible ASCII but %.
+_HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
+
+
+def idempotency_header(key: str) -> str:
+    """The Idempotency-Key header value of a delivery's key: the key itself when a header can
+    carry it, else the key percent-encoded as UTF-8 (a call id with an en dash or a line break
+    still arrives, under a key as stable as the original)."""
+    return key if header_value_problem(key) is None else quote(key, safe=_HEADER_SAFE)
+
+
+class Unsendable(Exception):
+    """A credential header that no HTTP request can carry; its message names no value."""
+
+
+def _credential_problems(secret_headers: dict[str, str]) -> None:
+    for name, value in secret_headers.items():
+        scheme, _, credential = value.partition(" ")
+        problem = header_value_problem(credential if scheme in ("Bearer", "Basic") and credential else value,
+                                       spaces=False)
+        if problem:
+            raise Unsendable(f"The {name} header cannot be sent: the key it carries holds {problem}, which no "
+                             "HTTP header can carry. Replace the key in the company's settings, then retry "
+                             "this delivery.")
+
+
+def _storable(text: str) -> str:
+    """`text` as PostgreSQL can store it: no NUL, no lone surrogate."""
+    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+
+
+def _error_text(exc: BaseException, secret_values: list[str]) -> str:
+    """What an exception says, without the credentials that were about to be sent (nor their
+    escaped forms, as a repr shows them), storable, at most 1000 characters."""
+    text = f"{type(exc).__name__}: {exc}"
+    for value in secret_values:
+        for form in {value, repr(value)[1:-1], *value.split(" ", 1)[1:]}:
+            if len(form) >= 4:
+                text = text.replace(form, REDACTED)
+    return _storable(redact_log_text(text))[:1000]
+
+
 def delivery_send(*, delivery_id: int) -> Delivery | None:
-    """Make one try of a due delivery and record it; None when it was not due or not ours to send."""
+    """Make one try of a due delivery and record it; None when it was not due or not ours to send.
+
+    Every try ends recorded, whatever it raises: an attempt row with the error (credentials
+    redacted). What cannot succeed by repeating (a key no header can carry, an invalid URL, no
+    credentials for the kind: a ValueError, TypeError, LookupError) is dead at once; anything
+    else is tried again after the backoff, until the last try.
+    """
     started = timezone.now()
     delivery = _claim(delivery_id, started)
     if delivery is None:
         return None
-    credentials = _delivery_credentials.get(delivery.kind)
     headers = {"Content-Type": "application/json", "User-Agent": "VoiceDesk-Delivery/1",
-               "Idempotency-Key": delivery.idempotency_key}
+               "Idempotency-Key": idempotency_header(delivery.idempotency_key)}
     recorded = dict(headers)
     status_code, excerpt, error, retry_after, permanent = None, "", "", None, False
+    secret_values: list[str] = []
     clock = time.perf_counter()
     try:
+        credentials = _delivery_credentials.get(delivery.kind)
         if credentials is None:
             raise LookupError(f"No credentials registered for deliveries of kind {delivery.kind}.")
         secret_headers = credentials(delivery)
+        secret_values = [v for v in secret_headers.values() if v]
         recorded.update(headers_redacted(secret_headers))
+        _credential_problems(secret_headers)
         response = requests.post(
             delivery.target_url, data=json.dumps(delivery.payload, cls=DjangoJSONEncoder).encode(),
             headers={**headers, **secret_headers}, allow_redirects=False,
             timeout=(settings.DELIVERY_CONNECT_TIMEOUT_SECONDS, settings.DELIVERY_READ_TIMEOUT_SECONDS))
-        status_code, excerpt = response.status_code, response.text[:1000]
+        status_code, excerpt = response.status_code, _storable(response.text[:1000])
         retry_after = response.headers.get("Retry-After")
-    except requests.RequestException as exc:
-        error = f"{type(exc).__name__}: {exc}"[:1000]
-    except LookupError as exc:  # a configuration error: repeating will not help
-        error, permanent = str(exc), True
+    except Exception as exc:  # every try ends recorded: the sweeper must never find it in flight
+        error = _error_text(exc, secret_values)
+        permanent = isinstance(exc, Unsendable | ValueError | TypeError | LookupError)
+        if not isinstance(exc, requests.RequestException) or permanent:
+            logger.warning("Delivery %s try %s failed%s: %s", delivery.pk, delivery.attempt_count,
+                           " for good" if permanent else "", error)
     duration_ms = round((time.perf_counter() - clock) * 1000)
     return _record_try(delivery, started=started, duration_ms=duration_ms, headers=recorded,
                        status_code=status_code, excerpt=excerpt, error=error, retry_after=retry_after,
                        permanent=permanent)
+
+
+def _conclude(delivery: Delivery, *, outcome: str, error: str, retry_after: str | None, now) -> None:
+    """Set a delivery's state after its try numbered attempt_count (inside the caller's transaction)."""
+    if outcome == retry_policy.SUCCESS:
+        delivery.status, delivery.succeeded_at, delivery.next_attempt_at = Delivery.Status.SUCCEEDED, now, None
+        delivery.last_error = ""
+    elif outcome == retry_policy.PERMANENT or delivery.attempt_count >= delivery.max_attempts:
+        _dead_letter(delivery, error)
+    else:
+        wait = retry_policy.retry_after_seconds(retry_after, now=now)
+        if wait is None:
+            wait = retry_policy.backoff_seconds(delivery.attempt_count, base=settings.DELIVERY_BACKOFF_BASE_SECONDS,
+                                                cap=settings.DELIVERY_BACKOFF_MAX_SECONDS)
+        wait = min(wait, settings.DELIVERY_BACKOFF_MAX_SECONDS)
+        delivery.status, delivery.next_attempt_at = Delivery.Status.FAILED, now + timedelta(seconds=wait)
+        delivery.last_error = error
+        _send_later(delivery.pk, countdown=wait)
+    delivery.save(update_fields=["status", "succeeded_at", "next_attempt_at", "last_error", "updated_at"])
 
 
 def _record_try(delivery: Delivery, *, started, duration_ms: int, headers: dict, status_code: int | None,
@@ -133,28 +220,22 @@ def _record_try(delivery: Delivery, *, started, duration_ms: int, headers: dict,
     elif not permanent and retry_policy.counts_against_target(status_code):
         breaker.record_failure(error or f"HTTP {status_code}")
     with transaction.atomic():
+        current = (Delivery.objects.select_for_update()
+                   .filter(pk=delivery.pk, status=Delivery.Status.IN_FLIGHT, attempt_count=delivery.attempt_count)
+                   .first())
+        if current is None:
+            # The sweeper found this try overdue and recorded it as lost; the delivery has moved on
+            # (a repeat it sends carries the same Idempotency-Key).
+            logger.warning("Delivery %s try %s ended after the sweeper had recorded it as lost; its outcome "
+                           "(%s) is not recorded", delivery.pk, delivery.attempt_count,
+                           error or f"HTTP {status_code}")
+            return Delivery.objects.get(pk=delivery.pk)
         DeliveryAttempt.objects.create(
             company_id=delivery.company_id, delivery=delivery, number=delivery.attempt_count, started_at=started,
             duration_ms=duration_ms, request_headers=headers, status_code=status_code,
             response_excerpt=excerpt, error=error)
-        delivery.last_error = "" if outcome == retry_policy.SUCCESS else (error or f"HTTP {status_code}: {excerpt[:200]}")
-        if outcome == retry_policy.SUCCESS:
-            delivery.status, delivery.succeeded_at, delivery.next_attempt_at = Delivery.Status.SUCCEEDED, now, None
-        elif outcome == retry_policy.PERMANENT or delivery.attempt_count >= delivery.max_attempts:
-            delivery.status, delivery.next_attempt_at = Delivery.Status.DEAD, None
-        else:
-            wait = retry_policy.retry_after_seconds(retry_after, now=now)
-            if wait is None:
-                wait = retry_policy.backoff_seconds(delivery.attempt_count, base=settings.DELIVERY_BACKOFF_BASE_SECONDS,
-                                                    cap=settings.DELIVERY_BACKOFF_MAX_SECONDS)
-            wait = min(wait, settings.DELIVERY_BACKOFF_MAX_SECONDS)
-            delivery.status, delivery.next_attempt_at = Delivery.Status.FAILED, now + timedelta(seconds=wait)
-            _send_later(delivery.pk, countdown=wait)
-        delivery.save(update_fields=["status", "succeeded_at", "next_attempt_at", "last_error", "updated_at"])
-    if delivery.status == Delivery.Status.DEAD:
-        activity_log(company=delivery.company_id, kind="delivery.dead", level="error",
-                     message=f"Delivery dead-lettered after {delivery.attempt_count} tries: {delivery}",
-                     data={"delivery_id": delivery.pk, "error": delivery.last_error[:200]})
+        _conclude(delivery, outcome=outcome, error=error or _storable(f"HTTP {status_code}: {excerpt[:200]}"),
+                  retry_after=retry_after, now=now)
     return delivery
 
 
@@ -174,15 +255,35 @@ def deliveries_retry(*, actor: Actor, deliveries) -> int:
     return count
 
 
-def deliveries_sweep(*, now=None) -> int:
-    """Re-queue what a lost broker message or a dead worker left behind; returns how many."""
-    now = now or timezone.now()
-    grace = timedelta(seconds=settings.DELIVERY_STUCK_AFTER_SECONDS)
+LOST_TRY = ("Try lost: its worker stopped during it (found by the sweeper). It may have reached the "
+            "backend; a repeat carries the same Idempotency-Key.")
+
+
+def _lost_try_record(delivery_id: int, *, stuck_before) -> None:
+    """Record the try a dead worker was making as an attempt, then retry or dead-letter as for any failure."""
     with transaction.atomic():
-        stuck = Delivery.objects.filter(status=Delivery.Status.IN_FLIGHT, updated_at__lt=now - grace)
-        # A worker died mid-try: the try counts, the delivery goes back in line (the
-        # Idempotency-Key lets the backend drop it if the lost try did arrive).
-        stuck.update(status=Delivery.Status.FAILED, next_attempt_at=now, last_error="Worker lost during the try.")
+        delivery = (Delivery.objects.select_for_update(skip_locked=True)
+                    .filter(pk=delivery_id, status=Delivery.Status.IN_FLIGHT, updated_at__lt=stuck_before).first())
+        if delivery is None:
+            return
+        DeliveryAttempt.objects.get_or_create(
+            delivery=delivery, number=delivery.attempt_count,
+            defaults={"company_id": delivery.company_id, "started_at": delivery.updated_at, "error": LOST_TRY})
+        _conclude(delivery, outcome=retry_policy.RETRY, error=LOST_TRY, retry_after=None, now=timezone.now())
+
+
+def deliveries_sweep(*, now=None) -> int:
+    """Record the tries of dead workers and re-queue what a lost broker message left behind.
+
+    A delivery in flight for DELIVERY_STUCK_AFTER_SECONDS lost its worker: that try gets its
+    attempt row and counts (dead at the last, else retried after the backoff). Returns how
+    many due deliveries were queued.
+    """
+    now = now or timezone.now()
+    stuck_before = now - timedelta(seconds=settings.DELIVERY_STUCK_AFTER_SECONDS)
+    for pk in list(Delivery.objects.filter(status=Delivery.Status.IN_FLIGHT, updated_at__lt=stuck_before)
+                   .values_list("pk", flat=True)[:500]):
+        _lost_try_record(pk, stuck_before=stuck_before)
     due = list(Delivery.objects.filter(status__in=[Delivery.Status.PENDING, Delivery.Status.FAILED],
                                        next_attempt_at__lte=now - timedelta(seconds=settings.DELIVERY_SWEEP_GRACE_SECONDS))
                .values_list("pk", flat=True)[:500])

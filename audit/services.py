@@ -6,6 +6,7 @@ commands and tasks all leave the same audit trail.
 """
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 
-from tenants.fields import Secret, SecretField
+from tenants.fields import Secret, is_credential
 from tenants.models import Company, rows_outside_company
 
 from .actor import Actor
@@ -47,7 +48,7 @@ def jsonable(value):
 
 
 def snapshot(instance: models.Model, m2m: dict | None = None) -> dict:
-    """Field values as JSON; a secret as a fingerprint that is never stored.
+    """Field values as JSON; a secret or other credential as a fingerprint that is never stored.
 
     Many-to-many values come from `m2m` where given (about to be set), else the database.
     """
@@ -57,6 +58,8 @@ def snapshot(instance: models.Model, m2m: dict | None = None) -> dict:
         value = getattr(instance, field.attname)
         if isinstance(value, Secret):
             values[field.name] = ("secret", value.fingerprint())
+        elif is_credential(field):
+            values[field.name] = ("credential", hashlib.sha256(str(value).encode()).hexdigest()) if value else None
         else:
             values[field.name] = jsonable(field.value_from_object(instance))
     for field in instance._meta.many_to_many:
@@ -68,7 +71,9 @@ def snapshot(instance: models.Model, m2m: dict | None = None) -> dict:
 
 
 def diff(model: type[models.Model], before: dict, after: dict) -> dict:
-    secret_fields = {f.name for f in model._meta.concrete_fields if isinstance(f, SecretField)}
+    """{field: {"before", "after"}} of what changed; a credential (tenants.fields.is_credential)
+    shows only as "[redacted]" or None, whoever reads the entry."""
+    secret_fields = {f.name for f in model._meta.concrete_fields if is_credential(f)}
     changes = {}
     for name in sorted(set(before) | set(after)):
         old, new = before.get(name), after.get(name)

@@ -223,13 +223,14 @@ LOGGING = {
     "filters": {
         "request_id": {"()": "audit.log_filters.RequestIdLogFilter"},
         "secret_paths": {"()": "audit.log_filters.SecretPathFilter"},
+        "refusals": {"()": "audit.log_filters.RefusalLogFilter"},
     },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain",
-                    "filters": ["request_id", "secret_paths"]},
+                    "filters": ["request_id", "refusals", "secret_paths"]},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {

@@ -6,7 +6,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.conf import settings
 from django.db import models
 
-from tenants.fields import SecretField
+from tenants.fields import CredentialField, SecretField
 from tenants.models import TenantOwned, TenantQuerySet
 from tenants.roles import READ_ONLY_POLICY
 from tenants.validators import validate_e164
@@ -41,6 +41,10 @@ def agent_language_for(company_language: str) -> str:
 def agent_language_matches(agent_language: str, company_language: str) -> bool:
     """Does an agent speaking `agent_language` ("en-GB", "multi", ...) speak its company's language ("en")?"""
     return agent_language == "multi" or agent_language.lower().split("-")[0] == (company_language or "").lower()
+
+
+# The one answer for an agent id that cannot be added, whichever company (this one or another) holds it.
+AGENT_ID_UNAVAILABLE = "This Retell agent id cannot be added here. Check the id in your Retell dashboard."
 
 
 class Agent(TenantOwned):
@@ -85,8 +89,8 @@ class Agent(TenantOwned):
     custom_instructions = models.TextField(blank=True)
     webhook_url = models.URLField("webhook URL override", blank=True,
                                   help_text="Empty: the company's webhook configuration applies.")
-    socket_token = models.CharField(max_length=64, unique=True, default=new_socket_token, editable=False,
-                                    help_text="Names this agent in its socket URL /retell-llm/{token}.")
+    socket_token = CredentialField(max_length=64, unique=True, default=new_socket_token, editable=False,
+                                   help_text="Names this agent in its socket URL /retell-llm/{token}.")
     remote_state = models.JSONField(default=dict, blank=True, editable=False,
                                     help_text="What Retell held at the last sync: the base drift is measured from.")
     synced_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -105,6 +109,12 @@ class Agent(TenantOwned):
         # Filled before the audit trail compares old and new, so it records the language kept.
         self._language_from_company()
         super().clean()
+
+    def unique_error_message(self, model_class, unique_check):
+        if model_class is Agent and tuple(unique_check) == ("agent_id",):
+            # Agent ids are unique across companies: the answer must not tell that another one holds it.
+            return ValidationError(AGENT_ID_UNAVAILABLE, code="agent_id_unavailable")
+        return super().unique_error_message(model_class, unique_check)
 
     def save(self, *args, **kwargs) -> None:
         self._language_from_company()

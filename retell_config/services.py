@@ -23,7 +23,8 @@ from tenants.validators import normalize_e164
 
 from . import selectors
 from .client import RetellClient, RetellError
-from .models import Agent, CustomFunction, PromptVersion, SyncRun, WebhookConfig, new_socket_token
+from .models import (AGENT_ID_UNAVAILABLE, Agent, CustomFunction, PromptVersion, SyncRun, WebhookConfig,
+                     new_socket_token)
 from .protocols import retell_api
 
 logger = logging.getLogger(__name__)
@@ -45,14 +46,13 @@ def agent_upsert(*, actor: Actor, company: Company, agent_id: str, name: str,
     """Create the agent, or bring an existing one of the same company up to these values.
 
     A new agent speaks the company's language (models.agent_language_for); an existing one
-    keeps its own. Returns (agent, created); ValueError when the id is another company's.
+    keeps its own. Returns (agent, created). ValidationError on agent_id when the id cannot be
+    added (models.AGENT_ID_UNAVAILABLE, the admin's answer too, which does not say whose it is).
     """
-    agent = Agent.objects.filter(agent_id=agent_id).first()
+    agent = Agent.objects.filter(company=company, agent_id=agent_id).first()
     created = agent is None
     if created:
         agent = Agent(company=company, agent_id=agent_id)
-    elif agent.company_id != company.pk:
-        raise ValueError(f"Agent {agent_id} belongs to another company.")
     agent.name = name
     agent.phone_numbers = [normalize_e164(n) for n in phone_numbers]
     return instance_save(actor=actor, instance=agent), created
@@ -547,7 +547,7 @@ def _sync_agent(run, client, actor, company, config, agent_id, llms, numbers, na
         llm = llms.get(engine.get("llm_id")) or client.get_llm(engine["llm_id"])
     agent = Agent.objects.filter(agent_id=agent_id).first()
     if agent is not None and agent.company_id != company.pk:
-        _step(run, agent_id, "failed", "this agent id belongs to another company here")
+        _step(run, agent_id, "failed", AGENT_ID_UNAVAILABLE)
         return
     socket_url = selectors.agent_socket_url(agent) if agent else None
     remote = retell_api.remote_state(remote_agent, llm, numbers, socket_url=socket_url, managed_names=names,

@@ -14,7 +14,7 @@ from django.db import models
 from django.http import Http404
 from django.utils.html import format_html
 
-from guardian.admin import GuardedModelAdminMixin, UserManage
+from guardian.admin import GroupManage, GuardedModelAdminMixin, UserManage
 from guardian.forms import UserObjectPermissionsForm
 from guardian.shortcuts import get_perms_for_model
 
@@ -25,6 +25,10 @@ from . import services
 from .models import ApiToken, Company, Membership, company_of_model, user_memberships
 from .roles import Role, outranks_or_equals, role_allows
 from .selectors import companies_allowing
+
+
+NO_SUCH_MEMBER = "No member of this company has this username."
+GROUPS_ARE_THE_PLATFORMS = "Groups are managed by the platform's administrators."
 
 
 class CompanyListFilter(admin.SimpleListFilter):
@@ -193,12 +197,29 @@ class TenantAdmin(GuardedModelAdminMixin, admin.ModelAdmin):
 
         class MemberSelect(UserManage):
             def clean_user(self):
-                user = super().clean_user()
-                if not Membership.objects.filter(company_id=obj.company_id, user=user).exists():
-                    raise forms.ValidationError("Only members of this company can be granted rights.")
+                # One answer, and one query, whether the name is nobody's or another company's
+                # member's: the page must not tell which usernames exist on the platform.
+                username = self.cleaned_data["user"]
+                user_model = get_user_model()
+                user = user_model._default_manager.filter(
+                    **{user_model.USERNAME_FIELD: username}, memberships__company_id=obj.company_id).first()
+                if user is None:
+                    raise forms.ValidationError(NO_SUCH_MEMBER, code="no_such_member")
                 return user
 
         return MemberSelect
+
+    def get_obj_perms_group_select_form(self, request):
+        if request.user.is_superuser:
+            return super().get_obj_perms_group_select_form(request)
+
+        class NoGroups(GroupManage):
+            def clean_group(self):
+                # Groups are the platform's, managed by superusers: every name gets this one
+                # answer, so the form does not tell which group names exist.
+                raise forms.ValidationError(GROUPS_ARE_THE_PLATFORMS, code="superusers_only")
+
+        return NoGroups
 
     def get_obj_perms_manage_user_form(self, request):
         granter = request.user

@@ -1,30 +1,49 @@
-"""SecretField: a model field whose column holds only ciphertext.
+"""Fields that grant access: SecretField (encrypted) and CredentialField (looked up in clear).
 
-On the model instance the value is a `Secret` (or None), never a str: a secret
-therefore cannot slip into a template, a log line, an exception or an audit diff by
-accident. Code that needs the plaintext calls `.reveal()`.
+SecretField: the column holds only ciphertext. On the model instance the value is a
+`Secret` (or None), never a str: a secret therefore cannot slip into a template, a log
+line, an exception or an audit diff by accident. Code that needs the plaintext calls
+`.reveal()`.
+
+CredentialField: a value that opens something by itself but must be found by equality
+(an agent's socket token, an API token's hash), so it stays plain text. The audit trail
+redacts it like a secret; no admin page shows it.
+
+`credential_fields()` lists both kinds, and Django's own, for every model.
 """
 
 import hashlib
 
 from django import forms
+from django.conf import settings
 from django.db import models
 from django.utils.text import capfirst
 
 from . import crypto
+from .validators import validate_sendable_secret
 
 MASK = "••••"
 
 
 class Secret:
-    __slots__ = ("_ciphertext",)
+    __slots__ = ("_ciphertext", "_new")
 
     def __init__(self, ciphertext: str) -> None:
         self._ciphertext = ciphertext
+        self._new = False
 
     @classmethod
     def from_plaintext(cls, plaintext: str) -> "Secret":
-        return cls(crypto.encrypt(plaintext))
+        secret = cls(crypto.encrypt(plaintext))
+        # Only a value being set is checked, so a key stored before the check does not block
+        # other changes of its row (its deliveries fail with a recorded reason instead).
+        secret._new = True
+        return secret
+
+    @property
+    def is_new(self) -> bool:
+        """Made from plaintext in this process (being set), not read from the database."""
+        return self._new
 
     @property
     def ciphertext(self) -> str:
@@ -89,6 +108,12 @@ class SecretField(models.TextField):
         value = self.to_python(value)
         return value.ciphertext if value is not None else None
 
+    def validate(self, value, model_instance) -> None:
+        """A new secret must be sendable (tenants.validators.validate_sendable_secret)."""
+        super().validate(value, model_instance)
+        if isinstance(value, Secret) and value.is_new:
+            validate_sendable_secret(value.reveal())
+
     def value_to_string(self, obj) -> str:
         # Serialisation (dumpdata, fixtures) never carries plaintext.
         return ""
@@ -142,3 +167,40 @@ class SecretFormField(forms.Field):
     def bound_data(self, data, initial):
         # Re-rendering a form with errors shows the stored mask, not what was typed.
         return initial
+
+
+class CredentialField(models.CharField):
+    """Plain text that grants access by itself and is found by equality: an agent's socket
+    token, an API token's SHA-256. Never editable, shown or diffed (audit.services redacts it)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs["editable"] = False
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        # The column is a CharField's; only behaviour differs, so migrations keep seeing one
+        # and declaring a field a credential needs none.
+        return name, "django.db.models.CharField", args, kwargs
+
+
+# Django's own columns that open an account or a session, by model label.
+_FRAMEWORK_CREDENTIALS = {"sessions.session": {"session_key"}}
+
+
+def is_credential(field) -> bool:
+    """Does this model field hold something that grants access (a secret, a token, a hash of one)?"""
+    if isinstance(field, SecretField | CredentialField):
+        return True
+    label = field.model._meta.label_lower
+    if label == settings.AUTH_USER_MODEL.lower() and field.name == "password":
+        return True
+    return field.name in _FRAMEWORK_CREDENTIALS.get(label, ())
+
+
+def credential_fields() -> list[tuple[type[models.Model], models.Field]]:
+    """(model, field) for every concrete field of every installed model that grants access."""
+    from django.apps import apps
+
+    return [(model, field) for model in apps.get_models() for field in model._meta.concrete_fields
+            if is_credential(field)]

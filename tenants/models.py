@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from .fields import SecretField
+from .fields import CredentialField, SecretField
 from .roles import DEFAULT_POLICY, Role, role_allows
 from .validators import validate_e164, validate_opening_hours
 
@@ -221,7 +221,7 @@ class ApiToken(models.Model):
     name = models.CharField(max_length=100, help_text="What it is for, e.g. \"deploy script\".")
     key_prefix = models.CharField(max_length=16, editable=False,
                                   help_text="The first characters, to tell tokens apart.")
-    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    key_hash = CredentialField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)

@@ -1,4 +1,5 @@
 import re
+import unicodedata
 
 import phonenumbers
 from django.core.exceptions import ValidationError
@@ -76,3 +77,41 @@ def validate_opening_hours(value) -> None:
                 raise ValidationError("%(day)s: ranges overlap or are out of order.",
                                       params={"day": day}, code="invalid_range")
             previous_close = closes
+
+
+def header_value_problem(value: str, *, spaces: bool = True) -> str | None:
+    """Why `value` cannot be sent unchanged as an HTTP header value, or None when it can.
+
+    A header value is visible ASCII with spaces or tabs inside (RFC 9110). Anything else
+    makes the HTTP client raise (a character outside Latin-1), splits the header (a line
+    break), or is changed on the way (NUL and other control characters; spaces at either
+    end are stripped by the receiver). `spaces=False` refuses inner spaces too, as no
+    credential holds one. The answer names the kind of character, never the value, so it
+    can be shown on a form and recorded with a delivery.
+    """
+    for char in value:
+        if char in "\r\n":
+            return "a line break"
+        if char in " \t":
+            if not spaces:
+                return "a space" if char == " " else "a tab"
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            return "a control character"
+        elif ord(char) > 0x7E:
+            return f"the character {unicodedata.name(char, 'U+%04X' % ord(char)).lower()}, which is not ASCII"
+    if value != value.strip(" \t"):
+        return "a space at its start or end"
+    return None
+
+
+def validate_sendable_secret(value: str) -> None:
+    """A secret is sent in an HTTP header (Authorization, xi-api-key) or used as a signing key:
+    refuse one that no header can carry (an en dash or a line break pasted by accident).
+
+    Raises ValidationError (code "unsendable") naming the kind of character, never the secret.
+    """
+    problem = header_value_problem(value, spaces=False)
+    if problem:
+        raise ValidationError("This secret cannot be used: it holds %(problem)s, and an HTTP header cannot carry "
+                              "that. Paste it again as the provider shows it.",
+                              params={"problem": problem}, code="unsendable")

@@ -1,12 +1,13 @@
 """The delivery engine against a loopback backend: retries, dead letters, circuit, admin retries."""
 
+import logging
 from datetime import timedelta
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.models import AuditEntry, Delivery
+from audit.models import ActivityLogEntry, AuditEntry, Delivery
 from audit.deliveries import deliveries_sweep, delivery_enqueue, delivery_send
 from tests.factories import make_member
 
@@ -249,3 +250,175 @@ def test_the_admin_offers_retry_now_on_a_dead_delivery_and_the_retry_since_form(
     assert BACKEND_KEY not in page
     assert form.status_code == 200 and "since" in form.context["form"].fields
     assert reverse("admin:audit_delivery_retry_since") in listing
+
+
+# --- Every try ends: recorded (redacted), dead at once when it cannot succeed, never past the last --
+UNSENDABLE_KEYS = {"en dash": "backend–key-0123456789abcdef", "line break": "backend-key\n0123456789abcdef",
+                   "NUL": "backend-key\x000123456789abcdef", "trailing space": "backend-key-0123456789abcdef "}
+
+
+def everything_recorded(delivery: Delivery, caplog) -> str:
+    lines = ActivityLogEntry.objects.filter(company_id=delivery.company_id)
+    return "\n".join([delivery.last_error, caplog.text, *(str(a.request_headers) + a.error for a in delivery.attempts.all()),
+                      *(line.message + str(line.data) for line in lines)])
+
+
+@pytest.mark.parametrize("key", UNSENDABLE_KEYS.values(), ids=UNSENDABLE_KEYS)
+def test_a_stored_key_that_a_header_cannot_carry_dead_letters_the_delivery_at_once_with_a_redacted_reason(
+        backend_company, fake_backend, caplog, key):
+    backend_company.backend_api_key = key
+    backend_company.save()  # stored before keys were checked when saved
+    delivery = enqueue(backend_company)
+
+    with caplog.at_level(logging.DEBUG):
+        delivery_send(delivery_id=delivery.pk)
+
+    delivery.refresh_from_db()
+    [attempt] = delivery.attempts.all()
+    assert delivery.status == Delivery.Status.DEAD and delivery.attempt_count == 1
+    assert attempt.number == 1 and attempt.status_code is None
+    assert "Authorization header" in attempt.error and "key" in attempt.error
+    assert attempt.request_headers["Authorization"] == "[redacted]"
+    assert fake_backend.requests == []
+    assert "0123456789abcdef" not in everything_recorded(delivery, caplog)
+
+
+@pytest.mark.parametrize(("call_id", "sent"), [
+    ("call_ü", "call_%C3%BC"),
+    ("call_–_dash", "call_%E2%80%93_dash"),
+    ("call\nnewline", "call%0Anewline"),
+    ("call\r\nX-Injected: yes", "call%0D%0AX-Injected:%20yes"),
+])
+def test_an_idempotency_key_that_a_header_cannot_carry_is_sent_percent_encoded(backend_company, fake_backend,
+                                                                               call_id, sent):
+    delivery = enqueue(backend_company, key=f"call_record:{call_id}")
+
+    delivery_send(delivery_id=delivery.pk)
+
+    delivery.refresh_from_db()
+    [received] = fake_backend.answered(200)
+    assert received.headers["Idempotency-Key"] == f"call_record:{sent}"
+    assert "X-Injected" not in received.headers
+    assert delivery.status == Delivery.Status.SUCCEEDED
+    [attempt] = delivery.attempts.all()
+    assert attempt.request_headers["Idempotency-Key"] == received.headers["Idempotency-Key"]
+
+
+def test_a_key_that_no_longer_decrypts_is_a_recorded_try_and_the_delivery_waits_for_the_next(
+        backend_company, fake_backend, settings, caplog):
+    from cryptography.fernet import Fernet
+
+    delivery = enqueue(backend_company)
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]  # the key it was stored under is gone
+
+    with caplog.at_level(logging.DEBUG):
+        delivery_send(delivery_id=delivery.pk)
+
+    delivery.refresh_from_db()
+    [attempt] = delivery.attempts.all()
+    assert delivery.status == Delivery.Status.FAILED and delivery.next_attempt_at is not None
+    assert "SecretDecryptionError" in attempt.error
+    assert fake_backend.requests == []
+    assert BACKEND_KEY not in everything_recorded(delivery, caplog)
+
+
+def test_an_answer_the_database_cannot_store_is_still_a_recorded_try(backend_company, fake_backend):
+    fake_backend.fail(500, body=b"stack trace with a NUL \x00 and \xff bytes")
+    delivery = enqueue(backend_company)
+
+    delivery_send(delivery_id=delivery.pk)
+
+    delivery.refresh_from_db()
+    [attempt] = delivery.attempts.all()
+    assert delivery.status == Delivery.Status.FAILED and attempt.status_code == 500
+    assert "stack trace with a NUL" in attempt.response_excerpt and "\x00" not in attempt.response_excerpt
+
+
+def stale(delivery: Delivery, *, tries: int) -> None:
+    """The state a worker killed mid-try leaves: in flight, its try counted, no attempt row."""
+    Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.IN_FLIGHT, attempt_count=tries)
+
+
+def test_the_sweeper_records_the_try_a_lost_worker_was_making_then_sends_again(
+        backend_company, fake_backend, celery_eager, settings):
+    delivery = enqueue(backend_company)
+    stale(delivery, tries=1)
+    later = timezone.now() + timedelta(seconds=settings.DELIVERY_STUCK_AFTER_SECONDS + 60)
+
+    deliveries_sweep(now=later)
+
+    delivery.refresh_from_db()
+    [lost] = delivery.attempts.all()
+    assert (lost.number, lost.status_code) == (1, None) and "lost" in lost.error
+    assert delivery.status == Delivery.Status.FAILED and fake_backend.requests == []
+
+    time_passes(delivery)
+    deliveries_sweep(now=later)
+
+    delivery.refresh_from_db()
+    assert delivery.status == Delivery.Status.SUCCEEDED and delivery.attempt_count == 2
+    assert [(a.number, a.status_code) for a in delivery.attempts.all()] == [(1, None), (2, 200)]
+
+
+def test_a_try_lost_at_the_last_attempt_is_dead_lettered_by_the_sweeper_and_never_sent_again(
+        backend_company, fake_backend, celery_eager, settings):
+    settings.DELIVERY_MAX_ATTEMPTS = 3
+    delivery = enqueue(backend_company)
+    stale(delivery, tries=3)
+    later = timezone.now() + timedelta(seconds=settings.DELIVERY_STUCK_AFTER_SECONDS + 60)
+
+    for _ in range(3):
+        deliveries_sweep(now=later)
+        time_passes(delivery)
+
+    delivery.refresh_from_db()
+    assert delivery.status == Delivery.Status.DEAD and delivery.attempt_count == 3
+    assert [a.number for a in delivery.attempts.all()] == [3]
+    assert "lost" in delivery.last_error
+    assert fake_backend.requests == []
+    assert ActivityLogEntry.objects.filter(kind="delivery.dead", data__delivery_id=delivery.pk).count() == 1
+
+
+def test_a_delivery_already_past_its_last_try_is_dead_lettered_without_another_send(
+        backend_company, fake_backend, celery_eager, settings):
+    delivery = enqueue(backend_company)
+    # what the sweeper used to leave behind: "attempt 9 of max 8"
+    Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.FAILED, attempt_count=9, max_attempts=8,
+                                                   next_attempt_at=timezone.now() - timedelta(minutes=5))
+
+    deliveries_sweep(now=timezone.now() + timedelta(minutes=5))
+
+    delivery.refresh_from_db()
+    assert delivery.status == Delivery.Status.DEAD and delivery.attempt_count == 9
+    assert fake_backend.requests == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_try_that_ends_after_the_sweeper_recorded_it_as_lost_changes_nothing_more(
+        backend_company, fake_backend, celery_eager, settings):
+    import threading
+
+    from django.db import connection
+
+    fake_backend.hang(1)  # longer than the read timeout: the try ends with a timeout
+    delivery = Delivery.objects.create(company=backend_company, kind=Delivery.Kind.CALL_RECORD,
+                                       target_url=fake_backend.url + "/api/calls/record", payload={"call_id": "c"},
+                                       idempotency_key="call_record:late", next_attempt_at=timezone.now())
+
+    def worker() -> None:
+        try:
+            delivery_send(delivery_id=delivery.pk)
+        finally:
+            connection.close()
+
+    sender = threading.Thread(target=worker)
+    sender.start()
+    while Delivery.objects.get(pk=delivery.pk).status != Delivery.Status.IN_FLIGHT:
+        sender.join(0.02)
+    deliveries_sweep(now=timezone.now() + timedelta(seconds=settings.DELIVERY_STUCK_AFTER_SECONDS + 60))
+    sender.join()
+
+    delivery.refresh_from_db()
+    [lost] = delivery.attempts.all()
+    assert lost.number == 1 and "lost" in lost.error
+    assert delivery.status == Delivery.Status.FAILED and delivery.attempt_count == 1

@@ -1,7 +1,8 @@
 """A loopback practice backend: a real threaded HTTP server that records every request.
 
 It answers 200 with `{"ok": true}` until told otherwise: `fail(500)` (optionally
-with Retry-After), `hang(seconds)` to time the client out, `recover()` to go back to 200.
+with Retry-After, or with a body of its own), `hang(seconds)` to time the client out,
+`recover()` to go back to 200.
 """
 
 import json
@@ -23,7 +24,7 @@ class FakeBackend:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._status, self._retry_after, self._hang = 200, None, 0.0
+        self._status, self._retry_after, self._hang, self._body = 200, None, 0.0, None
         self.requests: list[Received] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -36,9 +37,9 @@ class FakeBackend:
         host, port = self.server.server_address
         return f"http://{host}:{port}"
 
-    def fail(self, status: int = 500, retry_after: str | None = None) -> None:
+    def fail(self, status: int = 500, retry_after: str | None = None, body: bytes | None = None) -> None:
         with self._lock:
-            self._status, self._retry_after, self._hang = status, retry_after, 0.0
+            self._status, self._retry_after, self._hang, self._body = status, retry_after, 0.0, body
 
     def hang(self, seconds: float) -> None:
         with self._lock:
@@ -70,7 +71,7 @@ class FakeBackend:
                 except ValueError:
                     body = None
                 with fake._lock:
-                    status, retry_after, hang = fake._status, fake._retry_after, fake._hang
+                    status, retry_after, hang, own_body = fake._status, fake._retry_after, fake._hang, fake._body
                 if hang:
                     fake._stop.wait(hang)
                     with fake._lock:
@@ -78,7 +79,7 @@ class FakeBackend:
                     return  # hang up without an answer: the client has timed out by now
                 with fake._lock:
                     fake.requests.append(Received("POST", self.path, dict(self.headers), body, status))
-                answer = json.dumps({"ok": status < 400}).encode()
+                answer = own_body if own_body is not None else json.dumps({"ok": status < 400}).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer)))

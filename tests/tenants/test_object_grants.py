@@ -125,3 +125,48 @@ def test_another_companys_member_cannot_open_the_grant_pages(client, company_b, 
     client.force_login(make_member(company_b, "owner"))
     assert client.get(grants_url(one)).status_code == 404
     assert not Membership.objects.filter(company=one.company, user__username__startswith="owner-beta").exists()
+
+
+@pytest.mark.django_db
+def test_the_grant_page_answers_alike_for_another_companys_member_and_a_name_nobody_has(
+        owner_client, company_b, agents):
+    one, _ = agents
+    outsider = make_member(company_b, "editor")
+    answers = {}
+
+    for username in (outsider.username, "nobody-has-this-name", ""):
+        response = owner_client.post(grants_url(one), {"user": username, "submit_manage_user": "1"})
+        answers[username] = (response.status_code, response.context["user_form"].errors["user"])
+
+    assert answers[outsider.username] == answers["nobody-has-this-name"] == (
+        200, ["No member of this company has this username."])
+    assert not get_user_perms(outsider, one).exists()
+
+
+@pytest.mark.django_db
+def test_the_grant_page_of_a_user_id_answers_alike_for_another_companys_member_and_an_id_nobody_has(
+        owner_client, company_b, agents):
+    one, _ = agents
+    outsider = make_member(company_b, "editor")
+    url_of = lambda user_id: reverse("admin:retell_config_agent_permissions_manage_user",  # noqa: E731
+                                     args=[one.pk, user_id])
+
+    stranger, nobody = owner_client.get(url_of(outsider.pk)), owner_client.get(url_of(outsider.pk + 1000))
+
+    assert stranger.status_code == nobody.status_code == 404
+    assert stranger.content == nobody.content
+
+
+@pytest.mark.django_db
+def test_the_grant_pages_group_form_answers_alike_for_a_group_that_exists_and_one_that_does_not(owner_client, agents):
+    from django.contrib.auth.models import Group
+
+    Group.objects.create(name="everyone")
+    answers = {}
+
+    for name in ("everyone", "no-such-group"):
+        response = owner_client.post(grants_url(agents[0]), {"group": name, "submit_manage_group": "1"})
+        answers[name] = (response.status_code, response.context["group_form"].errors["group"])
+
+    assert answers["everyone"] == answers["no-such-group"]
+    assert answers["everyone"][0] == 200

@@ -142,3 +142,65 @@ def _company_form(company: Company, **overrides) -> dict:
     }
     data.update(overrides)
     return data
+
+
+# --- a secret that could not be sent is refused when it is saved -------------------------------
+UNSENDABLE = {"en dash": "backend–key-0123456789abcdef", "line break": "backend-key\n0123456789abcdef",
+              "inner space": "backend key 0123456789abcdef", "NUL": "backend-key\x000123456789abcdef",
+              "umlaut": "backend-kéy-0123456789abcdef"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("key", UNSENDABLE.values(), ids=UNSENDABLE)
+def test_the_admin_refuses_a_key_that_an_http_header_cannot_carry_and_says_why(owner_client, company_a, key):
+    response = owner_client.post(reverse("admin:tenants_company_change", args=[company_a.pk]),
+                                 _company_form(company_a, backend_api_key=key))
+
+    assert response.status_code == 200
+    [error] = response.context["adminform"].form.errors["backend_api_key"]
+    assert "cannot" in error and "header" in error
+    assert "0123456789abcdef" not in response.content.decode()
+    assert Company.objects.get(pk=company_a.pk).backend_api_key is None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field", [name for model, names in secret_fields() if model is Company for name in names])
+def test_every_service_refuses_a_secret_with_an_en_dash_in_any_secret_field(company_a, field):
+    from django.core.exceptions import ValidationError
+
+    from audit.actor import Actor
+    from tenants.services import company_update
+
+    with pytest.raises(ValidationError) as refused:
+        company_update(actor=Actor.system("test"), company=company_a, **{field: "key–0123456789abcdef"})
+
+    assert field in refused.value.message_dict
+    assert "0123456789abcdef" not in str(refused.value)
+    assert Company.objects.get(pk=company_a.pk).__dict__[field] is None
+
+
+@pytest.mark.django_db
+def test_the_webhook_service_refuses_a_signing_secret_with_a_line_break(company_a):
+    from django.core.exceptions import ValidationError
+
+    from audit.actor import Actor
+    from retell_config.services import webhook_update
+
+    with pytest.raises(ValidationError) as refused:
+        webhook_update(actor=Actor.system("test"), company=company_a, url="https://hooks.example.com/retell",
+                       events=["call_ended"], secret="whsec_0123456789abcdef\n", push=False)
+
+    assert "secret" in refused.value.message_dict
+
+
+@pytest.mark.django_db
+def test_a_key_stored_before_the_check_does_not_block_other_changes_of_its_company(company_a):
+    from audit.actor import Actor
+    from tenants.services import company_update
+
+    company_a.backend_api_key = "backend–key-0123456789abcdef"
+    company_a.save()  # stored before keys were checked when saved
+
+    company_update(actor=Actor.system("test"), company=Company.objects.get(pk=company_a.pk), name="Alpha Praxis Süd")
+
+    assert Company.objects.get(pk=company_a.pk).name == "Alpha Praxis Süd"

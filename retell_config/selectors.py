@@ -156,6 +156,7 @@ def role_allows_in(user, company: Company, model, action: str) -> bool:
     return companies_allowing(user=user, model=model, action=action).filter(pk=company.pk).exists()
 
 
-def sees_every_agent(user, company: Company) -> bool:
-    """False for a member limited to some agents: company-wide operations are not theirs."""
-    return agents_visible(user=user, company=company).count() == Agent.objects.filter(company=company).count()
+def changes_every_agent(user, company: Company) -> bool:
+    """May the user change every agent of the company (what Sync All and a webhook for all agents need)?"""
+    return (role_allows_in(user, company, Agent, "change")
+            and agents_changeable(user=user, company=company).count() == Agent.objects.filter(company=company).count())

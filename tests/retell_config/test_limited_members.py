@@ -352,3 +352,26 @@ def test_a_limited_editor_cannot_write_to_the_agent_it_was_not_granted(client, e
     config.refresh_from_db()
     assert (backup.name, backup.general_prompt) == ("Backup Agent", "v2")
     assert (config.url, config.apply_to) == ("https://hooks.example.com/retell", "all")
+
+
+# --- reads through the gateway and the page -----------------------------------------------------------
+
+@pytest.mark.django_db
+def test_a_limited_editor_reads_nothing_of_the_other_agent_through_the_gateway_or_the_page(
+        client, editor, editor_gateway, company_a, retell_agents, shared_function):
+    _, backup = retell_agents
+    run = SyncRun.objects.create(company=company_a, kind="agent_update", status="succeeded",
+                                 params={"agent_ids": [backup.agent_id]}, outcome={backup.agent_id: {"status": "ok"}})
+    client.force_login(editor)
+
+    got_run = editor_gateway.call("retell_config.getSyncRun", {"company_id": company_a.pk, "sync_run_id": run.pk})
+    exported = editor_gateway.call("retell_config.exportFunctions", {"company_id": company_a.pk})["result"]
+    downloaded = client.get(reverse("retell-functions-export"), {"company": company_a.pk}).json()
+    pages = [client.get(reverse(name), {"company": company_a.pk}).content.decode()
+             for name in ("retell-dashboard", "retell-functions")]
+
+    assert got_run["error"]["code"] == -32004
+    assert client.get(reverse("retell-run", args=[run.pk]), {"company": company_a.pk}).status_code == 404
+    assert exported["functions"][0]["agents"] == downloaded["functions"][0]["agents"] == ["agent_abc123"]
+    assert all("Backup Agent" not in html and "agent_xyz789" not in html for html in pages)
+    assert f"#{run.pk}</a>" not in pages[0]

@@ -222,3 +222,20 @@ def test_a_limited_member_reaches_company_wide_models_as_its_role_allows(client,
     assert change_page.status_code == (200 if may_view else 403)
     if change_page.status_code == 200:
         assert change_page.context["has_change_permission"] is role_allows(role, model, "change")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ["owner", "admin"])
+def test_a_limited_member_retries_only_the_deliveries_of_its_granted_agents(client, role, limited):
+    from audit.models import Delivery
+
+    _, granted, hidden = limited
+    own, other = (AGENT_ROWS[Delivery]["its call's record"](agent) for agent in (granted, hidden))
+    Delivery.objects.update(status=Delivery.Status.DEAD)
+
+    client.post(reverse("admin:audit_delivery_retry_since"), {"since": "2000-01-01 00:00:00"})
+    one = client.post(reverse("admin:audit_delivery_retry", args=[other.pk]))
+
+    assert one.status_code == 404
+    assert Delivery.objects.get(pk=own.pk).status == Delivery.Status.PENDING
+    assert Delivery.objects.get(pk=other.pk).status == Delivery.Status.DEAD

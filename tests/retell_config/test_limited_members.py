@@ -210,6 +210,19 @@ def test_the_services_refuse_a_limited_editor_every_write_that_touches_another_a
 
 
 @pytest.mark.django_db
+def test_a_limited_editors_save_of_a_functions_agents_keeps_the_agents_it_cannot_see(editor, retell_agents,
+                                                                                   shared_function):
+    main, _ = retell_agents
+    shared_function.description = "Checks free times"
+
+    services.custom_function_save(actor=actor_of(editor), function=shared_function, agents=[main])
+    services.custom_function_save(actor=actor_of(editor), function=shared_function, agents=[])
+
+    assert CustomFunction.objects.get(pk=shared_function.pk).description == "Checks free times"
+    assert linked(shared_function) == {"agent_xyz789"}
+
+
+@pytest.mark.django_db
 def test_a_limited_admin_may_not_delete_a_function_linked_to_an_agent_it_may_not_change(company_a, retell_agents,
                                                                                       shared_function):
     main, _ = retell_agents

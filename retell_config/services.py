@@ -68,7 +68,7 @@ def _visible_agent_pks(actor: Actor, company: Company) -> set[int] | None:
 def _require_agents(actor: Actor, company: Company, agents: Iterable[Agent], what: str) -> None:
     """Refuse `what` unless the actor may change each of the company's `agents` it touches.
 
-    An agent the actor cannot see is counted, never named (PermissionDenied)."""
+    An agent the actor cannot see is neither named nor counted (PermissionDenied)."""
     user = _acting_user(actor)
     agents = {a.pk: a for a in agents if a.company_id == company.pk}
     if user is None or not agents:
@@ -80,8 +80,8 @@ def _require_agents(actor: Actor, company: Company, agents: Iterable[Agent], wha
         return
     visible = _visible_agent_pks(actor, company)
     named = sorted(a.agent_id for a in refused if a.pk in visible)
-    hidden = sum(1 for a in refused if a.pk not in visible)
-    parts = [f"agent {agent_id}" for agent_id in named] + ([f"{hidden} agent(s) not shown to you"] if hidden else [])
+    hidden = any(a.pk not in visible for a in refused)
+    parts = [f"agent {agent_id}" for agent_id in named] + (["agents not shown to you"] if hidden else [])
     raise PermissionDenied(f"{what}: you may not change {', '.join(parts)} "
                            "(your access is limited to the agents granted to you).")
 

@@ -31,6 +31,11 @@ from tenants.models import Company
 CONFIRM_PATH = "/api/appointments/confirm"
 CALL_RECORD_PATH = "/api/calls/record"
 
+# Idempotency keys: the prefix and the appointment's id, or the call's id. Who may see a
+# delivery is read from them too (voice.access), so they name the row they are about.
+CONFIRM_KEY_PREFIX = "appointment_confirm:"
+CALL_RECORD_KEY_PREFIX = "call_record:"
+
 # Disconnection reasons of calls that never reached anyone.
 NOT_CONNECTED_REASONS = frozenset({"dial_busy", "dial_failed", "dial_no_answer", "invalid_destination",
                                    "registered_call_timeout", "user_declined", "marked_as_spam"})
@@ -103,11 +108,11 @@ def backend_forward_call_end(*, company: Company, call, appointments) -> list[De
         delivery, _ = delivery_enqueue(
             company=company, kind=Delivery.Kind.APPOINTMENT_CONFIRM, target_url=base + CONFIRM_PATH,
             payload=appointment_confirm_payload(company=company, appointment=appointment),
-            idempotency_key=f"appointment_confirm:{appointment.pk}")
+            idempotency_key=f"{CONFIRM_KEY_PREFIX}{appointment.pk}")
         deliveries.append(delivery)
     delivery, _ = delivery_enqueue(
         company=company, kind=Delivery.Kind.CALL_RECORD, target_url=base + CALL_RECORD_PATH,
         payload=call_record_payload(company=company, call=call, appointments=appointments),
-        idempotency_key=f"call_record:{call.call_id}")
+        idempotency_key=f"{CALL_RECORD_KEY_PREFIX}{call.call_id}")
     deliveries.append(delivery)
     return deliveries

@@ -15,6 +15,7 @@ import phonenumbers
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -101,8 +102,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     company = _company(request)
     data = selectors.dashboard(user=request.user, company=company)
     config = data["config"]
-    can_webhook = (selectors.role_allows_in(request.user, company, WebhookConfig, "change")
-                   and selectors.sees_every_agent(request.user, company))
+    # Shown enabled to who may change every agent: what the services allow for all agents.
+    every_agent = selectors.changes_every_agent(request.user, company)
+    can_webhook = every_agent and selectors.role_allows_in(request.user, company, WebhookConfig, "change")
     agents = [{"row": a, "phones": [pretty_phone(n) for n in a.phone_numbers],
                "functions": [f.name for f in a.custom_functions.all()],
                "may_change": a.pk in data["changeable_agent_ids"]} for a in data["agents"]]
@@ -118,7 +120,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         agents=agents, functions=data["functions"], deployed_count=data["deployed_count"],
         last_sync=data["last_sync"], last_run=data["last_run"],
         can_webhook=can_webhook,
-        can_sync=can_webhook and selectors.role_allows_in(request.user, company, Agent, "change"),
+        can_sync=every_agent,
         can_functions=selectors.role_allows_in(request.user, company, CustomFunction, "change"),
     ))
 
@@ -126,8 +128,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @require_POST
 def webhook_save(request: HttpRequest) -> HttpResponse:
     company = _company(request)
-    _require(selectors.role_allows_in(request.user, company, WebhookConfig, "change")
-             and selectors.sees_every_agent(request.user, company), "change the company's webhook")
+    # Which agents the webhook may reach is the service's to decide (PermissionDenied: 403).
+    _require(selectors.role_allows_in(request.user, company, WebhookConfig, "change"), "change the company's webhook")
     form = WebhookForm(request.POST, agents=selectors.agents_changeable(user=request.user, company=company))
     if form.is_valid():
         try:
@@ -153,8 +155,7 @@ def webhook_save(request: HttpRequest) -> HttpResponse:
 @require_POST
 def sync(request: HttpRequest) -> HttpResponse:
     company = _company(request)
-    _require(selectors.role_allows_in(request.user, company, Agent, "change")
-             and selectors.sees_every_agent(request.user, company), "sync every agent")
+    _require(selectors.role_allows_in(request.user, company, Agent, "change"), "sync every agent")
     run = services.sync_all(actor=Actor.from_request(request), company=company)
     _run_message(request, company, "Sync with Retell started.", run)
     return redirect(_url("run", company, run.pk))
@@ -210,7 +211,9 @@ def drift_resolve(request: HttpRequest, pk: int) -> HttpResponse:
 def functions(request: HttpRequest) -> HttpResponse:
     company = _company(request)
     rows = list(CustomFunction.objects.restrict(request.user, "view").filter(company=company)
-                .prefetch_related("agents").order_by("name"))
+                .prefetch_related(Prefetch("agents", queryset=selectors.agents_visible(user=request.user,
+                                                                                      company=company)))
+                .order_by("name"))
     return TemplateResponse(request, "retell_config/functions.html", _context(
         request, company, "Custom Functions", functions=rows, import_form=ImportForm(),
         can_functions=selectors.role_allows_in(request.user, company, CustomFunction, "change"),
@@ -230,10 +233,10 @@ def function_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     if request.method == "POST":
         _require(may_change, "change custom functions")
         if form.is_valid():
-            hidden = [a for a in function.agents.all() if not agents.filter(pk=a.pk).exists()] if pk else []
             try:
+                # The service keeps the links to agents this user cannot see.
                 services.custom_function_save(actor=Actor.from_request(request), function=form.save(commit=False),
-                                              agents=[*form.cleaned_data["agents"], *hidden])
+                                              agents=form.cleaned_data["agents"])
             except ValidationError as exc:
                 form.add_error(None, exc)
             else:
@@ -274,7 +277,7 @@ def functions_export(request: HttpRequest) -> HttpResponse:
     company = _company(request)
     fmt = request.GET.get("format", "backup")
     try:
-        document = services.functions_export(company=company, fmt=fmt)
+        document = services.functions_export(company=company, fmt=fmt, user=request.user)
     except ValidationError as exc:
         raise Http404(" ".join(exc.messages)) from None
     response = HttpResponse(json.dumps(document, indent=2, ensure_ascii=False), content_type="application/json")

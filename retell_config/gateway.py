@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 
 from audit.actor import Actor
 from tenants.models import Company
@@ -127,7 +127,7 @@ class Context:
 
     def whole_company(self, company: Company, what: str) -> None:
         """Refuse a member limited to some agents an operation on every agent."""
-        if not selectors.sees_every_agent(self.user, company):
+        if not selectors.changes_every_agent(self.user, company):
             raise app_error(PERMISSION_DENIED, f"{what} touches every agent of the company; your access is limited "
                                                "to some agents", param="agent_ids")
 
@@ -324,7 +324,7 @@ def export_functions(ctx: Context, call: Call) -> dict:
     fmt = p.get("format", str, default="backup")
     if fmt not in services.EXPORT_FORMATS:
         raise invalid_param("format", f"must be one of {', '.join(services.EXPORT_FORMATS)}")
-    return services.functions_export(company=company, fmt=fmt)
+    return services.functions_export(company=company, fmt=fmt, user=ctx.user)
 
 
 def import_functions(ctx: Context, call: Call) -> dict:
@@ -357,6 +357,10 @@ def dispatcher(ctx: Context) -> Callable[[Call], Any]:
         if method is None:
             raise RpcError(METHOD_NOT_FOUND, data={"reason": f"no method {call.method}",
                                                    "methods": sorted(METHODS)})
-        return method(ctx, call)
+        try:
+            return method(ctx, call)
+        except PermissionDenied as exc:
+            # The services' own refusal (a write that touches an agent the user may not change).
+            raise app_error(PERMISSION_DENIED, str(exc) or "permission denied") from None
 
     return dispatch

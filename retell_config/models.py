@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import models
 
 from tenants.fields import CredentialField, SecretField
-from tenants.models import TenantOwned, TenantQuerySet
+from tenants.models import TenantOwned
 from tenants.roles import READ_ONLY_POLICY
 from tenants.validators import validate_e164
 
@@ -127,17 +127,6 @@ class Agent(TenantOwned):
 
 
 # --- what this product keeps about Retell beyond the agents ---------------------------
-
-class AgentChildQuerySet(TenantQuerySet):
-    """Rows that belong to one agent: a member limited to granted agents sees only the
-    rows of the agents they may view (the agent's grants decide, not the row's)."""
-
-    def restrict(self, user, action: str = "view") -> "AgentChildQuerySet":
-        rows = super().restrict(user, action)
-        if user is None or not user.is_authenticated or user.is_superuser:
-            return rows
-        return rows.filter(agent__in=Agent.objects.restrict(user, "view"))
-
 
 class WebhookEvent(models.TextChoices):
     """The events a company subscribes to, as the seed names them."""
@@ -271,7 +260,7 @@ class PromptVersion(TenantOwned):
     rolled_back_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = AgentChildQuerySet.as_manager()
+    # A member limited to granted agents sees the versions of those agents (voice.access).
     tenant_policy: ClassVar = READ_ONLY_POLICY
 
     class Meta:

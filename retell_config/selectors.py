@@ -112,8 +112,9 @@ def agent_state(agent: Agent, config: WebhookConfig, *, selected_ids: set[int] |
     return state
 
 
-def last_sync_run(*, company: Company, kind: str | None = None) -> SyncRun | None:
-    runs = SyncRun.objects.filter(company=company)
+def last_sync_run(*, company: Company, kind: str | None = None, user=None) -> SyncRun | None:
+    """The company's latest run (of `kind`); with `user`, the latest that user may see."""
+    runs = (SyncRun.objects if user is None else SyncRun.objects.restrict(user, "view")).filter(company=company)
     if kind:
         runs = runs.filter(kind=kind)
     return runs.order_by("-created_at", "-id").first()
@@ -146,8 +147,8 @@ def dashboard(*, user, company: Company) -> dict:
         "changeable_agent_ids": changeable,
         "functions": functions,
         "deployed_count": sum(1 for f in functions if f.deployed_at and f.agents.all()),
-        "last_sync": last_sync_run(company=company, kind=SyncRun.Kind.SYNC_ALL),
-        "last_run": last_sync_run(company=company),
+        "last_sync": last_sync_run(company=company, kind=SyncRun.Kind.SYNC_ALL, user=user),
+        "last_run": last_sync_run(company=company, user=user),
     }
 
 
@@ -156,6 +157,7 @@ def role_allows_in(user, company: Company, model, action: str) -> bool:
     return companies_allowing(user=user, model=model, action=action).filter(pk=company.pk).exists()
 
 
-def sees_every_agent(user, company: Company) -> bool:
-    """False for a member limited to some agents: company-wide operations are not theirs."""
-    return agents_visible(user=user, company=company).count() == Agent.objects.filter(company=company).count()
+def changes_every_agent(user, company: Company) -> bool:
+    """May the user change every agent of the company (what Sync All and a webhook for all agents need)?"""
+    return (role_allows_in(user, company, Agent, "change")
+            and agents_changeable(user=user, company=company).count() == Agent.objects.filter(company=company).count())

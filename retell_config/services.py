@@ -4,6 +4,12 @@ gateway, the management commands and the Celery tasks.
 A change is validated, saved and audited at once; what has to reach Retell becomes a
 SyncRun that a Celery task executes after the commit (`sync_run_execute`), reporting
 progress, the outcome per agent, drift and errors on the run and in the activity log.
+
+Who may write is decided here too, so every adapter agrees: a write made by a user (not
+the system) touches only agents that user may change. Linking a function to an agent,
+unlinking it, a webhook change (it reaches every agent it applied to and applies to) and
+Sync All (every agent) are refused with PermissionDenied otherwise; links to agents the
+user cannot see are kept as they are, since the user could not have meant to change them.
 """
 
 from __future__ import annotations
@@ -11,9 +17,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import F, Max, Prefetch
 from django.utils import timezone as dj_timezone
 
 from audit.actor import Actor
@@ -40,6 +46,57 @@ class Conflict(Exception):
     """The change was based on a state that is no longer current."""
 
 
+# --- who may touch which agents ---------------------------------------------------------------
+def _acting_user(actor: Actor):
+    """The user whose rights bound a write; None for the system (commands, tasks, the platform)."""
+    return None if actor.kind == "system" else actor.user
+
+
+def _require_role(actor: Actor, company: Company, model, action: str) -> None:
+    user = _acting_user(actor)
+    if user is not None and not selectors.role_allows_in(user, company, model, action):
+        raise PermissionDenied(f"Your role may not {action} {model._meta.verbose_name_plural} of {company.name}.")
+
+
+def _visible_agent_pks(actor: Actor, company: Company) -> set[int] | None:
+    """The company's agents the actor can see; None: all of them."""
+    user = _acting_user(actor)
+    if user is None:
+        return None
+    return set(selectors.agents_visible(user=user, company=company).values_list("pk", flat=True))
+
+
+def _require_agents(actor: Actor, company: Company, agents: Iterable[Agent], what: str) -> None:
+    """Refuse `what` unless the actor may change each of the company's `agents` it touches.
+
+    An agent the actor cannot see is neither named nor counted (PermissionDenied)."""
+    user = _acting_user(actor)
+    agents = {a.pk: a for a in agents if a.company_id == company.pk}
+    if user is None or not agents:
+        return
+    allowed = set(selectors.agents_changeable(user=user, company=company).filter(pk__in=list(agents))
+                  .values_list("pk", flat=True))
+    refused = [a for pk, a in agents.items() if pk not in allowed]
+    if not refused:
+        return
+    visible = _visible_agent_pks(actor, company)
+    named = sorted(a.agent_id for a in refused if a.pk in visible)
+    hidden = any(a.pk not in visible for a in refused)
+    parts = [f"agent {agent_id}" for agent_id in named] + (["agents not shown to you"] if hidden else [])
+    raise PermissionDenied(f"{what}: you may not change {', '.join(parts)} "
+                           "(your access is limited to the agents granted to you).")
+
+
+def _require_every_agent(actor: Actor, company: Company, what: str) -> None:
+    """Refuse `what`, which touches every agent of the company, unless the actor may change them all."""
+    user = _acting_user(actor)
+    if user is None:
+        return
+    if not selectors.changes_every_agent(user, company):
+        raise PermissionDenied(f"{what} touches every agent of {company.name}; you may not change every agent "
+                               "(your access is limited to the agents granted to you).")
+
+
 # --- agents ---------------------------------------------------------------------------------
 def agent_upsert(*, actor: Actor, company: Company, agent_id: str, name: str,
                  phone_numbers: list[str] = ()) -> tuple[Agent, bool]:
@@ -52,7 +109,10 @@ def agent_upsert(*, actor: Actor, company: Company, agent_id: str, name: str,
     agent = Agent.objects.filter(company=company, agent_id=agent_id).first()
     created = agent is None
     if created:
+        _require_role(actor, company, Agent, "add")
         agent = Agent(company=company, agent_id=agent_id)
+    else:
+        _require_agents(actor, company, [agent], f"Changing {agent.name}")
     agent.name = name
     agent.phone_numbers = [normalize_e164(n) for n in phone_numbers]
     return instance_save(actor=actor, instance=agent), created
@@ -82,6 +142,7 @@ def agent_update(*, actor: Actor, agent: Agent, fields: dict[str, Any], note: st
     if unknown:
         raise ValidationError({name: "This field cannot be changed here." for name in sorted(unknown)})
     agent = Agent.objects.select_for_update().get(pk=agent.pk)
+    _require_agents(actor, agent.company, [agent], f"Changing {agent.name}")
     latest = agent.prompt_versions.order_by("-number").first()
     if base_version is not None and (latest.number if latest else 0) != base_version:
         raise Conflict(f"The prompt is at version {latest.number if latest else 0}, not {base_version}: "
@@ -112,6 +173,7 @@ def prompt_rollback(*, actor: Actor, version: PromptVersion, push: bool = True
 
 def socket_token_rotate(*, actor: Actor, agent: Agent, push: bool = True) -> tuple[Agent, SyncRun | None]:
     """A new socket token: the old socket URL stops working; a Custom LLM agent gets the new URL pushed."""
+    _require_agents(actor, agent.company, [agent], f"Rotating the socket token of {agent.name}")
     agent.socket_token = new_socket_token()
     instance_save(actor=actor, instance=agent, action="rotate_socket_token")
     run = None
@@ -129,15 +191,22 @@ def webhook_update(*, actor: Actor, company: Company, url: str, events: list[str
     """Set the company's webhook and push webhook_url and webhook_events to the agents it applies to.
 
     `secret`: None keeps the stored one, "" removes it, any other text replaces it.
+    The webhook reaches every agent it applied to and will apply to: a user must be allowed
+    to change each of them (PermissionDenied).
     """
+    _require_role(actor, company, WebhookConfig, "change")
+    agents = list(agents)
     config = WebhookConfig.objects.select_for_update().filter(company=company).first() \
         or WebhookConfig(company=company)
+    applied = set(config.agents.all()) if config.pk and config.url else set()
+    if apply_to != WebhookConfig.ApplyTo.SELECTED or config.url and config.apply_to != WebhookConfig.ApplyTo.SELECTED:
+        _require_every_agent(actor, company, "The company webhook for all agents")
+    _require_agents(actor, company, {*applied, *agents}, "The company webhook")
     config.url = url
     config.events = list(dict.fromkeys(events))
     config.apply_to = apply_to
     if secret is not None:
         config.secret = secret or None
-    agents = list(agents)
     if apply_to == WebhookConfig.ApplyTo.SELECTED and not agents:
         raise ValidationError({"agents": "Choose at least one agent, or apply to all agents."})
     instance_save(actor=actor, instance=config,
@@ -154,11 +223,31 @@ def webhook_update(*, actor: Actor, company: Company, url: str, events: list[str
 # --- custom functions -----------------------------------------------------------------------
 def custom_function_save(*, actor: Actor, function: CustomFunction,
                          agents: Iterable[Agent] | None = None) -> CustomFunction:
-    m2m = {"agents": list(agents)} if agents is not None else None
+    """Save a function and, with `agents`, the agents it is linked to.
+
+    `agents` is the set as the actor sees it: links to agents the actor cannot see are kept.
+    Linking or unlinking an agent the actor may not change is refused (PermissionDenied).
+    """
+    creating = function.pk is None
+    _require_role(actor, function.company, CustomFunction, "add" if creating else "change")
+    m2m = None
+    if agents is not None:
+        agents = list(dict.fromkeys(agents))
+        current = [] if creating else list(function.agents.all())
+        visible = _visible_agent_pks(actor, function.company)
+        wanted = {a.pk for a in agents}
+        kept = [a for a in current if visible is not None and a.pk not in visible and a.pk not in wanted]
+        added = [a for a in agents if a.pk not in {c.pk for c in current}]
+        removed = [a for a in current if a.pk not in wanted and a not in kept]
+        _require_agents(actor, function.company, [*added, *removed], function.name or "The function")
+        m2m = {"agents": [*agents, *kept]}
     return instance_save(actor=actor, instance=function, m2m=m2m)
 
 
 def custom_function_delete(*, actor: Actor, function: CustomFunction) -> None:
+    """Delete a function; it unlinks every agent, so the actor must be allowed to change each."""
+    _require_role(actor, function.company, CustomFunction, "delete")
+    _require_agents(actor, function.company, function.agents.all(), f"Deleting {function.name}")
     instance_delete(actor=actor, instance=function)
 
 
@@ -197,6 +286,7 @@ def custom_functions_deploy(*, actor: Actor, company: Company, agents: Iterable[
     agents = list(agents)
     if not agents:
         raise ValidationError({"agents": "Choose at least one agent."})
+    _require_agents(actor, company, agents, "Deploying functions")
     for function in functions or ():
         if function.company_id != company.pk:
             raise ValidationError({"functions": f"{function.name} is not a function of this company."})
@@ -212,11 +302,15 @@ EXPORT_FORMATS = ("backup", "retell", "elevenlabs")
 BACKUP_FORMAT = "voicedesk.custom_functions"
 
 
-def functions_export(*, company: Company, fmt: str = "backup") -> dict:
-    """The company's functions as JSON: our backup, Retell tools, or ElevenLabs webhook tools."""
+def functions_export(*, company: Company, fmt: str = "backup", user=None) -> dict:
+    """The company's functions as JSON: our backup, Retell tools, or ElevenLabs webhook tools.
+
+    A backup names the agents each function is linked to: with `user`, only those it may see."""
     if fmt not in EXPORT_FORMATS:
         raise ValidationError({"format": f"Choose one of {', '.join(EXPORT_FORMATS)}."})
-    functions = list(CustomFunction.objects.filter(company=company).prefetch_related("agents").order_by("name"))
+    agents = Agent.objects.all() if user is None else selectors.agents_visible(user=user, company=company)
+    functions = list(CustomFunction.objects.filter(company=company).order_by("name")
+                     .prefetch_related(Prefetch("agents", queryset=agents)))
     if fmt == "retell":
         return {"general_tools": [retell_api.custom_tool(selectors.function_dict(f)) for f in functions]}
     if fmt == "elevenlabs":
@@ -254,10 +348,16 @@ def functions_import(*, actor: Actor, company: Company, document: Any) -> dict:
     """Create or update the company's functions from an export; all or nothing.
 
     Errors name the function and the field. Agents are matched by Retell agent id
-    within the company; ids the company does not have are reported and skipped.
+    within the company; ids the company does not have are reported and skipped. A user who
+    may not change every agent may name only agents it may change (any other id is refused,
+    whether it exists or not: PermissionDenied); links to agents it cannot see are kept.
     """
+    _require_role(actor, company, CustomFunction, "change")
     items = _import_items(document)
-    agents = {a.agent_id: a for a in Agent.objects.filter(company=company)}
+    visible = _visible_agent_pks(actor, company)
+    agents = {a.agent_id: a for a in Agent.objects.filter(company=company) if visible is None or a.pk in visible}
+    user = _acting_user(actor)
+    names_any_agent = user is None or selectors.changes_every_agent(user, company)
     counts = {"created": [], "updated": [], "unchanged": [], "unknown_agents": []}
     errors = []
     names = [item.get("name") for item in items]
@@ -278,10 +378,13 @@ def functions_import(*, actor: Actor, company: Company, document: Any) -> dict:
         if "agents" in item:
             linked = []
             for agent_id in item["agents"] if isinstance(item["agents"], list) else []:
-                if agent_id in agents:
+                if isinstance(agent_id, str) and agent_id in agents:
                     linked.append(agents[agent_id])
-                else:
+                elif names_any_agent:
                     counts["unknown_agents"].append(agent_id)
+                else:
+                    raise PermissionDenied(f"{label}: agents: you may not change agent {agent_id} "
+                                           "(your access is limited to the agents granted to you).")
         try:
             before = CustomFunction.objects.filter(pk=function.pk).values(*FUNCTION_FIELDS).first()
             before_agents = set(function.agents.values_list("pk", flat=True)) if function.pk else set()
@@ -294,7 +397,7 @@ def functions_import(*, actor: Actor, company: Company, document: Any) -> dict:
         after = {f: getattr(function, f) for f in FUNCTION_FIELDS}
         if creating:
             counts["created"].append(function.name)
-        elif before != after or (linked is not None and before_agents != {a.pk for a in linked}):
+        elif before != after or before_agents != set(function.agents.values_list("pk", flat=True)):
             counts["updated"].append(function.name)
         else:
             counts["unchanged"].append(function.name)
@@ -310,7 +413,9 @@ def functions_import(*, actor: Actor, company: Company, document: Any) -> dict:
 # --- sync -----------------------------------------------------------------------------------
 def sync_all(*, actor: Actor, company: Company) -> SyncRun:
     """Pull agents, their Retell LLMs and phone numbers; take what only Retell changed,
-    record the rest as drift (a local change is never overwritten)."""
+    record the rest as drift (a local change is never overwritten). It touches every agent."""
+    _require_role(actor, company, Agent, "change")
+    _require_every_agent(actor, company, "Sync All")
     with transaction.atomic():
         return _run_start(actor=actor, company=company, kind=SyncRun.Kind.SYNC_ALL, params={}, total=0)
 
@@ -319,6 +424,7 @@ def sync_all(*, actor: Actor, company: Company) -> SyncRun:
 def drift_resolve(*, actor: Actor, agent: Agent, direction: str) -> SyncRun | None:
     """After a sync: "pull" copies Retell's values (as last read) into the agent;
     "push" sends the local agent, functions included, to Retell."""
+    _require_agents(actor, agent.company, [agent], f"Resolving the drift of {agent.name}")
     if direction == "push":
         run = _run_start(actor=actor, company=agent.company, kind=SyncRun.Kind.AGENT_UPDATE,
                          params={"agent_ids": [agent.agent_id], "with_functions": True}, total=1)

@@ -1,5 +1,5 @@
 import zoneinfo
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -31,12 +31,38 @@ def forget_memberships(user) -> None:
     user.__dict__.pop("_voicedesk_memberships", None)
 
 
+# Models whose rows belong to granted objects without being granted themselves (an agent's
+# calls, the appointments made in them, the audit entries about them): per model, the rows a
+# membership limited to granted objects may act on, as a Q over that model for a user. The app
+# that knows the link registers it (voice.access); `restrict()` applies it.
+LimitedScope = Callable[[object], Q]
+_limited_scopes: dict[type[models.Model], LimitedScope] = {}
+
+
+def limited_scope_register(model: type[models.Model], scope: LimitedScope) -> None:
+    """Declare which rows of `model` a membership limited to granted objects may act on.
+
+    `scope(user)` returns a Q over `model`; it is combined with the role's companies, so it
+    only has to say which rows belong to objects granted to `user` (and which belong to none).
+    """
+    if getattr(model, "grantable", False):
+        raise ValueError(f"{model._meta.label} is granted itself; its rows are narrowed by the grants.")
+    _limited_scopes[model] = scope
+
+
+def limited_scope(model: type[models.Model]) -> LimitedScope | None:
+    """The registered scope of `model`, or None when a limited membership sees it company-wide."""
+    return _limited_scopes.get(model)
+
+
 class TenantQuerySet(models.QuerySet):
     """The one place that decides which rows a user may act on.
 
     `restrict(user, action)` keeps the rows of companies where one of the user's roles
     allows `action` on this model. A membership limited to granted objects sees only
-    the rows of a grantable model that django-guardian grants it that permission on.
+    the rows of a grantable model that django-guardian grants it that permission on, and
+    of a model with a limited scope (`limited_scope_register`) only the rows that scope
+    gives it; every other model it sees as its role allows, company-wide.
     """
 
     company_lookup = "company_id"
@@ -48,12 +74,15 @@ class TenantQuerySet(models.QuerySet):
             return self
         model = self.model
         grantable = getattr(model, "grantable", False)
-        whole_companies, granted_only = [], []
+        scope = limited_scope(model)
+        whole_companies, granted_only, scoped = [], [], []
         for membership in user_memberships(user):
             if not role_allows(membership.role, model, action):
                 continue
             if grantable and membership.limited_to_granted_objects:
                 granted_only.append(membership.company_id)
+            elif scope is not None and membership.limited_to_granted_objects:
+                scoped.append(membership.company_id)
             else:
                 whole_companies.append(membership.company_id)
         condition = Q(**{f"{self.company_lookup}__in": whole_companies})
@@ -64,6 +93,8 @@ class TenantQuerySet(models.QuerySet):
             granted = get_objects_for_user(user, perm, klass=model._base_manager.all(),
                                            accept_global_perms=False, with_superuser=False)
             condition |= Q(**{f"{self.company_lookup}__in": granted_only}, pk__in=granted.values("pk"))
+        if scoped:
+            condition |= Q(**{f"{self.company_lookup}__in": scoped}) & scope(user)
         return self.filter(condition)
 
 

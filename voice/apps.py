@@ -9,3 +9,8 @@ class VoiceConfig(AppConfig):
         # Deliveries that call_ended queues authenticate with the practice backend's key;
         # registering here makes that known in every web and worker process.
         import appointments.backend  # noqa: F401
+
+        from .access import register_limited_scopes
+
+        # Which rows belong to an agent, for members limited to granted agents (restrict()).
+        register_limited_scopes()

@@ -7,6 +7,7 @@ not an AuditEntry per event (those record configuration changes and people's act
 """
 
 import logging
+import math
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.conf import settings
@@ -159,7 +160,11 @@ def call_attach_elevenlabs(*, company: Company, data: dict, notes: list[str] | N
             found_notes.append("call.started_at: out of range, dropped")
     duration = metadata.get("call_duration_secs")
     if isinstance(duration, int | float) and not isinstance(duration, bool):
-        fields["duration_ms"] = int(duration * 1000)
+        milliseconds = duration * 1000
+        if isinstance(milliseconds, float) and not math.isfinite(milliseconds):
+            found_notes.append("call.duration_ms: out of range, dropped")
+        else:
+            fields["duration_ms"] = int(milliseconds)
     fields, fit_notes = model_values_fit(Call, {k: v for k, v in fields.items() if v}, where="call.")
     attachment, attachment_notes = json_fit({
         "conversation_id": conversation_id, "agent_id": data.get("agent_id"), "status": data.get("status"),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import DatabaseError
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -245,6 +246,9 @@ def _retell_function(company: Company, call_request: retell.RetellRequest) -> Ch
         except UnknownFunction:
             raise Refusal(400, "unknown_function", f"No custom function named {call_request.name!r}.",
                           company=whole_company) from None
+        except ValidationError as exc:  # an argument the model refuses (a name longer than its column)
+            raise Refusal(400, "invalid_arguments", "The function's arguments were refused: "
+                          + " ".join(exc.messages)[:300], company=whole_company) from None
         except Exception as exc:  # Retell retries a failed function call; the receipt says why this one failed
             logger.exception("Custom function %s failed (receipt %s)", call_request.name, receipt.pk)
             receipt_reject(receipt=receipt, code="function_failed", message=type(exc).__name__,

@@ -129,6 +129,7 @@ EL_FOUND = [
     ("start time out of range", _transcription(metadata={"start_time_unix_secs": 10**300})),
     ("duration out of range", _transcription(metadata={"call_duration_secs": 10**300})),
     ("negative duration", _transcription(metadata={"call_duration_secs": -3})),
+    ("duration beyond a double in milliseconds", _transcription(metadata={"call_duration_secs": -1e308})),
     ("NUL in a transcript message", _transcription(turns=[{"role": "user", "message": "Hallo\x00"}])),
     ("analysis nested 990 deep", _transcription(analysis={"x": "DEEP"}).replace(
         b'"DEEP"', b"[" * 990 + b"1" + b"]" * 990)),

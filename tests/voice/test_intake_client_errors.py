@@ -169,3 +169,21 @@ def test_a_forged_forwarded_for_does_not_break_an_admin_change(client, owner_a, 
 
     assert response.status_code == 302
     assert AuditEntry.objects.get(object_type="appointments.closure").ip == "127.0.0.1"
+
+
+ODD_VALUES = ["x" * 5000, 2**64, -1e300, {"a": [None]}]
+
+
+@pytest.mark.parametrize("value", ODD_VALUES, ids=[repr(v)[:20] for v in ODD_VALUES])
+@pytest.mark.parametrize("name", sorted(FUNCTION_SPECS))
+def test_odd_values_in_every_function_argument_are_answered_without_a_500(client, bookable_agent, name, value):
+    properties = FUNCTION_SPECS[name]["parameters"]["properties"]
+    call = retell.call_object("call_odd", "agent_abc123", status="ongoing", turns=1)
+    for arg in properties:
+        args = {key: v for key, v in _valid_args(name).items() if key in properties} | {arg: value}
+        body = json.dumps({"name": name, "call": call, "args": args}).encode()
+
+        response = client.post(FUNCTIONS_URL, data=body, content_type="application/json",
+                                **retell.headers(body, RETELL_KEY))
+
+        assert response.status_code < 500, (arg, response.content[:300])

@@ -330,8 +330,8 @@ def receipt_claim(*, receipt_id: int, providers, now: datetime | None = None) ->
         limit = settings.RECEIPT_MAX_ATTEMPTS
         if receipt.attempts >= limit:
             receipt_failed(receipt=receipt, code="tries_spent", permanent=True,
-                           message=f"All {limit} tries (RECEIPT_MAX_ATTEMPTS) were started and none finished: "
-                                   "a worker may have crashed on this receipt.")
+                           message=f"All {limit} tries (RECEIPT_MAX_ATTEMPTS) are used and the last did not "
+                                   "finish: a worker may have crashed on this receipt.")
             return None
         receipt.attempts += 1
         receipt.next_attempt_at = now + timedelta(seconds=retry_policy.backoff_seconds(
@@ -349,7 +349,8 @@ def receipt_processed(*, receipt: WebhookReceipt, note: str = "", notes: list[st
     receipt.status = WebhookReceipt.Status.PROCESSED
     WebhookReceipt.objects.filter(pk=receipt.pk).update(
         status=receipt.status, processed_at=now, error_code="", error_message=text_fit(note, 500)[0],
-        next_attempt_at=None, notes=receipt.notes, attempts=max(receipt.attempts, 1))
+        next_attempt_at=None, notes=receipt.notes,
+        attempts=max(receipt.attempts, 1))  # a function call is handled in its request, unclaimed: one try
 
 
 def receipt_failed(*, receipt: WebhookReceipt, code: str, message: str, permanent: bool = False) -> None:
@@ -358,12 +359,13 @@ def receipt_failed(*, receipt: WebhookReceipt, code: str, message: str, permanen
     good (no next attempt), logged as an error and written to the company's activity log."""
     give_up = permanent or receipt.attempts >= settings.RECEIPT_MAX_ATTEMPTS
     receipt.status, receipt.error_code = WebhookReceipt.Status.FAILED, code[:64]
-    receipt.error_message = text_fit(message, 500)[0]
     if give_up:
         receipt.next_attempt_at = None
-        receipt.error_message = text_fit(
-            f"{receipt.error_message} Given up after {receipt.attempts} "
-            f"{'try' if receipt.attempts == 1 else 'tries'}: it needs a person.", 500)[0]
+        message = f"Given up after {receipt.attempts} {'try' if receipt.attempts == 1 else 'tries'}: {message}"
+    elif receipt.next_attempt_at is None:  # not claimed (receipt_claim sets it): its backoff from now
+        receipt.next_attempt_at = timezone.now() + timedelta(seconds=retry_policy.backoff_seconds(
+            max(receipt.attempts, 1), base=settings.RECEIPT_RETRY_BASE_SECONDS, cap=3600))
+    receipt.error_message = text_fit(message, 500)[0]
     WebhookReceipt.objects.filter(pk=receipt.pk).update(
         status=receipt.status, error_code=receipt.error_code, error_message=receipt.error_message,
         next_attempt_at=receipt.next_attempt_at)

@@ -283,7 +283,7 @@ PROCESSORS = {
 }
 
 
-def receipt_process(*, receipt_id: int) -> WebhookReceipt | None:
+def receipt_process(*, receipt_id: int, now: datetime | None = None) -> WebhookReceipt | None:
     """Apply one verified (or failed and due) receipt; None when it is not due, another worker
     holds it, or its tries are spent.
 
@@ -293,7 +293,7 @@ def receipt_process(*, receipt_id: int) -> WebhookReceipt | None:
     (Unprocessable) or the last try gives it up with the reason, in the receipt and as an
     error line in the activity log. What had to be cleaned or dropped is kept in its `notes`.
     """
-    claimed = receipt_claim(receipt_id=receipt_id, providers=PROCESSORS)
+    claimed = receipt_claim(receipt_id=receipt_id, providers=PROCESSORS, now=now)
     if claimed is None:
         return None
     with transaction.atomic():
@@ -328,4 +328,4 @@ def receipts_sweep(*, now: datetime | None = None, limit: int = 200) -> int:
                                         next_attempt_at__lte=now)
     ids = list(left.order_by("received_at").values_list("pk", flat=True)[:limit])
     ids += list(due.order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
-    return sum(1 for pk in ids if receipt_process(receipt_id=pk) is not None)
+    return sum(1 for pk in ids if receipt_process(receipt_id=pk, now=now) is not None)

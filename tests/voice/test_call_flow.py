@@ -178,7 +178,7 @@ def test_a_receipt_no_retry_can_mend_is_given_up_at_once_with_its_reason(client,
     receipt = WebhookReceipt.objects.get(call_id="call_1")
     assert receipt.status == "failed" and receipt.error_code == "CallOfAnotherCompany"
     assert (receipt.attempts, receipt.next_attempt_at) == (1, None)
-    assert "another company" in receipt.error_message and "Given up after 1 try" in receipt.error_message
+    assert receipt.error_message.startswith("Given up after 1 try: ") and "another company" in receipt.error_message
     assert Delivery.objects.count() == 0
     assert ActivityLogEntry.objects.filter(kind="webhook.failed", level="error").exists()
     assert ActivityLogEntry.objects.filter(kind="webhook.given_up", level="error").exists()

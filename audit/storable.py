@@ -13,15 +13,15 @@ them too. `model_values_fit` asks a model's fields.
 
 import hashlib
 import ipaddress
-import math
 import re
 
 import orjson
 
-# Levels of nesting kept inside one stored JSON value; a container deeper than this is
-# stored as null. Far beyond any payload a provider documents, far below the depth at which
-# Django's encoder (Python's recursion limit) or psycopg's decoder fail.
-JSON_MAX_DEPTH = 32
+# Levels of nesting kept in one stored JSON value; a container deeper than this is stored as
+# null. The most orjson writes (so a value it writes needs no walk), far beyond any payload a
+# provider documents, and far below where Django's encoder and psycopg's decoder (Python's
+# recursion limit) give up.
+JSON_MAX_DEPTH = 254
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # Characters no identifier of ours or a provider's holds: C0 controls (NUL among them),
@@ -85,38 +85,49 @@ def key_fit(value: str, limit: int) -> tuple[str, list[str]]:
     return f"{cleaned[:limit - len(digest) - 1]}#{digest}", [*done, "replaced by its start and a digest"]
 
 
-def json_fit(value, *, max_depth: int = JSON_MAX_DEPTH) -> tuple[object, list[str]]:
-    """A parsed JSON value that jsonb and Django's encoder take: its strings and keys through
-    `text_fit` (no limit), non-finite floats as null, containers nested deeper than
-    `max_depth` levels as null. Returns the value (the same object when nothing had to
+def json_fit(value) -> tuple[object, list[str]]:
+    """A JSON value as `json_loads` returns it, made such that jsonb and Django's encoder take it:
+    its strings and keys through `text_fit` (no limit), containers nested deeper than
+    JSON_MAX_DEPTH levels as null. Returns the value (the same object when nothing had to
     change) and what was done."""
+    try:
+        # orjson refuses lone surrogates and nesting over JSON_MAX_DEPTH, and escapes NUL: a value
+        # it writes without one needs no walk (a literal backslash-u0000 only costs the walk).
+        if b"\\u0000" not in orjson.dumps(value):
+            return value, []
+    except TypeError:  # orjson.JSONEncodeError too: a surrogate, too deep, a key that is no string
+        pass
     found: dict[str, None] = {}
-    return _json_fit(value, 0, max_depth, found), list(found)
+    return _json_fit(value, 0, found), list(found)
 
 
-def _json_fit(value, depth: int, max_depth: int, found: dict):
-    # Recursion is bounded by max_depth: a container below it is cut, not entered.
+def _json_fit(value, depth: int, found: dict):
+    # One frame per level (no comprehensions), and none below JSON_MAX_DEPTH: the recursion is bounded.
     if isinstance(value, str):
         if "\x00" in value or _SURROGATE.search(value):
             value, done = text_fit(value)
             found.update(dict.fromkeys(done))
         return value
-    if isinstance(value, float) and not math.isfinite(value):
-        found["non-finite numbers replaced by null"] = None
+    if not isinstance(value, list | dict):
+        return value
+    if depth >= JSON_MAX_DEPTH:
+        found[f"nested deeper than {JSON_MAX_DEPTH} levels: the deeper part replaced by null"] = None
         return None
-    if isinstance(value, list | dict):
-        if depth >= max_depth:
-            found[f"nested deeper than {max_depth} levels: the deeper part replaced by null"] = None
-            return None
-        if isinstance(value, list):
-            items = [_json_fit(item, depth + 1, max_depth, found) for item in value]
-            return value if all(a is b for a, b in zip(items, value, strict=True)) else items
-        fitted = {_json_fit(key, depth, max_depth, found) if isinstance(key, str) else key:
-                  _json_fit(item, depth + 1, max_depth, found) for key, item in value.items()}
-        unchanged = len(fitted) == len(value) and all(
-            key in value and fitted[key] is value[key] for key in fitted)
-        return value if unchanged else fitted
-    return value
+    changed = False
+    if isinstance(value, list):
+        items = []
+        for item in value:
+            fitted = _json_fit(item, depth + 1, found)
+            changed |= fitted is not item
+            items.append(fitted)
+        return items if changed else value
+    entries = {}
+    for key, item in value.items():
+        fitted_key = _json_fit(key, depth, found) if isinstance(key, str) else key
+        fitted = _json_fit(item, depth + 1, found)
+        changed |= fitted_key is not key or fitted is not item
+        entries[fitted_key] = fitted
+    return entries if changed else value
 
 
 def ip_or_none(value) -> str | None:

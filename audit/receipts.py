@@ -273,15 +273,15 @@ async def receipt_store(*, provider: str, endpoint: str, body: bytes, headers, r
                         query: str = "", body_truncated: bool = False,
                         status: str = WebhookReceipt.Status.RECEIVED, company: Company | None = None,
                         kind: str = "", event_type: str = "", call_id: str = "", dedupe_key: str = "",
-                        error_code: str = "", error_message: str = "", notes: list[str] = ()) -> WebhookReceipt:
+                        error_code: str = "", error_message: str = "") -> WebhookReceipt:
     """Store an inbound request as it came, with what checking it found, before it is answered:
     committed when this returns (by the receipt writer, with whatever other receipts arrived
     at the same moment).
 
     The body is stored byte for byte. The extracted fields are stored in a form the database
     takes (NUL removed, lone surrogates replaced, cut to their columns; the dedupe key kept
-    distinct by a digest; an address that is none dropped), each change recorded in
-    `notes` after the caller's own `notes`. A receipt the database still refuses is stored
+    distinct by a digest; an address that is none dropped), each change recorded in its
+    `notes`. A receipt the database still refuses is stored
     minimal (body, headers, error_code "unstorable"; its status `rejected`), alone: the other
     receipts written with it are not affected. A receipt that would hold a dedupe key another
     receipt already holds is stored as a duplicate. Raises DatabaseError when the receipt
@@ -292,7 +292,7 @@ async def receipt_store(*, provider: str, endpoint: str, body: bytes, headers, r
         {"endpoint": endpoint, "query": query, "kind": kind, "event_type": event_type, "call_id": call_id,
          "dedupe_key": dedupe_key, "error_code": error_code, "error_message": error_message}, headers, remote_addr)
     receipt = WebhookReceipt(provider=provider, body=body, body_truncated=body_truncated, status=status,
-                             company=company, notes=[*notes, *fit_notes], **fitted)
+                             company=company, notes=fit_notes, **fitted)
     await _group_insert.store(receipt)
     return receipt
 

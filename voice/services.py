@@ -74,7 +74,8 @@ def call_apply_event(*, company: Company, event: str, call_payload: dict, agent:
 
     Each field is fitted to its column on its own (text cleaned and cut, a value the column
     refuses dropped), so a bad field never loses the event; what was changed is appended to
-    `notes` when given ("call.<field>: ...").
+    `notes` when given ("call.<field>: ..."). Raises CallOfAnotherCompany when the call id is
+    another company's call.
     """
     call_id = call_payload["call_id"]
     fields, read_notes = retell.call_fields(call_payload)

@@ -10,7 +10,7 @@ import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
@@ -62,11 +62,10 @@ class Checked:
     dedupe_key: str = ""
     error_code: str = ""
     error_message: str = ""
-    notes: list[str] = field(default_factory=list)
 
     def receipt_fields(self) -> dict:
-        return {name: getattr(self, name) for name in ("status", "company", "kind", "event_type", "call_id",
-                                                       "dedupe_key", "error_code", "error_message", "notes")}
+        return {name: getattr(self, name) for name in
+                ("status", "company", "kind", "event_type", "call_id", "dedupe_key", "error_code", "error_message")}
 
 
 # Strict JSON out as in: a non-finite number raises here rather than leave as NaN or Infinity.
@@ -111,7 +110,7 @@ def _parse_json(body: bytes):
                                        "beyond a double, no lone surrogate, at most 1024 levels deep).") from None
 
 
-def _unstorable(receipt: WebhookReceipt) -> JsonResponse:
+def _unstorable() -> JsonResponse:
     return error_response(400, UNSTORABLE, "The request holds data that cannot be stored; it was kept without "
                                            "what it names and not handled.")
 
@@ -160,7 +159,7 @@ def receipt_first(provider: str):
                 return error_response(500, "internal_error", "The request could not be checked; please retry.")
             receipt = await store(body=body, **checked.receipt_fields())
             if receipt.error_code == UNSTORABLE:  # stored without what the check found: nothing to act on
-                return _unstorable(receipt)
+                return _unstorable()
             try:
                 return await checked.respond(receipt)
             except Refusal as refusal:

@@ -1,18 +1,22 @@
+import functools
 import json
+import operator
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from tenants.admin import TenantAdmin
 
 from .actor import Actor
 from .models import ActivityLogEntry, AuditEntry, Delivery, DeliveryAttempt, WebhookReceipt
 from .deliveries import deliveries_retry
+from .receipts import UNSTORABLE
 
 
 class ReadOnlyTenantAdmin(TenantAdmin):
@@ -61,18 +65,49 @@ class ActivityLogEntryAdmin(ReadOnlyTenantAdmin):
     readonly_fields = fields
 
 
+class ReceiptAttentionFilter(admin.SimpleListFilter):
+    """Receipts a person should look at: processing given up, failing and retried, stored without
+    what its checks found, or stored or processed with fields cleaned or dropped."""
+
+    title = "needs attention"
+    parameter_name = "attention"
+    FAILED = Q(status=WebhookReceipt.Status.FAILED)
+    CHOICES = {
+        "given_up": ("Processing given up", FAILED & Q(next_attempt_at=None)),
+        "retrying": ("Failing, will be retried", FAILED & ~Q(next_attempt_at=None)),
+        "unstorable": ("Stored without its fields", Q(error_code=UNSTORABLE)),
+        "cleaned": ("Fields cleaned or dropped", ~Q(notes=[])),
+    }
+
+    def lookups(self, request, model_admin):
+        return [("any", "Any of these"), *((key, label) for key, (label, _) in self.CHOICES.items())]
+
+    def queryset(self, request, queryset):
+        if self.value() == "any":
+            return queryset.filter(functools.reduce(operator.or_, (q for _, q in self.CHOICES.values())))
+        if self.value() in self.CHOICES:
+            return queryset.filter(self.CHOICES[self.value()][1])
+        return queryset
+
+
 @admin.register(WebhookReceipt)
 class WebhookReceiptAdmin(ReadOnlyTenantAdmin):
     list_display = ["received_at", "company", "provider", "kind", "event_type", "call_id", "status", "error_code",
                     "remote_addr"]
-    list_filter = ["provider", "status", "kind", "event_type"]
+    list_filter = [ReceiptAttentionFilter, "provider", "status", "kind", "event_type"]
     search_fields = ["call_id", "dedupe_key", "error_code"]
     date_hierarchy = "received_at"
     list_select_related = ["company"]
     fields = ["received_at", "company", "provider", "endpoint", "query", "remote_addr", "status", "error_code",
-              "error_message", "kind", "event_type", "call_id", "dedupe_key", "attempts", "next_attempt_at",
-              "processed_at", "headers_table", "body_shown", "body_truncated"]
+              "error_message", "notes_list", "kind", "event_type", "call_id", "dedupe_key", "attempts",
+              "next_attempt_at", "processed_at", "headers_table", "body_shown", "body_truncated"]
     readonly_fields = fields
+
+    @admin.display(description="notes")
+    def notes_list(self, receipt: WebhookReceipt):
+        if not receipt.notes:
+            return "—"
+        return format_html("<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((note,) for note in receipt.notes)))
 
     @admin.display(description="headers")
     def headers_table(self, receipt: WebhookReceipt):

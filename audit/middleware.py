@@ -10,6 +10,8 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
 from django.conf import settings
 
+from .storable import ip_or_none
+
 _current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -19,13 +21,20 @@ def current_request_id() -> str:
 
 
 def client_ip(request) -> str | None:
-    """REMOTE_ADDR, or the address NUM_PROXIES trusted proxies saw in X-Forwarded-For."""
+    """The client's IP address (a string an inet column takes), or None: the address NUM_PROXIES
+    trusted proxies saw in X-Forwarded-For, else REMOTE_ADDR.
+
+    An X-Forwarded-For entry that is not an IP address was not written by our proxy (a client
+    that reached us around it, or a forged header): the peer's address is used instead.
+    """
     proxies = getattr(settings, "NUM_PROXIES", 0)
     if proxies:
         forwarded = [p.strip() for p in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if p.strip()]
         if len(forwarded) >= proxies:
-            return forwarded[-proxies]
-    return request.META.get("REMOTE_ADDR") or None
+            address = ip_or_none(forwarded[-proxies])
+            if address is not None:
+                return address
+    return ip_or_none(request.META.get("REMOTE_ADDR"))
 
 
 class RequestIdMiddleware:

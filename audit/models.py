@@ -89,7 +89,9 @@ class WebhookReceipt(models.Model):
         DUPLICATE = "duplicate", "Duplicate"
         IGNORED = "ignored", "Ignored"
         PROCESSED = "processed", "Processed"
-        FAILED = "failed", "Failed (will be retried)"
+        # Retried with backoff while `next_attempt_at` is set; given up (needing a person)
+        # once it is not: tries spent, or a failure no retry can mend.
+        FAILED = "failed", "Failed"
 
     # The states of the one receipt that owns a dedupe key.
     KEY_HOLDING = (Status.VERIFIED, Status.PROCESSED, Status.FAILED)
@@ -115,6 +117,9 @@ class WebhookReceipt(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    notes = models.JSONField(default=list, blank=True,
+                             help_text="What had to be cleaned, cut or dropped to store or process the request "
+                                       "(e.g. \"call.transcript: NUL characters removed\").")
 
     objects = TenantQuerySet.as_manager()
     tenant_policy: ClassVar = READ_ONLY_POLICY

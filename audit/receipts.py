@@ -10,19 +10,20 @@ import queue
 import re
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, connection
+from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from tenants.models import Company
 
 from . import retry_policy
 from .models import WebhookReceipt
-
-from .services import REDACTED
+from .services import REDACTED, activity_log
+from .storable import ip_or_none, json_fit, key_fit, model_values_fit, text_fit
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,9 @@ def headers_redacted(headers) -> dict[str, str]:
     return {name: (REDACTED if _SECRET_HEADER.search(name) else value) for name, value in headers.items()}
 
 
+UNSTORABLE = "unstorable"  # the error code of a receipt stored without what its checks found
+
+
 def _receipt_insert(receipt: WebhookReceipt) -> None:
     """Insert one receipt (in autocommit, its own transaction); one that would hold a dedupe key
     another already holds becomes a duplicate."""
@@ -44,19 +48,58 @@ def _receipt_insert(receipt: WebhookReceipt) -> None:
             receipt.save(force_insert=True)
             return
         except IntegrityError:
+            receipt.pk = None
             receipt.status = WebhookReceipt.Status.DUPLICATE
     receipt.save(force_insert=True)
 
 
-def _receipts_insert(receipts: list[WebhookReceipt]) -> None:
-    """Insert receipts in one statement; if a dedupe key clashes, one by one so only the clash
-    becomes a duplicate."""
+def _connection_broken() -> bool:
+    return connection.connection is not None and not connection.is_usable()
+
+
+def _receipt_minimal(receipt: WebhookReceipt, error: Exception) -> None:
+    """Make `receipt` what can always be stored: the body, the headers and why the rest is missing."""
+    for name in ("company", "query", "remote_addr", "kind", "event_type", "call_id", "dedupe_key"):
+        setattr(receipt, name, WebhookReceipt._meta.get_field(name).get_default())
+    receipt.pk, receipt.status, receipt.error_code = None, WebhookReceipt.Status.REJECTED, UNSTORABLE
+    receipt.error_message = (f"The database refused the receipt ({type(error).__name__}); it is stored with "
+                             "its body and headers only.")
+    receipt.notes = [*receipt.notes, f"stored minimal: {type(error).__name__}"]
+
+
+def _receipt_insert_alone(receipt: WebhookReceipt) -> Exception | None:
+    """Insert one receipt whatever it holds: as it is, else minimal. Returns the error that
+    kept even the minimal form out (then the request is answered 503), or None."""
+    try:
+        _receipt_insert(receipt)
+        return None
+    except Exception as exc:  # whatever the database (or its driver) refuses in this row
+        if _connection_broken():
+            raise
+        logger.warning("Receipt refused by the database (%s); storing it minimal", type(exc).__name__)
+        _receipt_minimal(receipt, exc)
+    try:
+        _receipt_insert(receipt)
+        return None
+    except Exception as exc:
+        if _connection_broken():
+            raise
+        return exc
+
+
+def _receipts_insert(receipts: list[WebhookReceipt]) -> list[Exception | None]:
+    """Insert receipts in one statement; if it fails (a dedupe key clash, a value the database
+    refuses), one by one, so only the row at fault becomes a duplicate or is stored minimal.
+    Returns each receipt's error (None: stored). Raises when the connection broke."""
     try:
         WebhookReceipt.objects.bulk_create(receipts)
-    except IntegrityError:
-        for receipt in receipts:
-            receipt.pk = None
-            _receipt_insert(receipt)
+        return [None] * len(receipts)
+    except Exception:
+        if _connection_broken():
+            raise
+    for receipt in receipts:
+        receipt.pk = None
+    return [_receipt_insert_alone(receipt) for receipt in receipts]
 
 
 class _ProcessThread:
@@ -145,15 +188,17 @@ class _GroupInsert(_ProcessThread):
             thread.join(timeout=self.WAIT_SECONDS)
 
     @staticmethod
-    def _insert(receipts: list[WebhookReceipt]) -> None:
+    def _insert(receipts: list[WebhookReceipt]) -> list[Exception | None]:
         try:
-            _receipts_insert(receipts)
+            return _receipts_insert(receipts)
         except OperationalError:
             # The writer's long-lived connection may have been dropped while it was idle (a
             # database restart or failover, an administrator, a proxy's idle timeout): once
             # more, on a fresh connection, for the receipts not yet written.
             connection.close()
-            _receipts_insert([receipt for receipt in receipts if receipt.pk is None])
+            waiting = [receipt for receipt in receipts if receipt.pk is None]
+            outcomes = dict(zip(map(id, waiting), _receipts_insert(waiting), strict=True))
+            return [outcomes.get(id(receipt)) for receipt in receipts]
 
     def _run(self) -> None:
         while True:
@@ -170,13 +215,16 @@ class _GroupInsert(_ProcessThread):
                     self._queue.put(None)  # stop after this group
                     break
                 group.append(slot)
-            error = None
             try:
-                self._insert([slot.receipt for slot in group])
-            except Exception as exc:  # each waiting request answers for its own receipt
-                error = exc
+                outcomes = self._insert([slot.receipt for slot in group])
+            except Exception as exc:  # the database is out of reach: nobody in this group is stored
+                outcomes = [exc] * len(group)
                 connection.close()  # the next group starts on a fresh connection
-            for slot in group:
+            for slot, error in zip(group, outcomes, strict=True):
+                # Each waiting request answers for its own receipt; one the database would not
+                # take in any form is answered as not stored (the view's 503).
+                if error is not None and not isinstance(error, DatabaseError):
+                    error = DatabaseError(f"The receipt could not be stored: {type(error).__name__}")
                 slot.settle(error)
 
 
@@ -203,6 +251,24 @@ def receipt_writer_stop() -> None:
     _group_insert.stop()
 
 
+_TEXT_FIELDS = ("endpoint", "query", "kind", "event_type", "call_id", "error_code", "error_message")
+
+
+def _receipt_fields_fit(fields: dict, headers: dict, remote_addr: str | None) -> tuple[dict, list[str]]:
+    """The receipt's extracted fields made storable (text_fit, dedupe key by key_fit, the address
+    only if it is one), with a note per change."""
+    fitted, notes = model_values_fit(WebhookReceipt, {name: fields[name] for name in _TEXT_FIELDS if fields[name]})
+    fitted = {**{name: "" for name in _TEXT_FIELDS}, **fitted}
+    fitted["dedupe_key"], done = key_fit(fields["dedupe_key"], WebhookReceipt._meta.get_field("dedupe_key").max_length)
+    notes += [f"dedupe_key: {what}" for what in done]
+    fitted["headers"], done = json_fit(headers_redacted(headers))
+    notes += [f"headers: {what}" for what in done]
+    fitted["remote_addr"] = ip_or_none(remote_addr)
+    if remote_addr and fitted["remote_addr"] is None:
+        notes.append("remote_addr: not an IP address, dropped")
+    return fitted, notes
+
+
 async def receipt_store(*, provider: str, endpoint: str, body: bytes, headers, remote_addr: str | None,
                         query: str = "", body_truncated: bool = False,
                         status: str = WebhookReceipt.Status.RECEIVED, company: Company | None = None,
@@ -212,15 +278,21 @@ async def receipt_store(*, provider: str, endpoint: str, body: bytes, headers, r
     committed when this returns (by the receipt writer, with whatever other receipts arrived
     at the same moment).
 
-    A receipt that would hold a dedupe key another receipt already holds is stored as a
-    duplicate. Receipts are the audit trail of inbound traffic themselves, so no AuditEntry
-    is written for them.
+    The body is stored byte for byte. The extracted fields are stored in a form the database
+    takes (NUL removed, lone surrogates replaced, cut to their columns; the dedupe key kept
+    distinct by a digest; an address that is none dropped), each change recorded in its
+    `notes`. A receipt the database still refuses is stored
+    minimal (body, headers, error_code "unstorable"; its status `rejected`), alone: the other
+    receipts written with it are not affected. A receipt that would hold a dedupe key another
+    receipt already holds is stored as a duplicate. Raises DatabaseError when the receipt
+    could not be stored at all. Receipts are the audit trail of inbound traffic themselves,
+    so no AuditEntry is written for them.
     """
-    receipt = WebhookReceipt(
-        provider=provider, endpoint=endpoint[:200], body=body, body_truncated=body_truncated,
-        headers=headers_redacted(headers), query=query[:500], remote_addr=remote_addr, status=status,
-        company=company, kind=kind, event_type=event_type[:64], call_id=call_id[:128],
-        dedupe_key=dedupe_key[:300], error_code=error_code[:64], error_message=error_message[:500])
+    fitted, fit_notes = _receipt_fields_fit(
+        {"endpoint": endpoint, "query": query, "kind": kind, "event_type": event_type, "call_id": call_id,
+         "dedupe_key": dedupe_key, "error_code": error_code, "error_message": error_message}, headers, remote_addr)
+    receipt = WebhookReceipt(provider=provider, body=body, body_truncated=body_truncated, status=status,
+                             company=company, notes=fit_notes, **fitted)
     await _group_insert.store(receipt)
     return receipt
 
@@ -228,27 +300,81 @@ async def receipt_store(*, provider: str, endpoint: str, body: bytes, headers, r
 def receipt_reject(*, receipt: WebhookReceipt, code: str, message: str,
                    status: str = WebhookReceipt.Status.REJECTED) -> None:
     """A stored receipt's handling failed after it was stored (an unknown or failing custom function)."""
-    receipt.status, receipt.error_code, receipt.error_message = status, code[:64], message[:500]
+    receipt.status, receipt.error_code = status, code[:64]
+    receipt.error_message = text_fit(message, 500)[0]
     WebhookReceipt.objects.filter(pk=receipt.pk).update(
         status=status, error_code=receipt.error_code, error_message=receipt.error_message)
 
 
-def receipt_processed(*, receipt: WebhookReceipt, note: str = "") -> None:
+def _notes_with(receipt: WebhookReceipt, notes: list[str]) -> list[str]:
+    # A retried receipt finds the same things again: each note once.
+    return list(dict.fromkeys([*receipt.notes, *notes]))
+
+
+def receipt_claim(*, receipt_id: int, providers, now: datetime | None = None) -> WebhookReceipt | None:
+    """Count a try of a verified or failed event receipt that is due, before it starts (committed
+    at once, so a try lost to a crash still counts), and hold it from the sweeper until the try's
+    backoff has passed. Returns the receipt, or None when it is not due, another worker holds
+    it, or its tries are spent (it is then failed for good, with that reason).
+    """
+    now = now or timezone.now()
+    Status = WebhookReceipt.Status
+    with transaction.atomic():
+        receipt = (WebhookReceipt.objects.select_for_update(skip_locked=True)
+                   .filter(pk=receipt_id, kind="event", provider__in=list(providers))
+                   .filter(Q(status=Status.VERIFIED) | Q(status=Status.FAILED, next_attempt_at__isnull=False))
+                   .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+                   .exclude(company=None).first())
+        if receipt is None:
+            return None
+        limit = settings.RECEIPT_MAX_ATTEMPTS
+        if receipt.attempts >= limit:
+            receipt_failed(receipt=receipt, code="tries_spent", permanent=True,
+                           message=f"All {limit} tries (RECEIPT_MAX_ATTEMPTS) are used and the last did not "
+                                   "finish: a worker may have crashed on this receipt.")
+            return None
+        receipt.attempts += 1
+        receipt.next_attempt_at = now + timedelta(seconds=retry_policy.backoff_seconds(
+            receipt.attempts, base=settings.RECEIPT_RETRY_BASE_SECONDS, cap=3600))
+        WebhookReceipt.objects.filter(pk=receipt.pk).update(attempts=receipt.attempts,
+                                                           next_attempt_at=receipt.next_attempt_at)
+    return receipt
+
+
+def receipt_processed(*, receipt: WebhookReceipt, note: str = "", notes: list[str] = ()) -> None:
+    """The receipt was handled: `note` says how when it is not plain (e.g. superseded), `notes`
+    what had to be cleaned or dropped to handle it."""
     now = timezone.now()
+    receipt.notes = _notes_with(receipt, list(notes))
+    receipt.status = WebhookReceipt.Status.PROCESSED
     WebhookReceipt.objects.filter(pk=receipt.pk).update(
-        status=WebhookReceipt.Status.PROCESSED, processed_at=now, error_code="", error_message=note[:500],
-        attempts=receipt.attempts + 1, next_attempt_at=None)
+        status=receipt.status, processed_at=now, error_code="", error_message=text_fit(note, 500)[0],
+        next_attempt_at=None, notes=receipt.notes,
+        attempts=max(receipt.attempts, 1))  # a function call is handled in its request, unclaimed: one try
 
 
-def receipt_failed(*, receipt: WebhookReceipt, error: Exception) -> None:
-    """Processing raised: keep the receipt for the sweeper, with backoff, until its tries run out."""
-    attempts = receipt.attempts + 1
-    give_up = attempts >= settings.RECEIPT_MAX_ATTEMPTS
-    delay = retry_policy.backoff_seconds(attempts, base=settings.RECEIPT_RETRY_BASE_SECONDS, cap=3600)
+def receipt_failed(*, receipt: WebhookReceipt, code: str, message: str, permanent: bool = False) -> None:
+    """Processing failed: keep the receipt `failed`, due again at the backoff its claim set, until
+    its tries run out; a `permanent` failure (no retry can mend it) or the last try is failed for
+    good (no next attempt), logged as an error and written to the company's activity log."""
+    give_up = permanent or receipt.attempts >= settings.RECEIPT_MAX_ATTEMPTS
+    receipt.status, receipt.error_code = WebhookReceipt.Status.FAILED, code[:64]
+    if give_up:
+        receipt.next_attempt_at = None
+        message = f"Given up after {receipt.attempts} {'try' if receipt.attempts == 1 else 'tries'}: {message}"
+    elif receipt.next_attempt_at is None:  # not claimed (receipt_claim sets it): its backoff from now
+        receipt.next_attempt_at = timezone.now() + timedelta(seconds=retry_policy.backoff_seconds(
+            max(receipt.attempts, 1), base=settings.RECEIPT_RETRY_BASE_SECONDS, cap=3600))
+    receipt.error_message = text_fit(message, 500)[0]
     WebhookReceipt.objects.filter(pk=receipt.pk).update(
-        status=WebhookReceipt.Status.FAILED, attempts=attempts, error_code=type(error).__name__[:64],
-        error_message=str(error)[:500],
-        next_attempt_at=None if give_up else timezone.now() + timedelta(seconds=delay))
+        status=receipt.status, error_code=receipt.error_code, error_message=receipt.error_message,
+        next_attempt_at=receipt.next_attempt_at)
+    if give_up:
+        logger.error("Receipt %s given up: %s", receipt.pk, receipt.error_code)
+        if receipt.company_id is not None:
+            activity_log(company=receipt.company_id, kind="webhook.given_up", level="error",
+                         message=f"Webhook given up: {receipt.error_code}",
+                         data={"receipt_id": receipt.pk, "call_id": receipt.call_id})
 
 
 def enqueue_task(task, *args, countdown: float | None = None) -> bool:

@@ -1,4 +1,5 @@
-"""GET /health: the state of the database, the cache and the Celery broker."""
+"""GET /health: the state of the database, the cache and the Celery broker; the delivery backlog
+and the webhook receipts that failed processing."""
 
 import time
 from urllib.parse import urlsplit
@@ -80,6 +81,24 @@ def delivery_backlog() -> dict:
             "oldest_pending_age_s": round((timezone.now() - oldest).total_seconds()) if oldest else None}
 
 
+def receipt_failures() -> dict:
+    """Webhook receipts whose processing failed: `failed` (retrying or given up), `given_up` (no
+    further try: they need a person) and the age in seconds of the oldest failed one's request.
+    Reported, never a reason for 503: the rest of intake works."""
+    from django.db.models import Count, Min, Q
+    from django.utils import timezone
+
+    from audit.models import WebhookReceipt
+
+    failed = Q(status=WebhookReceipt.Status.FAILED)
+    totals = WebhookReceipt.objects.aggregate(
+        failed=Count("pk", filter=failed), given_up=Count("pk", filter=failed & Q(next_attempt_at=None)),
+        oldest=Min("received_at", filter=failed))
+    oldest = totals["oldest"]
+    return {"failed": totals["failed"], "given_up": totals["given_up"],
+            "oldest_failed_age_s": round((timezone.now() - oldest).total_seconds()) if oldest else None}
+
+
 @require_GET
 def health(request):
     checks = run_checks()
@@ -87,6 +106,7 @@ def health(request):
     body = {"status": "ok" if not down else "down", "down": down, "checks": checks}
     if checks["database"]["ok"]:
         body["deliveries"] = delivery_backlog()
+        body["receipts"] = receipt_failures()
     if down:
         body["message"] = "Unreachable: " + ", ".join(f"{n} ({checks[n]['backend']})" for n in down)
     return JsonResponse(body, status=503 if down else 200)

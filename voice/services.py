@@ -6,12 +6,13 @@ provider events; their trail is the receipt they came from and the activity log,
 not an AuditEntry per event (those record configuration changes and people's actions).
 """
 
-import json
 import logging
+import math
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from appointments.backend import backend_forward_call_end
@@ -20,8 +21,9 @@ from appointments.models import Appointment
 from appointments.services import appointments_confirm_for_call
 from audit.actor import Actor
 from audit.models import WebhookReceipt
-from audit.receipts import receipt_failed, receipt_processed
+from audit.receipts import receipt_claim, receipt_failed, receipt_processed
 from audit.services import activity_log
+from audit.storable import identifier_problem, json_fit, json_loads, model_values_fit
 from retell_config.models import Agent
 from tenants.models import Company
 
@@ -34,7 +36,11 @@ RETELL_ACTOR = Actor.system("retell webhook")
 ELEVENLABS_ACTOR = Actor.system("elevenlabs callback")
 
 
-class CallOfAnotherCompany(Exception):
+class Unprocessable(Exception):
+    """A stored receipt that no retry can process (its body does not say what happened to which call)."""
+
+
+class CallOfAnotherCompany(Unprocessable):
     """An event names a call id that belongs to another company's call."""
 
 
@@ -62,12 +68,23 @@ def _merge(call: Call, fields: dict, rank: list[int]) -> None:
     call.field_ranks = ranks
 
 
-def call_apply_event(*, company: Company, event: str, call_payload: dict, agent: Agent | None = None) -> Call:
-    """Upsert the call from one Retell event: the same events in any order, or twice, give the same row."""
+def call_apply_event(*, company: Company, event: str, call_payload: dict, agent: Agent | None = None,
+                     notes: list[str] | None = None) -> Call:
+    """Upsert the call from one Retell event: the same events in any order, or twice, give the same row.
+
+    Each field is fitted to its column on its own (text cleaned and cut, a value the column
+    refuses dropped), so a bad field never loses the event; what was changed is appended to
+    `notes` when given ("call.<field>: ..."). Raises CallOfAnotherCompany when the call id is
+    another company's call.
+    """
     call_id = call_payload["call_id"]
+    fields, read_notes = retell.call_fields(call_payload)
+    fields, fit_notes = model_values_fit(Call, fields, where="call.")
+    if notes is not None:
+        notes.extend([*read_notes, *fit_notes])
     with transaction.atomic():
         call = _lock_or_create_call(company=company, call_id=call_id, source=Call.Source.RETELL)
-        _merge(call, retell.call_fields(call_payload), retell.event_rank(event, call_payload))
+        _merge(call, fields, retell.event_rank(event, call_payload))
         if agent is not None and call.agent_id is None:
             call.agent = agent
         call.events = sorted(set(call.events) | {event}, key=lambda e: (retell.EVENT_STAGE.get(e, 0), e))
@@ -97,40 +114,70 @@ def call_record_live_turns(*, company: Company, call_id: str, turns: list[dict],
     return call
 
 
-def call_attach_elevenlabs(*, company: Company, data: dict) -> Call:
+def _elevenlabs_moment(seconds) -> datetime | None:
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, tz=dt_timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def call_attach_elevenlabs(*, company: Company, data: dict, notes: list[str] | None = None) -> Call:
     """Attach ElevenLabs' post-call transcription to its call (made if we have none).
 
     The call is found by the call id our dialog passed as a dynamic variable, the
-    Twilio call SID, or the conversation id. ElevenLabs' transcript only fills gaps:
-    it ranks below every Retell event, so Retell's own values always win.
+    Twilio call SID, or the conversation id (each only if it can be an id). ElevenLabs'
+    transcript only fills gaps: it ranks below every Retell event, so Retell's own values
+    always win. Each field is fitted to its column on its own, what was changed appended to
+    `notes` when given. Raises Unprocessable when no id names the call.
     """
     conversation_id = str(data.get("conversation_id") or "")
     client = data.get("conversation_initiation_client_data") or {}
     variables = client.get("dynamic_variables") or {} if isinstance(client, dict) else {}
+    variables = variables if isinstance(variables, dict) else {}
     metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
     phone_call = metadata.get("phone_call") if isinstance(metadata.get("phone_call"), dict) else {}
-    candidates = [str(v) for v in (variables.get("call_id"), variables.get("system__call_sid"),
-                                   phone_call.get("call_sid"), conversation_id) if v]
+    found_notes = []
+    candidates = []
+    for name, value in (("call_id", variables.get("call_id")), ("system__call_sid", variables.get("system__call_sid")),
+                        ("phone_call.call_sid", phone_call.get("call_sid")), ("conversation_id", conversation_id)):
+        if not value or isinstance(value, bool) or not isinstance(value, str | int):
+            continue
+        if identifier_problem(str(value), retell.ID_MAX_LENGTH):
+            found_notes.append(f"elevenlabs.{name}: cannot be a call id, not used")
+            continue
+        candidates.append(str(value))
     if not candidates:
-        raise ValueError("The transcription names no conversation_id.")
+        raise Unprocessable("The transcription names no conversation_id that can be a call id.")
+    turns = data.get("transcript") if isinstance(data.get("transcript"), list) else []
+    text = "\n".join(f"{'Agent' if t.get('role') == 'agent' else 'User'}: {t.get('message') or ''}"
+                     for t in turns if isinstance(t, dict))
+    fields = {"transcript": text, "transcript_turns": turns}
+    start = metadata.get("start_time_unix_secs")
+    if isinstance(start, int | float) and not isinstance(start, bool):
+        fields["started_at"] = _elevenlabs_moment(start)
+        if fields["started_at"] is None:
+            found_notes.append("call.started_at: out of range, dropped")
+    duration = metadata.get("call_duration_secs")
+    if isinstance(duration, int | float) and not isinstance(duration, bool):
+        milliseconds = duration * 1000
+        if isinstance(milliseconds, float) and not math.isfinite(milliseconds):
+            found_notes.append("call.duration_ms: out of range, dropped")
+        else:
+            fields["duration_ms"] = int(milliseconds)
+    fields, fit_notes = model_values_fit(Call, {k: v for k, v in fields.items() if v}, where="call.")
+    attachment, attachment_notes = json_fit({
+        "conversation_id": conversation_id, "agent_id": data.get("agent_id"), "status": data.get("status"),
+        "analysis": data.get("analysis"), "termination_reason": metadata.get("termination_reason"),
+        "cost": metadata.get("cost")})
+    if notes is not None:
+        notes.extend([*found_notes, *fit_notes, *(f"call.attachments: {what}" for what in attachment_notes)])
     with transaction.atomic():
         found = Call.objects.select_for_update().filter(company=company, call_id__in=candidates).first()
         call = found or _lock_or_create_call(company=company, call_id=candidates[-1], source=Call.Source.ELEVENLABS)
-        turns = data.get("transcript") if isinstance(data.get("transcript"), list) else []
-        text = "\n".join(f"{'Agent' if t.get('role') == 'agent' else 'User'}: {t.get('message') or ''}"
-                         for t in turns if isinstance(t, dict))
-        fields = {"transcript": text, "transcript_turns": turns}
-        start = metadata.get("start_time_unix_secs")
-        if isinstance(start, int | float):
-            fields["started_at"] = datetime.fromtimestamp(start, tz=dt_timezone.utc)
-        duration = metadata.get("call_duration_secs")
-        if isinstance(duration, int | float):
-            fields["duration_ms"] = int(duration * 1000)
-        _merge(call, {k: v for k, v in fields.items() if v}, [0, 0])
-        call.attachments = {**call.attachments, "elevenlabs": {
-            "conversation_id": conversation_id, "agent_id": data.get("agent_id"), "status": data.get("status"),
-            "analysis": data.get("analysis"), "termination_reason": metadata.get("termination_reason"),
-            "cost": metadata.get("cost")}}
+        _merge(call, fields, [0, 0])
+        call.attachments = {**call.attachments, "elevenlabs": attachment}
         call.events = sorted(set(call.events) | {"elevenlabs_post_call_transcription"})
         call.last_event = call.last_event or "elevenlabs_post_call_transcription"
         call.full_clean()
@@ -186,28 +233,49 @@ def _call_ended(*, company: Company, call: Call, receipt: WebhookReceipt) -> Non
         _log(company, "delivery.skipped", "No practice backend configured: nothing forwarded", receipt)
 
 
-def _process_retell_event(*, receipt: WebhookReceipt, company: Company) -> str:
-    request = retell.classify(json.loads(bytes(receipt.body)), {})
+def _payload(receipt: WebhookReceipt):
+    try:
+        return json_loads(bytes(receipt.body))
+    except ValueError as exc:
+        raise Unprocessable(f"The body is not strict JSON: {exc}") from None
+
+
+def _process_retell_event(*, receipt: WebhookReceipt, company: Company) -> tuple[str, list[str]]:
+    try:
+        request = retell.classify(_payload(receipt), {})
+    except retell.ProtocolError as exc:
+        raise Unprocessable(exc.message) from None
+    if request.event not in retell.KNOWN_EVENTS or not request.call_id:
+        raise Unprocessable("The body is not an event about a call this server handles.")
     _log(company, "webhook.received", f"Webhook received: {request.event}", receipt)
     _log(company, "webhook.verified", "Signature verified ✓", receipt)
     _log(company, "webhook.call", f"Call ID: {request.call_id}", receipt)
     if request.event == "transcript_updated" and _newer_transcript_exists(receipt):
-        return "superseded by a newer transcript update"
+        return "superseded by a newer transcript update", []
     agent = Agent.objects.filter(company=company, agent_id=request.agent_id).first()
-    call = call_apply_event(company=company, event=request.event, call_payload=request.call, agent=agent)
+    notes: list[str] = []
+    call = call_apply_event(company=company, event=request.event, call_payload=request.call, agent=agent,
+                            notes=notes)
     if request.event == "call_ended":
         _call_ended(company=company, call=call, receipt=receipt)
+    if notes:
+        _log(company, "webhook.cleaned", f"Fields cleaned or dropped to store the call: {len(notes)}", receipt,
+             level="warning", notes=notes)
     _log(company, "webhook.processed", "Webhook processed successfully", receipt)
-    return ""
+    return "", notes
 
 
-def _process_elevenlabs_event(*, receipt: WebhookReceipt, company: Company) -> str:
-    payload = json.loads(bytes(receipt.body))
-    _log(company, "webhook.received", f"ElevenLabs callback received: {payload.get('type')}", receipt)
-    call = call_attach_elevenlabs(company=company, data=payload.get("data") or {})
+def _process_elevenlabs_event(*, receipt: WebhookReceipt, company: Company) -> tuple[str, list[str]]:
+    payload = _payload(receipt)
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(data, dict):
+        raise Unprocessable("The callback carries no data object.")
+    _log(company, "webhook.received", f"ElevenLabs callback received: {receipt.event_type}", receipt)
+    notes: list[str] = []
+    call = call_attach_elevenlabs(company=company, data=data, notes=notes)
     _log(company, "webhook.call", f"Call ID: {call.call_id}", receipt)
     _log(company, "webhook.processed", "Webhook processed successfully", receipt)
-    return ""
+    return "", notes
 
 
 PROCESSORS = {
@@ -216,41 +284,49 @@ PROCESSORS = {
 }
 
 
-def receipt_process(*, receipt_id: int) -> WebhookReceipt | None:
-    """Apply one verified receipt; None when it is not due or another worker holds it.
+def receipt_process(*, receipt_id: int, now: datetime | None = None) -> WebhookReceipt | None:
+    """Apply one verified (or failed and due) receipt; None when it is not due, another worker
+    holds it, or its tries are spent.
 
-    A failure rolls the work back, keeps the receipt `failed` with a retry time for the
-    sweeper, and writes an error line to the activity log.
+    The try is counted before it runs (audit.receipts.receipt_claim), so retries stay within
+    RECEIPT_MAX_ATTEMPTS even when a worker dies mid-try. A failure rolls the work back and
+    keeps the receipt `failed`, due again after its backoff; one that no retry can mend
+    (Unprocessable) or the last try gives it up with the reason, in the receipt and as an
+    error line in the activity log. What had to be cleaned or dropped is kept in its `notes`.
     """
+    claimed = receipt_claim(receipt_id=receipt_id, providers=PROCESSORS, now=now)
+    if claimed is None:
+        return None
     with transaction.atomic():
         receipt = (WebhookReceipt.objects.select_for_update(skip_locked=True)
-                   .filter(pk=receipt_id, kind="event", provider__in=list(PROCESSORS),
-                           status__in=[WebhookReceipt.Status.VERIFIED, WebhookReceipt.Status.FAILED])
-                   .exclude(company=None).first())
-        if receipt is None:
+                   .filter(pk=receipt_id, attempts=claimed.attempts,
+                           status__in=[WebhookReceipt.Status.VERIFIED, WebhookReceipt.Status.FAILED]).first())
+        if receipt is None:  # another worker took it over meanwhile
             return None
         company = Company.objects.get(pk=receipt.company_id)
         try:
             with transaction.atomic():
-                note = PROCESSORS[receipt.provider](receipt=receipt, company=company)
+                note, notes = PROCESSORS[receipt.provider](receipt=receipt, company=company)
         except Exception as exc:
             logger.warning("Receipt %s failed to process", receipt.pk, exc_info=True)
-            receipt_failed(receipt=receipt, error=exc)
+            receipt_failed(receipt=receipt, code=type(exc).__name__, message=str(exc) or type(exc).__name__,
+                           permanent=isinstance(exc, Unprocessable))
             _log(company, "webhook.failed", f"Webhook processing failed: {type(exc).__name__}", receipt,
                  level="error")
         else:
-            receipt_processed(receipt=receipt, note=note)
+            receipt_processed(receipt=receipt, note=note, notes=notes)
     return receipt
 
 
 def receipts_sweep(*, now: datetime | None = None, limit: int = 200) -> int:
     """Process receipts that the broker or a worker left behind, and failed ones whose retry is due."""
     now = now or timezone.now()
+    not_held = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
     left = WebhookReceipt.objects.filter(
-        status=WebhookReceipt.Status.VERIFIED, kind="event",
+        not_held, status=WebhookReceipt.Status.VERIFIED, kind="event",
         received_at__lt=now - timedelta(seconds=settings.RECEIPT_SWEEP_AFTER_SECONDS))
     due = WebhookReceipt.objects.filter(status=WebhookReceipt.Status.FAILED, kind="event",
                                         next_attempt_at__lte=now)
     ids = list(left.order_by("received_at").values_list("pk", flat=True)[:limit])
     ids += list(due.order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
-    return sum(1 for pk in ids if receipt_process(receipt_id=pk) is not None)
+    return sum(1 for pk in ids if receipt_process(receipt_id=pk, now=now) is not None)

@@ -39,7 +39,7 @@ def groups(monkeypatch):
         sizes.append(len(receipts))
         if len(sizes) == 1:
             time.sleep(0.3)
-        insert(receipts)
+        return insert(receipts)
 
     monkeypatch.setattr(services, "_receipts_insert", recorded)
     return sizes
@@ -132,7 +132,7 @@ def test_a_failed_write_fails_its_own_group_only_and_the_writer_goes_on(monkeypa
         if len(calls) == 1:
             time.sleep(0.2)
             raise DatabaseError("could not extend file: No space left on device")
-        insert(receipts)
+        return insert(receipts)
 
     monkeypatch.setattr(services, "_receipts_insert", first_fails)
     results, errors = _run_together(8, _store)
@@ -152,3 +152,82 @@ def test_the_writer_survives_its_connection_being_dropped():
     receipt = _store(2)
 
     assert WebhookReceipt.objects.filter(pk=receipt.pk).exists()
+
+
+# --- One request's bad data never touches another's (issue 11, item 1) -----------------
+FLAWS = {"NUL": "p\x00x", "lone surrogate": "p\ud800x", "over-long": "p" * 5000}
+TEXT_FIELDS = ["endpoint", "query", "kind", "event_type", "call_id", "dedupe_key", "error_code", "error_message"]
+
+
+def _flawed_fields(flaw: str) -> list[dict]:
+    """One receipt's fields per extracted field, that field holding the flaw."""
+    value = FLAWS[flaw]
+    rows = [{field: value} for field in TEXT_FIELDS]
+    if flaw != "over-long":  # headers are stored whole: their column has no length
+        rows.append({"headers": {"X-Flawed": value}})
+        rows.append({"headers": {f"X-{value}": "1"}})
+    rows.append({"remote_addr": "not-an-ip" if flaw != "over-long" else "1" * 5000})
+    return rows
+
+
+async def _astore_fields(n: int, fields: dict) -> WebhookReceipt:
+    base = {"provider": "retell", "endpoint": "/api/retell/webhook", "body": b'{"n": %d}' % n,
+            "headers": {"Content-Type": "application/json"}, "remote_addr": "127.0.0.1"}
+    return await receipt_store(**{**base, **fields})
+
+
+@pytest.mark.parametrize("flaw", FLAWS)
+def test_a_flawed_field_is_stored_cleaned_and_everyone_else_in_its_group_is_stored(groups, flaw):
+    # given: receipts with a flaw in each extracted field, in a group with good ones
+    company = make_company("Flawed Praxis", slug="flawed")
+    flawed = [{**fields, "company": company, "status": Status.VERIFIED}
+              if "dedupe_key" in fields else fields for fields in _flawed_fields(flaw)]
+
+    async def together():
+        good = [_astore_fields(n, {}) for n in range(24)]
+        bad = [_astore_fields(100 + n, fields) for n, fields in enumerate(flawed)]
+        return await asyncio.gather(*good, *bad, return_exceptions=True)
+
+    # when: they are stored at the same moment
+    results = asyncio.run(together())
+
+    # then: every one is stored, the good ones as sent, the flawed ones cleaned, saying so
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert any(size > 1 for size in groups)
+    good, bad = results[:24], results[24:]
+    assert {bytes(WebhookReceipt.objects.get(pk=r.pk).body) for r in good} == {b'{"n": %d}' % n for n in range(24)}
+    assert all(WebhookReceipt.objects.get(pk=r.pk).notes == [] for r in good)
+    for receipt, fields in zip(bad, flawed, strict=True):
+        stored = WebhookReceipt.objects.get(pk=receipt.pk)
+        assert bytes(stored.body) == bytes(receipt.body)
+        assert stored.notes, fields
+        for name in TEXT_FIELDS:
+            value = getattr(stored, name)
+            assert "\x00" not in value and "\ud800" not in value
+            assert len(value) <= WebhookReceipt._meta.get_field(name).max_length
+        assert all("\x00" not in f"{k}{v}" and "\ud800" not in f"{k}{v}" for k, v in stored.headers.items())
+
+
+def test_a_row_the_database_still_refuses_is_stored_minimal_and_fails_nobody_else(groups):
+    # given: a receipt naming a company that no longer exists (deleted while its request was
+    # checked), among good ones
+    from tenants.models import Company
+
+    gone = Company(pk=987654321, name="Gone", slug="gone")
+
+    async def together():
+        good = [_astore_fields(n, {}) for n in range(12)]
+        bad = _astore_fields(99, {"company": gone, "status": Status.VERIFIED, "kind": "event",
+                                  "call_id": "call_gone", "dedupe_key": "call_ended:call_gone"})
+        return await asyncio.gather(*good, bad, return_exceptions=True)
+
+    # when
+    results = asyncio.run(together())
+
+    # then: the good ones are stored as sent; the refused one keeps its body and headers with a note
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert WebhookReceipt.objects.filter(pk__in=[r.pk for r in results[:12]], status=Status.RECEIVED).count() == 12
+    minimal = WebhookReceipt.objects.get(pk=results[12].pk)
+    assert (minimal.status, minimal.error_code, minimal.company_id) == (Status.REJECTED, "unstorable", None)
+    assert bytes(minimal.body) == b'{"n": 99}' and minimal.headers == {"Content-Type": "application/json"}
+    assert minimal.notes and results[12].status == Status.REJECTED

@@ -165,17 +165,20 @@ def test_with_the_broker_down_the_event_is_stored_acknowledged_and_the_sweeper_p
     assert Call.objects.get().status == "ended"
 
 
-def test_a_failing_receipt_is_kept_for_a_later_try(client, bookable_agent, celery_eager, company_b):
+def test_a_receipt_no_retry_can_mend_is_given_up_at_once_with_its_reason(client, bookable_agent, celery_eager,
+                                                                         company_b):
     from voice.services import call_apply_event
 
-    # The call id already belongs to another company: processing fails (and is retried later).
+    # The call id already belongs to another company: processing fails, and no retry can mend it.
     call_apply_event(company=company_b, event="call_started", call_payload=retell.call_object("call_1", "x"))
     body = retell.event_body("call_ended", retell.call_object("call_1", "agent_abc123"))
 
     post(client, EVENTS_URL, body)
 
-    receipt = WebhookReceipt.objects.get()
+    receipt = WebhookReceipt.objects.get(call_id="call_1")
     assert receipt.status == "failed" and receipt.error_code == "CallOfAnotherCompany"
-    assert receipt.attempts == 1 and receipt.next_attempt_at > timezone.now()
+    assert (receipt.attempts, receipt.next_attempt_at) == (1, None)
+    assert receipt.error_message.startswith("Given up after 1 try: ") and "another company" in receipt.error_message
     assert Delivery.objects.count() == 0
     assert ActivityLogEntry.objects.filter(kind="webhook.failed", level="error").exists()
+    assert ActivityLogEntry.objects.filter(kind="webhook.given_up", level="error").exists()

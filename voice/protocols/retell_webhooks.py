@@ -5,15 +5,23 @@
 and agent then come from the query parameters our deployed tool config sets).
 `dedupe_key` follows Retell's idempotency advice; `call_fields` maps a call object
 onto our Call's fields, with the rank that decides which event's value wins.
+
+The identifiers a request names (agent, call, function) must be printable text of at most
+ID_MAX_LENGTH characters, or the request is refused (`invalid_field`): a NUL or a newline
+in an id is no id of Retell's, and cleaning one could name another call.
 """
 
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from audit.storable import identifier_problem
+
 LIFECYCLE_EVENTS = frozenset({"call_started", "call_ended", "call_analyzed"})
 TRANSFER_EVENTS = frozenset({"transfer_started", "transfer_bridged", "transfer_cancelled", "transfer_ended"})
 KNOWN_EVENTS = LIFECYCLE_EVENTS | TRANSFER_EVENTS | {"transcript_updated"}
+ID_MAX_LENGTH = 128  # Retell's ids are 32 characters; our columns hold 128
+NAME_MAX_LENGTH = 64  # a custom function's name
 
 # Later stages of a call win over earlier ones, whatever order they arrive in.
 EVENT_STAGE = {"call_started": 1, "transcript_updated": 2, "transfer_started": 2, "transfer_bridged": 2,
@@ -40,7 +48,10 @@ class RetellRequest:
 
     @property
     def caller_number(self) -> str | None:
+        """The caller's number as the call object gives it; None when absent or not text a number can be."""
         number = self.call.get("to_number") if self.call.get("direction") == "outbound" else self.call.get("from_number")
+        if not isinstance(number, str) or identifier_problem(number, 64):
+            return None
         return number or None
 
 
@@ -57,7 +68,28 @@ def _agent_of(payload: dict) -> str:
     return ""
 
 
+def _identifiers_checked(request: RetellRequest, where: dict[str, str]) -> RetellRequest:
+    for name, limit in (("agent_id", ID_MAX_LENGTH), ("call_id", ID_MAX_LENGTH), ("name", NAME_MAX_LENGTH)):
+        problem = identifier_problem(getattr(request, name), limit)
+        if problem:
+            raise ProtocolError("invalid_field", f"{where[name]} {problem}.")
+    return request
+
+
 def classify(payload, query: dict[str, str]) -> RetellRequest:
+    """The request a parsed body (and the URL's query parameters) make. Raises ProtocolError
+    (`bad_payload`, `unrecognised_body`, `invalid_field`: an id that cannot be one)."""
+    request = _classify(payload, query)
+    if request.kind == "event":
+        where = {"agent_id": "call.agent_id", "call_id": "call.call_id", "name": "name"}
+    elif "name" in payload and isinstance(payload.get("args"), dict):
+        where = {"agent_id": "call.agent_id (or ?agent_id=)", "call_id": "call.call_id", "name": "name"}
+    else:
+        where = {"agent_id": "?agent_id=", "call_id": "?call_id=", "name": "?function="}
+    return _identifiers_checked(request, where)
+
+
+def _classify(payload, query: dict[str, str]) -> RetellRequest:
     if not isinstance(payload, dict):
         raise ProtocolError("bad_payload", "The body must be a JSON object.")
     if "event" in payload:
@@ -89,10 +121,19 @@ def dedupe_key(request: RetellRequest, body: bytes) -> str:
     return f"{request.event}:{request.call_id}:{hashlib.sha256(body).hexdigest()[:32]}"
 
 
+class OutOfRange(ValueError):
+    """A timestamp no datetime can hold."""
+
+
 def _moment(ms) -> datetime | None:
+    """A Retell timestamp (ms since the epoch) as a UTC datetime; None when it is not a number.
+    Raises OutOfRange when no datetime can hold it."""
     if isinstance(ms, bool) or not isinstance(ms, int | float):
         return None
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise OutOfRange(ms) from None
 
 
 def event_rank(event: str, call: dict) -> list[int]:
@@ -102,24 +143,47 @@ def event_rank(event: str, call: dict) -> list[int]:
     return [EVENT_STAGE.get(event, 0), progress if event == "transcript_updated" else 0]
 
 
-def call_fields(call: dict) -> dict:
-    """Our Call's fields from a Retell call object; only what the object carries."""
+def call_fields(call: dict) -> tuple[dict, list[str]]:
+    """Our Call's fields from a Retell call object, only what the object carries; and notes
+    ("call.<our field>: ...") on what could not be read (a timestamp out of range, a value of
+    the wrong type). The values are as sent: fitting them to our columns is the service's."""
+    notes = []
+
+    def moment(name: str, ours: str) -> datetime | None:
+        try:
+            return _moment(call.get(name))
+        except OutOfRange:
+            notes.append(f"call.{ours}: out of range, dropped")
+            return None
+
+    def text(name: str, ours: str) -> str:
+        value = call.get(name)
+        if value is not None and not isinstance(value, str):
+            notes.append(f"call.{ours}: not text, dropped")
+        return _text(value)
+
+    def of_type(name: str, ours: str, kind: type):
+        value = call.get(name)
+        if value is not None and not isinstance(value, kind):
+            notes.append(f"call.{ours}: not {'a list' if kind is list else 'an object'}, dropped")
+        return value if isinstance(value, kind) else None
+
     values = {
-        "call_type": _text(call.get("call_type")),
-        "from_number": _text(call.get("from_number")),
-        "to_number": _text(call.get("to_number")),
-        "direction": _text(call.get("direction")),
-        "status": _text(call.get("call_status")),
-        "started_at": _moment(call.get("start_timestamp")),
-        "ended_at": _moment(call.get("end_timestamp")),
-        "disconnection_reason": _text(call.get("disconnection_reason")),
-        "transcript": _text(call.get("transcript")),
-        "transcript_turns": call.get("transcript_object") if isinstance(call.get("transcript_object"), list) else None,
-        "recording_url": _text(call.get("recording_url")),
-        "analysis": call.get("call_analysis") if isinstance(call.get("call_analysis"), dict) else None,
-        "cost": call.get("call_cost") if isinstance(call.get("call_cost"), dict) else None,
-        "latency": call.get("latency") if isinstance(call.get("latency"), dict) else None,
-        "metadata": call.get("metadata") if isinstance(call.get("metadata"), dict) else None,
+        "call_type": text("call_type", "call_type"),
+        "from_number": text("from_number", "from_number"),
+        "to_number": text("to_number", "to_number"),
+        "direction": text("direction", "direction"),
+        "status": text("call_status", "status"),
+        "started_at": moment("start_timestamp", "started_at"),
+        "ended_at": moment("end_timestamp", "ended_at"),
+        "disconnection_reason": text("disconnection_reason", "disconnection_reason"),
+        "transcript": text("transcript", "transcript"),
+        "transcript_turns": of_type("transcript_object", "transcript_turns", list),
+        "recording_url": text("recording_url", "recording_url"),
+        "analysis": of_type("call_analysis", "analysis", dict),
+        "cost": of_type("call_cost", "cost", dict),
+        "latency": of_type("latency", "latency", dict),
+        "metadata": of_type("metadata", "metadata", dict),
     }
     duration = call.get("duration_ms")
     if not isinstance(duration, int) or isinstance(duration, bool):
@@ -131,4 +195,4 @@ def call_fields(call: dict) -> dict:
         if isinstance(call.get(key), dict):
             variables.update(call[key])
     values["dynamic_variables"] = variables or None
-    return {name: value for name, value in values.items() if value not in (None, "", [], {})}
+    return {name: value for name, value in values.items() if value not in (None, "", [], {})}, notes

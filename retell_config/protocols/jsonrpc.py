@@ -21,6 +21,8 @@ from typing import Any, Callable
 
 import orjson
 
+from audit.storable import JSONRejected, json_loads
+
 logger = logging.getLogger(__name__)
 
 PARSE_ERROR = -32700
@@ -152,8 +154,8 @@ def handle(body: bytes | str, dispatch: Callable[[Call], Any], *, max_batch: int
         return error_object(None, RpcError(PARSE_ERROR, data={
             "reason": f"arrays and objects nest deeper than {max_depth} levels"}))
     try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        payload = json_loads(body)  # the one strict reader of inbound JSON (audit.storable)
+    except JSONRejected:
         return error_object(None, RpcError(PARSE_ERROR))
     if isinstance(payload, list):
         if not payload:

@@ -176,3 +176,19 @@ def test_an_unreachable_elevenlabs_is_a_provider_error():
 def test_elevenlabs_without_a_key_is_unavailable():
     with pytest.raises(SpeechUnavailable, match="no API key"):
         collect(ElevenLabsTTS(api_key="").synthesize("Hello.", language="en"))
+
+
+def test_stopping_the_answer_requests_no_further_sentence_from_elevenlabs(elevenlabs):
+    # given an answer of three sentences, streamed slowly
+    elevenlabs.chunk_bytes, elevenlabs.chunk_delay = 400, 0.01
+
+    async def barge_in():
+        iterator = eleven(elevenlabs).synthesize("One. Two. Three.", language="en")
+        first = await iterator.__anext__()
+        # when the caller barges in and the session stops the iteration
+        await iterator.aclose()
+        return first
+
+    assert asyncio.run(barge_in())
+    # then only the first sentence was asked for
+    assert [r["json"]["text"] for r in elevenlabs.tts_requests] == ["One."]

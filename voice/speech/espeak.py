@@ -78,3 +78,25 @@ def synthesize(text: str, *, voice: str = "en-us", words_per_minute: int = DEFAU
         pcm = b"".join(_collected)
         _collected.clear()
         return pcm, _sample_rate
+
+
+_PHONEMES_IPA = 0x02
+
+
+def phonemes(text: str, *, voice: str = "en-us") -> str:
+    """How the eSpeak NG voice `voice` pronounces `text`, in IPA ("Mustermann" -> "mˈʌstɚmən");
+    clauses are separated by a space. Raises SpeechUnavailable for an unknown voice."""
+    buffer = ctypes.create_string_buffer(text.encode("utf-8"))
+    position = ctypes.c_void_p(ctypes.addressof(buffer))
+    clauses: list[str] = []
+    with _lock:
+        library = _load()
+        library.espeak_TextToPhonemes.restype = ctypes.c_char_p
+        library.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int]
+        if library.espeak_SetVoiceByName(voice.encode("utf-8")) != 0:
+            raise SpeechUnavailable(f"eSpeak NG has no voice {voice!r}")
+        while position.value:  # libespeak-ng advances the pointer clause by clause, to NULL at the end
+            clause = library.espeak_TextToPhonemes(ctypes.byref(position), _CHARS_UTF8, _PHONEMES_IPA)
+            if clause:
+                clauses.append(clause.decode("utf-8"))
+    return " ".join(clauses)

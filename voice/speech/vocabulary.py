@@ -12,8 +12,9 @@ The numbers, ordinals, weekdays, months and parts of the day are the understandi
 (`appointments.understanding.lexicon`), so the recogniser writes what the understanding reads.
 
 English (en-US) only: pocketsphinx's bundled acoustic model and dictionary are US English.
-Pronunciations come from the bundled CMU dictionary; a word it lacks (a rare surname) is left
-out and listed in `Vocabulary.missing`. Plain Python, no Django.
+Pronunciations come from the bundled CMU dictionary; a word it lacks (a surname such as
+"Mustermann") is pronounced by eSpeak NG's US-English voice and its IPA mapped to the model's
+phones; a word neither knows is left out and listed in `Vocabulary.missing`. Plain Python, no Django.
 """
 
 from __future__ import annotations
@@ -150,6 +151,48 @@ class Pronunciations:
             return cls._entries
 
 
+# eSpeak NG's IPA -> the CMU phones of pocketsphinx's model (two-letter sounds first).
+_IPA_PHONES = {
+    "tʃ": "CH", "dʒ": "JH", "aɪ": "AY", "aʊ": "AW", "eɪ": "EY", "oʊ": "OW", "əʊ": "OW", "ɔɪ": "OY", "ɜː": "ER",
+    "ɑː": "AA", "ɔː": "AO", "uː": "UW", "iː": "IY", "ɪə": "IH R", "eə": "EH R", "ʊə": "UH R",
+    "ɑ": "AA", "æ": "AE", "ʌ": "AH", "ə": "AH", "ɐ": "AH", "ɔ": "AO", "ɒ": "AA", "ɛ": "EH", "e": "EH", "ɜ": "ER",
+    "ɚ": "ER", "ɝ": "ER", "ɪ": "IH", "ᵻ": "IH", "i": "IY", "ʊ": "UH", "u": "UW", "o": "OW", "a": "AE", "y": "UW",
+    "b": "B", "d": "D", "ð": "DH", "f": "F", "ɡ": "G", "g": "G", "h": "HH", "j": "Y", "k": "K", "l": "L", "ɫ": "L",
+    "m": "M", "n": "N", "ŋ": "NG", "p": "P", "ɹ": "R", "r": "R", "ɾ": "T", "s": "S", "ʃ": "SH", "t": "T",
+    "θ": "TH", "v": "V", "w": "W", "z": "Z", "ʒ": "ZH", "x": "K", "ç": "HH",
+}
+_IPA_MARKS = set("ˈˌːˑ̩̃ʔ-_ ")
+
+
+def phones_from_ipa(ipa: str) -> str | None:
+    """CMU phones for eSpeak NG's IPA ("mˈʌstɚmən" -> "M AH S T ER M AH N"); None for a sound
+    without one."""
+    phones, i = [], 0
+    while i < len(ipa):
+        if ipa[i] in _IPA_MARKS:
+            i += 1
+            continue
+        pair = ipa[i:i + 2]
+        if pair in _IPA_PHONES:
+            phones.append(_IPA_PHONES[pair])
+            i += 2
+        elif ipa[i] in _IPA_PHONES:
+            phones.append(_IPA_PHONES[ipa[i]])
+            i += 1
+        else:
+            return None
+    return " ".join(phones) or None
+
+
+def _pronounced_by_espeak(word: str) -> str | None:
+    from . import espeak
+
+    if not re.fullmatch(r"[a-z']+", word):
+        return None
+    phones = phones_from_ipa(espeak.phonemes(word, voice="en-us"))
+    return f"{word} {phones}" if phones else None
+
+
 def _dictionary_forms(word: str, known: dict[str, list[str]]) -> list[str] | None:
     """The dictionary words for one spoken word: itself, "check-up" -> "checkup" or "check up",
     "a.m." as it is; None when some part has no pronunciation."""
@@ -269,7 +312,14 @@ def build_vocabulary(services: Iterable[str] = (), names: Iterable[str] = (), ph
     from pocketsphinx.lm import ArpaBoLM
 
     services, names, phrases = tuple(services), tuple(names), tuple(phrases)
-    known = Pronunciations.entries(dictionary_path)
+    known = dict(Pronunciations.entries(dictionary_path))
+    # The company's own words the CMU dictionary lacks are pronounced by eSpeak NG instead.
+    own = {w for text in (*services, *names, *phrases) for w in _spoken_words(text)}
+    for word in own:
+        if _dictionary_forms(word, known) is None:
+            entry = _pronounced_by_espeak(word)
+            if entry is not None:
+                known[word] = [entry]
     missing: set[str] = set()
     lines: list[str] = []
     for sentence in caller_sentences(services, names, phrases, speakable=lambda word: word in known):

@@ -64,6 +64,13 @@ def test_the_offline_recogniser_hears_an_english_callers_words(line, expect):
     assert transcript.provider == "offline" and transcript.confidence is None and transcript.ms >= 0
 
 
+def test_the_offline_recogniser_hears_a_name_asked_for_that_the_cmu_dictionary_lacks():
+    hints = SpeechHints(services=SERVICES, names=("Erika Mustermann",))
+    transcript = run(PocketsphinxSTT().transcribe(Audio.ulaw(said("My name is Erika Mustermann.")),
+                                                  language="en", hints=hints))
+    assert transcript.text == "my name is erika mustermann"
+
+
 def test_the_offline_recogniser_knows_the_companys_services_by_the_words_callers_use():
     hints = SpeechHints(services=SERVICES)
     transcript = run(PocketsphinxSTT().transcribe(

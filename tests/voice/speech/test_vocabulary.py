@@ -4,7 +4,7 @@ from pathlib import Path
 
 from pocketsphinx import get_model_path
 
-from voice.speech.vocabulary import build_vocabulary, caller_sentences
+from voice.speech.vocabulary import build_vocabulary, caller_sentences, phones_from_ipa
 
 DICTIONARY = Path(get_model_path("en-us/cmudict-en-us.dict"))
 
@@ -25,10 +25,16 @@ def test_the_language_holds_the_companys_services_and_the_words_callers_use_for_
     assert entries == set(vocabulary.words)
 
 
-def test_the_names_asked_for_are_words_of_the_language_and_names_without_a_pronunciation_are_listed():
+def test_the_names_asked_for_are_words_of_the_language_pronounced_by_espeak_where_cmu_lacks_them():
     vocabulary = build_vocabulary(["Check-up"], ["Ingrid Bergman", "Erika Mustermann"], dictionary_path=DICTIONARY)
-    assert {"ingrid", "bergman", "erika"} <= vocabulary.words
-    assert "mustermann" in vocabulary.missing and "mustermann" not in vocabulary.words
+    assert {"ingrid", "bergman", "erika", "mustermann"} <= vocabulary.words and vocabulary.missing == ()
+    assert "mustermann M AH S T ER M AH N" in vocabulary.dictionary.splitlines()
+
+
+def test_espeaks_ipa_maps_to_the_models_phones_or_to_none():
+    assert phones_from_ipa("tʃˈɛkʌp") == "CH EH K AH P"
+    assert phones_from_ipa("nˈuːjɛn") == "N UW Y EH N"
+    assert phones_from_ipa("mˈʌ☃") is None
 
 
 def test_the_same_words_build_the_same_language_under_the_same_key():

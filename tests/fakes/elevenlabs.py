@@ -10,6 +10,7 @@
     fake = FakeElevenLabs(api_key="xi-test").start()
     fake.transcripts = ["I'd like to book a check-up"]     # what each commit answers
     fake.tts_requests        # [{"path", "query", "json", "headers"}] in order
+    fake.tts_answers         # per streamed answer: "complete", or "abandoned" (the client hung up)
     fake.stt_sessions        # [{"query", "headers", "messages", "commits": [audio bytes]}]
     fake.fail_tts(503)       # the next TTS request answers this status
     fake.close()
@@ -48,6 +49,7 @@ class FakeElevenLabs:
     def __init__(self, api_key: str = "xi-test-key") -> None:
         self.api_key = api_key
         self.tts_requests: list[dict] = []
+        self.tts_answers: list[str] = []   # per streamed answer, once over: "complete" | "abandoned"
         self.stt_sessions: list[dict] = []
         self.transcripts: list[str] = []
         self.chunk_delay = 0.0       # seconds between the chunks of a TTS answer
@@ -135,8 +137,12 @@ class FakeElevenLabs:
                 if self.chunk_delay:
                     time.sleep(self.chunk_delay)
             handler.wfile.write(b"0\r\n\r\n")
+            handler.wfile.flush()
+            outcome = "complete"
         except (BrokenPipeError, ConnectionResetError):
-            pass  # the client stopped listening (a barge-in): as the real API, stop sending
+            outcome = "abandoned"  # the client stopped listening (a barge-in): as the real API, stop sending
+        with self._lock:
+            self.tts_answers.append(outcome)
 
     @staticmethod
     def _json(handler, status: int, payload: dict) -> None:

@@ -26,6 +26,7 @@ import asyncio
 import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
 import httpx
@@ -123,9 +124,11 @@ class TextToSpeech(ABC):
                          ) -> AsyncIterator[bytes]:
         spoken: list[str] = []
         for sentence in split_sentences(text):
-            async for chunk in self.synthesize_sentence(sentence, language=language, voice=voice,
-                                                        previous_text=" ".join(spoken)):
-                yield chunk
+            # aclosing: a barge-in that stops this iteration closes the provider's stream at once
+            async with aclosing(self.synthesize_sentence(sentence, language=language, voice=voice,
+                                                         previous_text=" ".join(spoken))) as chunks:
+                async for chunk in chunks:
+                    yield chunk
             spoken.append(sentence)
 
     @abstractmethod
@@ -142,18 +145,21 @@ async def speak(pieces: AsyncIterable[str], tts: TextToSpeech, *, language: str,
     spoken: list[str] = []
 
     async def say(sentence: str):
-        async for chunk in tts.synthesize_sentence(sentence, language=language, voice=voice,
-                                                   previous_text=" ".join(spoken)):
-            yield chunk
+        async with aclosing(tts.synthesize_sentence(sentence, language=language, voice=voice,
+                                                    previous_text=" ".join(spoken))) as chunks:
+            async for chunk in chunks:
+                yield chunk
         spoken.append(sentence)
 
     async for piece in pieces:
         for sentence in buffer.feed(piece):
-            async for chunk in say(sentence):
-                yield chunk
+            async with aclosing(say(sentence)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
     for sentence in buffer.flush():
-        async for chunk in say(sentence):
-            yield chunk
+        async with aclosing(say(sentence)) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
 
 def _base_language(language: str) -> str:

@@ -1,6 +1,7 @@
 """Text-to-speech: sentences, the offline eSpeak NG voice and ElevenLabs streaming against its fake."""
 
 import asyncio
+import time
 
 import numpy as np
 import pytest
@@ -178,17 +179,22 @@ def test_elevenlabs_without_a_key_is_unavailable():
         collect(ElevenLabsTTS(api_key="").synthesize("Hello.", language="en"))
 
 
-def test_stopping_the_answer_requests_no_further_sentence_from_elevenlabs(elevenlabs):
-    # given an answer of three sentences, streamed slowly
+def test_stopping_the_answer_hangs_up_on_elevenlabs_and_requests_no_further_sentence(elevenlabs):
+    # given an answer of three sentences, the first a long one, streamed slowly
     elevenlabs.chunk_bytes, elevenlabs.chunk_delay = 400, 0.01
+    first_sentence = "One moment while I look at the calendar for you."
 
     async def barge_in():
-        iterator = eleven(elevenlabs).synthesize("One. Two. Three.", language="en")
+        iterator = eleven(elevenlabs).synthesize(f"{first_sentence} Two. Three.", language="en")
         first = await iterator.__anext__()
         # when the caller barges in and the session stops the iteration
         await iterator.aclose()
         return first
 
     assert asyncio.run(barge_in())
-    # then only the first sentence was asked for
-    assert [r["json"]["text"] for r in elevenlabs.tts_requests] == ["One."]
+    # then only the first sentence was asked for, and its stream was left at once, not read to the end
+    assert [r["json"]["text"] for r in elevenlabs.tts_requests] == [first_sentence]
+    deadline = time.monotonic() + 10
+    while not elevenlabs.tts_answers and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert elevenlabs.tts_answers == ["abandoned"]

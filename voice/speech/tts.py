@@ -8,7 +8,8 @@
 Every provider speaks sentence by sentence: the first sentence's audio is yielded before the
 next sentence is synthesized, so the caller hears the first words while the rest is made.
 `speak()` does the same for text that arrives in pieces (a dialog engine's stream): each
-sentence goes to the synthesizer as soon as it is complete. Cancelling the iteration (barge-in)
+sentence goes to the synthesizer as soon as it is complete; `speak_sentences()` tags each
+chunk with its sentence, so marks can tell which sentences the caller heard. Cancelling the iteration (barge-in)
 stops the synthesis: nothing more is requested from the provider.
 
 Providers:
@@ -137,19 +138,34 @@ class TextToSpeech(ABC):
         """One sentence's μ-law 8 kHz audio, in chunks as the provider makes them."""
 
 
-async def speak(pieces: AsyncIterable[str], tts: TextToSpeech, *, language: str,
-                voice: VoiceSettings | None = None) -> AsyncIterator[bytes]:
-    """μ-law 8 kHz audio of text arriving in `pieces` (a dialog engine's stream): each sentence is
-    synthesized as soon as it is complete, while later pieces are still to come."""
+@dataclass(frozen=True)
+class SpokenChunk:
+    """A piece of an answer's audio and the sentence it speaks. After each sentence's audio comes
+    one chunk with `sentence_end` True and no audio: a Twilio `mark` sent then is echoed when the
+    caller has heard the sentence (or when a `clear` dropped it), so a barge-in can tell which
+    sentences were heard."""
+
+    audio: bytes                 # μ-law 8 kHz; b"" at a sentence's end
+    sentence: str
+    index: int                   # the sentence's place in the answer, from 0
+    sentence_end: bool = False
+
+
+async def speak_sentences(pieces: AsyncIterable[str], tts: TextToSpeech, *, language: str,
+                          voice: VoiceSettings | None = None) -> AsyncIterator[SpokenChunk]:
+    """The audio of text arriving in `pieces` (a dialog engine's stream), tagged with its sentences:
+    each sentence is synthesized as soon as it is complete, while later pieces are still to come."""
     buffer = SentenceBuffer()
     spoken: list[str] = []
 
     async def say(sentence: str):
+        index = len(spoken)
         async with aclosing(tts.synthesize_sentence(sentence, language=language, voice=voice,
                                                     previous_text=" ".join(spoken))) as chunks:
             async for chunk in chunks:
-                yield chunk
+                yield SpokenChunk(chunk, sentence, index)
         spoken.append(sentence)
+        yield SpokenChunk(b"", sentence, index, sentence_end=True)
 
     async for piece in pieces:
         for sentence in buffer.feed(piece):
@@ -160,6 +176,15 @@ async def speak(pieces: AsyncIterable[str], tts: TextToSpeech, *, language: str,
         async with aclosing(say(sentence)) as chunks:
             async for chunk in chunks:
                 yield chunk
+
+
+async def speak(pieces: AsyncIterable[str], tts: TextToSpeech, *, language: str,
+                voice: VoiceSettings | None = None) -> AsyncIterator[bytes]:
+    """μ-law 8 kHz audio of text arriving in `pieces`, as `speak_sentences` makes it, without the tags."""
+    async with aclosing(speak_sentences(pieces, tts, language=language, voice=voice)) as chunks:
+        async for chunk in chunks:
+            if chunk.audio:
+                yield chunk.audio
 
 
 def _base_language(language: str) -> str:

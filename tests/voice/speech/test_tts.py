@@ -9,7 +9,15 @@ import pytest
 from tests.fakes.elevenlabs import MS_PER_CHARACTER, FakeElevenLabs
 from voice.speech import audio
 from voice.speech.errors import SpeechProviderError, SpeechUnavailable
-from voice.speech.tts import ElevenLabsTTS, EspeakTTS, SentenceBuffer, VoiceSettings, speak, split_sentences
+from voice.speech.tts import (
+    ElevenLabsTTS,
+    EspeakTTS,
+    SentenceBuffer,
+    VoiceSettings,
+    speak,
+    speak_sentences,
+    split_sentences,
+)
 
 
 def collect(iterator) -> list[bytes]:
@@ -198,3 +206,20 @@ def test_stopping_the_answer_hangs_up_on_elevenlabs_and_requests_no_further_sent
     while not elevenlabs.tts_answers and time.monotonic() < deadline:
         time.sleep(0.02)
     assert elevenlabs.tts_answers == ["abandoned"]
+
+
+def test_spoken_chunks_name_their_sentence_and_each_sentence_ends_with_an_empty_marker():
+    async def run():
+        async def pieces():
+            yield "Good morning. How can "
+            yield "I help?"
+        return [chunk async for chunk in speak_sentences(pieces(), EspeakTTS(chunk_ms=100), language="en")]
+
+    chunks = asyncio.run(run())
+    # the audio of sentence 0, its end, the audio of sentence 1, its end
+    ends = [i for i, c in enumerate(chunks) if c.sentence_end]
+    assert [chunks[i].index for i in ends] == [0, 1] and ends[-1] == len(chunks) - 1
+    assert all(c.audio == b"" for c in chunks if c.sentence_end)
+    first, second = chunks[:ends[0]], chunks[ends[0] + 1:ends[1]]
+    assert first and all(c.sentence == "Good morning." and c.index == 0 and c.audio for c in first)
+    assert second and all(c.sentence == "How can I help?" and c.index == 1 and c.audio for c in second)

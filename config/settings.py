@@ -341,3 +341,31 @@ CELERY_BEAT_SCHEDULE["retell-sync-all-companies"] = {
 GATEWAY_MAX_BODY_BYTES = env.int("GATEWAY_MAX_BODY_BYTES", default=1024 * 1024)
 GATEWAY_MAX_BATCH = env.int("GATEWAY_MAX_BATCH", default=50)
 GATEWAY_MAX_DEPTH = env.int("GATEWAY_MAX_DEPTH", default=64)
+
+# --- Speech on the Twilio path (voice/speech; issue 14) ---------------------------------------
+# The platform's speech providers; a company's own choice (in the admin) comes first.
+# Speech-to-text: offline (pocketsphinx, English only) | elevenlabs (Scribe realtime) | openai
+# (any OpenAI-compatible /audio/transcriptions). Text-to-speech: offline (eSpeak NG) | elevenlabs.
+SPEECH_STT_PROVIDER = env("SPEECH_STT_PROVIDER", default="offline")
+SPEECH_TTS_PROVIDER = env("SPEECH_TTS_PROVIDER", default="offline")
+# ElevenLabs endpoints (tests point them at a loopback fake) and models.
+ELEVENLABS_BASE_URL = env("ELEVENLABS_BASE_URL", default="https://api.elevenlabs.io")
+ELEVENLABS_WS_URL = env("ELEVENLABS_WS_URL", default="wss://api.elevenlabs.io")
+ELEVENLABS_TTS_MODEL = env("ELEVENLABS_TTS_MODEL", default="eleven_flash_v2_5")
+ELEVENLABS_STT_MODEL = env("ELEVENLABS_STT_MODEL", default="scribe_v2_realtime")
+# An OpenAI-compatible transcription server: its base URL ending in /v1, key and model.
+STT_OPENAI_BASE_URL = env("STT_OPENAI_BASE_URL", default="")
+STT_OPENAI_API_KEY = env("STT_OPENAI_API_KEY", default="")
+STT_OPENAI_MODEL = env("STT_OPENAI_MODEL", default="whisper-1")
+# Seconds to connect to a speech provider, and to wait for its answer (or each piece of it).
+SPEECH_CONNECT_TIMEOUT = env.float("SPEECH_CONNECT_TIMEOUT", default=3.0)
+SPEECH_READ_TIMEOUT = env.float("SPEECH_READ_TIMEOUT", default=10.0)
+# eSpeak NG voices of the offline text-to-speech, per language (language[+variant]).
+OFFLINE_VOICE_EN = env("OFFLINE_VOICE_EN", default="en-us+f2")
+OFFLINE_VOICE_DE = env("OFFLINE_VOICE_DE", default="de+f2")
+# Voice activity and end of turn: aggressiveness 0-3, and milliseconds of voice that start a
+# turn, of silence that end it, and the longest turn.
+VAD_AGGRESSIVENESS = env.int("VAD_AGGRESSIVENESS", default=2)
+VAD_MIN_SPEECH_MS = env.int("VAD_MIN_SPEECH_MS", default=100)
+VAD_END_SILENCE_MS = env.int("VAD_END_SILENCE_MS", default=700)
+VAD_MAX_UTTERANCE_MS = env.int("VAD_MAX_UTTERANCE_MS", default=15000)

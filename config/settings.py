@@ -184,6 +184,8 @@ BACKEND_API_KEY = env("BACKEND_API_KEY", default="")
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 # Retell's published source address, required for companies that turn the check on.
 RETELL_WEBHOOK_IPS = env.list("RETELL_WEBHOOK_IPS", default=["100.20.5.228"])
+# After a webhook signing secret is replaced, the previous one still verifies for this long (0: not at all).
+RETELL_WEBHOOK_SECRET_OVERLAP_SECONDS = env.int("RETELL_WEBHOOK_SECRET_OVERLAP_SECONDS", default=86400)
 
 # --- REST API ----------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -12,6 +12,12 @@ from . import services
 from .models import Agent, CustomFunction, PromptVersion, SyncRun, WebhookConfig, agent_language_for
 
 
+def _differs(name: str, new, old) -> bool:
+    if name in services.AGENT_SECRET_FIELDS:  # a Secret equals only itself: compare what it holds
+        return services.secret_plaintext(new) != services.secret_plaintext(old)
+    return new != old
+
+
 @admin.register(Agent)
 class AgentAdmin(TenantAdmin):
     list_display = ["name", "agent_id", "company", "phone_numbers", "response_engine", "synced_at"]
@@ -24,7 +30,7 @@ class AgentAdmin(TenantAdmin):
         ("Engine", {"fields": ["response_engine", "llm_id", "dialog_engine"]}),
         ("Voice", {"fields": ["voice_id", "voice_stability", "voice_similarity_boost", "voice_speed"]}),
         ("Prompt", {"fields": ["begin_message", "general_prompt", "custom_instructions"]}),
-        ("Webhook", {"fields": ["webhook_url"]}),
+        ("Webhook", {"fields": ["webhook_url", "webhook_secret"]}),
         ("Sync", {"fields": ["synced_at"]}),
     ]
 
@@ -67,9 +73,10 @@ class AgentAdmin(TenantAdmin):
         # A change goes the way of every other interface: a prompt version, then a push to Retell.
         current = Agent.objects.get(pk=instance.pk)
         fields = {name: getattr(instance, name) for name in services.AGENT_FIELDS
-                  if getattr(instance, name) != getattr(current, name)}
+                  if _differs(name, getattr(instance, name), getattr(current, name))}
         services.agent_update(actor=Actor.from_request(request), agent=current, fields=fields,
-                              note="Changed in the admin", push=bool(fields))
+                              note="Changed in the admin",
+                              push=bool(set(fields) - set(services.AGENT_SECRET_FIELDS)))
 
 
 @admin.register(WebhookConfig)

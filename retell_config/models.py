@@ -89,6 +89,13 @@ class Agent(TenantOwned):
     custom_instructions = models.TextField(blank=True)
     webhook_url = models.URLField("webhook URL override", blank=True,
                                   help_text="Empty: the company's webhook configuration applies.")
+    webhook_secret = SecretField(
+        verbose_name="webhook signing secret override",
+        help_text="Verifies x-retell-signature on this agent's webhooks and custom-function calls; empty: the "
+                  "company's webhook secret (else its Retell API key) verifies them.")
+    previous_webhook_secret = SecretField(editable=False,
+                                          help_text="The secret before the last change, accepted until it expires.")
+    previous_webhook_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     socket_token = CredentialField(max_length=64, unique=True, default=new_socket_token, editable=False,
                                    help_text="Names this agent in its socket URL /retell-llm/{token}.")
     remote_state = models.JSONField(default=dict, blank=True, editable=False,
@@ -167,6 +174,9 @@ class WebhookConfig(TenantOwned):
     secret = SecretField(verbose_name="signing secret",
                          help_text="Verifies x-retell-signature on Retell's requests; empty uses the company's "
                                    "Retell API key (Retell signs with the webhook-badged key).")
+    previous_secret = SecretField(editable=False,
+                                  help_text="The secret before the last change, accepted until it expires.")
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     apply_to = models.CharField(max_length=8, choices=ApplyTo.choices, default=ApplyTo.ALL)
     agents = models.ManyToManyField(Agent, blank=True, related_name="+",
                                     help_text="Used when applied to selected agents only.")

@@ -15,8 +15,10 @@ user cannot see are kept as they are, since the user could not have meant to cha
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any, Iterable
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F, Max, Prefetch
@@ -24,6 +26,7 @@ from django.utils import timezone as dj_timezone
 
 from audit.actor import Actor
 from audit.services import activity_log, audit_record, instance_delete, instance_save
+from tenants.fields import Secret
 from tenants.models import Company
 from tenants.validators import normalize_e164
 
@@ -37,7 +40,9 @@ logger = logging.getLogger(__name__)
 
 PROMPT_FIELDS = ("general_prompt", "begin_message", "custom_instructions")
 AGENT_FIELDS = ("name", "phone_numbers", "language", "voice_id", "voice_stability", "voice_similarity_boost", "voice_speed",
-                "webhook_url", "response_engine", "llm_id", "dialog_engine", *PROMPT_FIELDS)
+                "webhook_url", "webhook_secret", "response_engine", "llm_id", "dialog_engine", *PROMPT_FIELDS)
+# Secrets among the agent's fields: set through _secret_replace, so a replaced one stays valid a while.
+AGENT_SECRET_FIELDS = ("webhook_secret",)
 FUNCTION_FIELDS = ("description", "parameters", "url", "method", "query_params", "speak_during_execution",
                    "speak_after_execution", "execution_message", "timeout_ms", "args_at_root")
 
@@ -97,6 +102,36 @@ def _require_every_agent(actor: Actor, company: Company, what: str) -> None:
                                "(your access is limited to the agents granted to you).")
 
 
+# --- signing secrets ---------------------------------------------------------------------------
+def secret_plaintext(value: Secret | str | None) -> str:
+    """A secret field's value (a Secret, plaintext, or None) as plaintext; "" for none."""
+    if isinstance(value, Secret):
+        return value.reveal()
+    return value or ""
+
+
+def _secret_replace(instance, name: str, value: Secret | str | None) -> bool:
+    """Set the signing secret `name` of `instance` to `value` ("" or None removes it), unsaved.
+
+    The secret it replaces is kept (encrypted) as `previous_<name>`, valid until
+    `previous_<name>_expires_at`, RETELL_WEBHOOK_SECRET_OVERLAP_SECONDS from now, so Retell's
+    requests signed with either verify while the key is being swapped on Retell's side.
+    Returns whether the secret changed (an equal value changes nothing, the overlap included).
+    """
+    current = getattr(instance, name)
+    new = secret_plaintext(value)
+    if secret_plaintext(current) == new:
+        return False
+    setattr(instance, name, new or None)
+    overlap = settings.RETELL_WEBHOOK_SECRET_OVERLAP_SECONDS
+    keep = current is not None and overlap > 0
+    # The stored ciphertext moves as it is: it is not a value being set, so it is not checked again.
+    setattr(instance, f"previous_{name}", current if keep else None)
+    setattr(instance, f"previous_{name}_expires_at",
+            dj_timezone.now() + timedelta(seconds=overlap) if keep else None)
+    return True
+
+
 # --- agents ---------------------------------------------------------------------------------
 def agent_upsert(*, actor: Actor, company: Company, agent_id: str, name: str,
                  phone_numbers: list[str] = ()) -> tuple[Agent, bool]:
@@ -149,7 +184,10 @@ def agent_update(*, actor: Actor, agent: Agent, fields: dict[str, Any], note: st
                        "reload and apply your change again.")
     before = {name: getattr(agent, name) for name in PROMPT_FIELDS}
     for name, value in fields.items():
-        setattr(agent, name, value)
+        if name in AGENT_SECRET_FIELDS:
+            _secret_replace(agent, name, value)
+        else:
+            setattr(agent, name, value)
     instance_save(actor=actor, instance=agent)
     after = {name: getattr(agent, name) for name in PROMPT_FIELDS}
     version = None
@@ -190,7 +228,8 @@ def webhook_update(*, actor: Actor, company: Company, url: str, events: list[str
                    ) -> tuple[WebhookConfig, SyncRun | None]:
     """Set the company's webhook and push webhook_url and webhook_events to the agents it applies to.
 
-    `secret`: None keeps the stored one, "" removes it, any other text replaces it.
+    `secret`: None keeps the stored one, "" removes it, any other text replaces it; a replaced
+    or removed secret still verifies for RETELL_WEBHOOK_SECRET_OVERLAP_SECONDS (_secret_replace).
     The webhook reaches every agent it applied to and will apply to: a user must be allowed
     to change each of them (PermissionDenied).
     """
@@ -206,7 +245,7 @@ def webhook_update(*, actor: Actor, company: Company, url: str, events: list[str
     config.events = list(dict.fromkeys(events))
     config.apply_to = apply_to
     if secret is not None:
-        config.secret = secret or None
+        _secret_replace(config, "secret", secret)
     if apply_to == WebhookConfig.ApplyTo.SELECTED and not agents:
         raise ValidationError({"agents": "Choose at least one agent, or apply to all agents."})
     instance_save(actor=actor, instance=config,

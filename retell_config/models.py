@@ -329,3 +329,28 @@ class SyncRun(TenantOwned):
         if self.finished:
             return 100
         return int(100 * self.done / self.total) if self.total else 0
+
+
+class RetellConnection(TenantOwned):
+    """The company's last real exchange with Retell's API (one row per company), written by the
+    client after each call: when, which operation, how it went, and when Retell last answered."""
+
+    class Outcome(models.TextChoices):
+        OK = "ok", "Answered"
+        REJECTED = "rejected", "Refused the request"
+        UNREACHABLE = "unreachable", "Unreachable"
+
+    last_at = models.DateTimeField("last exchange at")
+    operation = models.CharField(max_length=200, help_text='What was asked, e.g. "list agents".')
+    outcome = models.CharField(max_length=12, choices=Outcome.choices)
+    status_code = models.PositiveIntegerField(null=True, blank=True, help_text="Retell's HTTP status, if it answered.")
+    error = models.CharField(max_length=500, blank=True)
+    last_ok_at = models.DateTimeField("Retell last answered at", null=True, blank=True)
+
+    tenant_policy: ClassVar = READ_ONLY_POLICY
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["company"], name="retellconnection_one_per_company")]
+
+    def __str__(self) -> str:
+        return f"Retell connection of {self.company}" if self.company_id else "Retell connection"

@@ -4,6 +4,7 @@ what that user may see or change)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.db.models import Prefetch, QuerySet
@@ -13,7 +14,7 @@ from tenants.models import Company
 from tenants.selectors import companies_allowing
 
 from .client import circuit_for
-from .models import Agent, CustomFunction, PromptVersion, SyncRun, WebhookConfig
+from .models import Agent, CustomFunction, PromptVersion, RetellConnection, SyncRun, WebhookConfig
 from .protocols import retell_api
 
 CUSTOM_FUNCTION_PATH = "/api/mcp/retell/custom-function"
@@ -58,21 +59,91 @@ def companies_for(user, action: str = "view") -> QuerySet[Company]:
     return companies_allowing(user=user, model=Agent, action=action).filter(is_active=True)
 
 
+NOT_CONFIGURED = "No Retell API key: set one on the company (Credentials) or RETELL_API_KEY."
+# How the dashboard and mcp_status name the company's Retell status.
+STATUS_LABELS = {
+    "not_configured": "Not configured",
+    "disconnected": "Disconnected",
+    "unreachable": "Unreachable",
+    "key_refused": "Key refused",
+    "degraded": "Degraded",
+    "connected": "Connected",
+    "unknown": "Not checked yet",
+}
+CIRCUIT_LABELS = {"closed": "closed", "open": "open", "half_open": "half-open (one trial call allowed)"}
+
+
+def _utc(moment) -> str:
+    return f"{moment.astimezone(dt_timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+
+
 @dataclass(frozen=True)
-class NotConfigured:
-    """The status of a company that has no Retell key: there is nothing to be connected to."""
+class RetellStatus:
+    """A company's connection to Retell as far as this server knows it.
 
-    state: str = "not_configured"
-    failures: int = 0
-    last_error: str = "No Retell API key: set one on the company (Credentials) or RETELL_API_KEY."
-    status: str = "not_configured"
-    status_label: str = "Not configured"
+    `status` (a key of STATUS_LABELS) is decided, in this order, by: no API key
+    (not_configured); the circuit open (disconnected); the last exchange unreachable
+    (unreachable) or refused with 401/403 (key_refused); the circuit failing or on trial
+    (degraded); the last exchange answered (connected); no exchange yet (unknown).
+    """
+
+    status: str
+    exchange: RetellConnection | None
+    circuit: CircuitState | None
+
+    @property
+    def status_label(self) -> str:
+        return STATUS_LABELS[self.status]
+
+    @property
+    def last_error(self) -> str:
+        """What went wrong last: the last exchange's error, else the circuit's; "" when nothing did."""
+        if self.status == "not_configured":
+            return NOT_CONFIGURED
+        if self.exchange is not None and self.exchange.error:
+            return self.exchange.error
+        return self.circuit.last_error if self.circuit is not None else ""
+
+    def facts(self) -> list[tuple[str, str]]:
+        """(label, text) lines, the same on the dashboard and in mcp_status; times in UTC."""
+        lines = [("Status", self.status_label)]
+        if self.status == "not_configured":
+            return [*lines, ("Detail", NOT_CONFIGURED)]
+        exchange = self.exchange
+        if exchange is None:
+            lines.append(("Last try", "none yet"))
+        else:
+            lines.append(("Last try", f"{_utc(exchange.last_at)}, {exchange.operation}: "
+                                           f"{exchange.get_outcome_display().lower()}"
+                                           + (f" ({exchange.error})" if exchange.error else "")))
+            lines.append(("Last answer", _utc(exchange.last_ok_at) if exchange.last_ok_at else "never"))
+        circuit = self.circuit
+        lines.append(("Circuit", f"{CIRCUIT_LABELS[circuit.state]}, {circuit.failures} failure(s) in a row"
+                                 + (f"; last: {circuit.last_error}" if circuit.last_error else "")))
+        return lines
 
 
-def connection_status(company: Company) -> CircuitState | NotConfigured:
+def retell_status(company: Company) -> RetellStatus:
+    """The company's Retell status from its last real exchange (RetellConnection) and its circuit."""
     if company.retell_api_key is None and not settings.RETELL_API_KEY:
-        return NotConfigured()
-    return circuit_for(company.pk).state()
+        return RetellStatus("not_configured", None, None)
+    exchange = RetellConnection.objects.filter(company=company).first()
+    circuit = circuit_for(company.pk).state()
+    refused = exchange is not None and exchange.outcome == RetellConnection.Outcome.REJECTED \
+        and exchange.status_code in (401, 403)
+    if circuit.state == "open":
+        status = "disconnected"
+    elif exchange is not None and exchange.outcome == RetellConnection.Outcome.UNREACHABLE:
+        status = "unreachable"
+    elif refused:
+        status = "key_refused"
+    elif circuit.status == "degraded":
+        status = "degraded"
+    elif exchange is not None:
+        status = "connected"
+    else:
+        status = "unknown"
+    return RetellStatus(status, exchange, circuit)
 
 
 def managed_names(company: Company) -> set[str]:
@@ -140,7 +211,7 @@ def dashboard(*, user, company: Company) -> dict:
     functions = list(functions_qs.prefetch_related(Prefetch("agents", queryset=Agent.objects.only("id"))))
     return {
         "company": company,
-        "status": connection_status(company),
+        "status": retell_status(company),
         "config": config,
         "selected_agent_ids": selected,
         "agents": agents,

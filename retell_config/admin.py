@@ -1,15 +1,19 @@
 import json
 
+from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
 
 from audit.actor import Actor
 from audit.admin import ReadOnlyTenantAdmin
 from tenants.admin import TenantAdmin
 from tenants.selectors import companies_allowing
 
-from . import services
+from . import selectors, services
+from .forms import elevenlabs_voice_choices, retell_voice_choices
 from .models import Agent, CustomFunction, PromptVersion, SyncRun, WebhookConfig, agent_language_for
+from .voices import RETELL_VOICES
 
 
 def _differs(name: str, new, old) -> bool:
@@ -28,7 +32,9 @@ class AgentAdmin(TenantAdmin):
     fieldsets = [
         (None, {"fields": ["company", "name", "agent_id", "phone_numbers", "language"]}),
         ("Engine", {"fields": ["response_engine", "llm_id", "dialog_engine"]}),
-        ("Voice", {"fields": ["voice_id", "voice_stability", "voice_similarity_boost", "voice_speed"]}),
+        ("Retell voice", {"fields": ["voice_id", "voice_speed"]}),
+        ("This server's speech (the Twilio path)",
+         {"fields": ["elevenlabs_voice_id", "voice_stability", "voice_similarity_boost"]}),
         ("Prompt", {"fields": ["begin_message", "general_prompt", "custom_instructions"]}),
         ("Webhook", {"fields": ["webhook_url", "webhook_secret"]}),
         ("Sync", {"fields": ["synced_at"]}),
@@ -37,6 +43,20 @@ class AgentAdmin(TenantAdmin):
     def get_readonly_fields(self, request, obj=None):
         readonly = list(super().get_readonly_fields(request, obj))
         return [*readonly, "agent_id"] if obj is not None else readonly
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        agent = getattr(request, "_tenant_admin_obj", None)
+        if db_field.name == "voice_id":
+            # The voices Retell offers the agent's company (the catalogue for a new agent).
+            voices = selectors.retell_voices(agent.company).voices if agent is not None else list(RETELL_VOICES)
+            return forms.ChoiceField(label=capfirst(db_field.verbose_name), help_text=db_field.help_text,
+                                     choices=retell_voice_choices(voices, agent.voice_id if agent else ""),
+                                     initial=db_field.default)
+        if db_field.name == "elevenlabs_voice_id":
+            return forms.ChoiceField(label=capfirst(db_field.verbose_name), help_text=db_field.help_text,
+                                     required=False,
+                                     choices=elevenlabs_voice_choices(agent.elevenlabs_voice_id if agent else ""))
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def formfield_for_choice_field(self, db_field, request, **kwargs):
         if db_field.name == "language":

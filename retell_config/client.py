@@ -210,6 +210,14 @@ class RetellClient:
     def list_llms(self) -> list[dict]:
         return self._list_all("list Retell LLMs", self._sdk.llm)
 
+    # --- voices ---------------------------------------------------------------------------
+    def list_voices(self) -> list[dict]:
+        """Every voice the workspace offers (GET /list-voices: an array of VoiceResponse)."""
+        voices = self._call("list voices", lambda: self._sdk.voice.with_raw_response.list(), idempotent=True)
+        if not isinstance(voices, list):
+            raise RetellRejected("list voices: Retell's answer is not a list of voices.")
+        return [v for v in voices if isinstance(v, dict) and v.get("voice_id")]
+
     # --- phone numbers ----------------------------------------------------------------------
     def list_phone_numbers(self) -> list[dict]:
         return self._list_all("list phone numbers", self._sdk.phone_number)

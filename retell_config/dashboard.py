@@ -329,7 +329,7 @@ def prompt_edit(request: HttpRequest, pk: int) -> HttpResponse:
     versions = list(selectors.prompt_versions(agent=agent))
     latest = versions[0].number if versions else 0
     initial = {name: getattr(agent, name) for name in PromptForm.AGENT_FIELDS} | {"base_version": latest}
-    form = PromptForm(request.POST or None, initial=initial)
+    form = PromptForm(request.POST or None, initial=initial, agent=agent, voices=selectors.retell_voices(company).voices)
     if request.method == "POST":
         _require(may_change, "change this agent")
         if form.is_valid():

@@ -155,8 +155,8 @@ def agent_summary(agent: Agent) -> dict:
 def agent_detail(agent: Agent) -> dict:
     latest = agent.prompt_versions.order_by("-number").values_list("number", flat=True).first()
     return {**agent_summary(agent),
-            "voice_stability": agent.voice_stability, "voice_similarity_boost": agent.voice_similarity_boost,
-            "voice_speed": agent.voice_speed, "begin_message": agent.begin_message,
+            "elevenlabs_voice_id": agent.elevenlabs_voice_id, "voice_stability": agent.voice_stability,
+            "voice_similarity_boost": agent.voice_similarity_boost, "voice_speed": agent.voice_speed, "begin_message": agent.begin_message,
             "general_prompt": agent.general_prompt, "custom_instructions": agent.custom_instructions,
             "webhook_url": agent.webhook_url, "prompt_version": latest or 0,
             "custom_functions": sorted(agent.custom_functions.values_list("name", flat=True))}
@@ -269,7 +269,8 @@ def get_agent(ctx: Context, call: Call) -> dict:
 
 
 UPDATABLE = {"name": str, "general_prompt": str, "begin_message": str, "custom_instructions": str,
-             "voice_id": str, "voice_stability": (int, float), "voice_similarity_boost": (int, float),
+             "voice_id": str, "elevenlabs_voice_id": str, "voice_stability": (int, float),
+             "voice_similarity_boost": (int, float),
              "voice_speed": (int, float), "language": str, "webhook_url": str}
 
 

@@ -11,7 +11,7 @@ from tenants.models import TenantOwned
 from tenants.roles import READ_ONLY_POLICY
 from tenants.validators import validate_e164
 
-from .voices import DEFAULT_VOICE_ID, VOICE_CHOICES
+from .voices import DEFAULT_VOICE_ID
 
 
 def validate_phone_number_list(value) -> None:
@@ -79,10 +79,17 @@ class Agent(TenantOwned):
     language = models.CharField(
         max_length=8, choices=Language.choices, blank=True,
         help_text="Empty: the company's language (de: de-DE, en: en-US), filled in when the agent is saved.")
-    voice_id = models.CharField("ElevenLabs voice", max_length=64, choices=VOICE_CHOICES, default=DEFAULT_VOICE_ID)
+    # Any id Retell holds is kept (a sync takes it as it is); a push from a form is checked
+    # against the company's voice list (services.agent_update).
+    voice_id = models.CharField("Retell voice", max_length=128, default=DEFAULT_VOICE_ID,
+                                help_text="Retell's voice id, e.g. 11labs-Adrian, as Retell's voice list gives it.")
+    voice_speed = models.FloatField(default=1.0, validators=[MinValueValidator(0.5), MaxValueValidator(2.0)])
+    elevenlabs_voice_id = models.CharField(
+        "ElevenLabs voice (this server's speech)", max_length=64, blank=True,
+        help_text="The voice of this server's own speech (the Twilio path), with the stability and similarity "
+                  "below; empty: ELEVENLABS_VOICE_ID. Not sent to Retell.")
     voice_stability = models.FloatField(default=0.5, validators=[MinValueValidator(0), MaxValueValidator(1)])
     voice_similarity_boost = models.FloatField(default=0.75, validators=[MinValueValidator(0), MaxValueValidator(1)])
-    voice_speed = models.FloatField(default=1.0, validators=[MinValueValidator(0.5), MaxValueValidator(2.0)])
     begin_message = models.TextField("greeting", blank=True,
                                      help_text="What the agent says first; empty waits for the caller.")
     general_prompt = models.TextField("system prompt", blank=True)

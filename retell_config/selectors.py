@@ -3,10 +3,11 @@ what that user may see or change)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timezone as dt_timezone
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Prefetch, QuerySet
 
 from audit.circuit import CircuitState
@@ -16,6 +17,7 @@ from tenants.selectors import companies_allowing
 from .client import circuit_for
 from .models import Agent, CustomFunction, PromptVersion, RetellConnection, SyncRun, WebhookConfig
 from .protocols import retell_api
+from .voices import RETELL_VOICES, RetellVoice
 
 CUSTOM_FUNCTION_PATH = "/api/mcp/retell/custom-function"
 
@@ -144,6 +146,47 @@ def retell_status(company: Company) -> RetellStatus:
     else:
         status = "unknown"
     return RetellStatus(status, exchange, circuit)
+
+
+# --- voices ---------------------------------------------------------------------------------
+def voices_cache_key(company: Company) -> str:
+    return f"retell:voices:{company.pk}"
+
+
+@dataclass(frozen=True)
+class VoiceList:
+    """The Retell voices offered to a company: `source` "retell" (its workspace's list) or
+    "catalogue" (voices.RETELL_VOICES, when Retell could not be asked; `error` says why)."""
+
+    voices: list[RetellVoice]
+    source: str
+    error: str = ""
+
+    def ids(self) -> set[str]:
+        return {v.voice_id for v in self.voices}
+
+
+def retell_voices(company: Company) -> VoiceList:
+    """The voices Retell offers the company (the SDK's voice list), cached per company for
+    RETELL_VOICES_CACHE_SECONDS; the shipped catalogue when Retell cannot be asked (no key,
+    unreachable, refused), itself cached for at most RETELL_VOICES_RETRY_SECONDS so that a page
+    does not wait on a Retell that is down."""
+    from .client import RetellClient, RetellError
+
+    key = voices_cache_key(company)
+    cached = cache.get(key)
+    if cached is not None:
+        return VoiceList([RetellVoice(**v) for v in cached["voices"]], cached["source"], cached.get("error", ""))
+    try:
+        with RetellClient(company) as client:
+            found = VoiceList([RetellVoice.from_response(v) for v in client.list_voices()], "retell")
+        timeout = settings.RETELL_VOICES_CACHE_SECONDS
+    except RetellError as exc:
+        found = VoiceList(list(RETELL_VOICES), "catalogue", exc.message)
+        timeout = min(settings.RETELL_VOICES_RETRY_SECONDS, settings.RETELL_VOICES_CACHE_SECONDS)
+    cache.set(key, {"voices": [asdict(v) for v in found.voices], "source": found.source, "error": found.error},
+              timeout=timeout)
+    return found
 
 
 def managed_names(company: Company) -> set[str]:

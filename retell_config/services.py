@@ -39,8 +39,8 @@ from .protocols import retell_api
 logger = logging.getLogger(__name__)
 
 PROMPT_FIELDS = ("general_prompt", "begin_message", "custom_instructions")
-AGENT_FIELDS = ("name", "phone_numbers", "language", "voice_id", "voice_stability", "voice_similarity_boost", "voice_speed",
-                "webhook_url", "webhook_secret", "response_engine", "llm_id", "dialog_engine", *PROMPT_FIELDS)
+AGENT_FIELDS = ("name", "phone_numbers", "language", "voice_id", "voice_speed", "elevenlabs_voice_id", "voice_stability",
+                "voice_similarity_boost", "webhook_url", "webhook_secret", "response_engine", "llm_id", "dialog_engine", *PROMPT_FIELDS)
 # Secrets among the agent's fields: set through _secret_replace, so a replaced one stays valid a while.
 AGENT_SECRET_FIELDS = ("webhook_secret",)
 FUNCTION_FIELDS = ("description", "parameters", "url", "method", "query_params", "speak_during_execution",
@@ -153,6 +153,15 @@ def agent_upsert(*, actor: Actor, company: Company, agent_id: str, name: str,
     return instance_save(actor=actor, instance=agent), created
 
 
+def _require_retell_voice(company: Company, voice_id) -> None:
+    voices = selectors.retell_voices(company)
+    if voice_id not in voices.ids():
+        example = next(iter(sorted(voices.ids())), "11labs-Adrian")
+        raise ValidationError({"voice_id": ValidationError(
+            "%(voice)s is not a voice Retell offers this company; choose one of its voice list (e.g. %(example)s).",
+            params={"voice": str(voice_id)[:64], "example": example}, code="unknown_voice")})
+
+
 def _version_add(*, actor: Actor, agent: Agent, note: str, values: dict,
                  rolled_back_from: PromptVersion | None = None) -> PromptVersion:
     latest = agent.prompt_versions.aggregate(n=Max("number"))["n"] or 0
@@ -171,11 +180,15 @@ def agent_update(*, actor: Actor, agent: Agent, fields: dict[str, Any], note: st
     `base_version`: the prompt version the caller edited; a newer one means someone else
     changed the prompt meanwhile (Conflict). With `push`, the agent goes to Retell after
     the commit: prompt and greeting to its Retell LLM; name, voice, language, webhook and
-    engine to the agent.
+    engine to the agent; a new `voice_id` must then be one Retell offers the company
+    (ValidationError on voice_id), while a value taken from Retell (no push) is kept as it is.
+    The ElevenLabs voice, stability and similarity are this server's own speech: never pushed.
     """
     unknown = set(fields) - set(AGENT_FIELDS)
     if unknown:
         raise ValidationError({name: "This field cannot be changed here." for name in sorted(unknown)})
+    if push and "voice_id" in fields and fields["voice_id"] != agent.voice_id:
+        _require_retell_voice(agent.company, fields["voice_id"])
     agent = Agent.objects.select_for_update().get(pk=agent.pk)
     _require_agents(actor, agent.company, [agent], f"Changing {agent.name}")
     latest = agent.prompt_versions.order_by("-number").first()

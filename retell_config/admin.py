@@ -2,6 +2,7 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.utils.html import format_html, format_html_join
 from django.utils.text import capfirst
 
@@ -11,9 +12,33 @@ from tenants.admin import TenantAdmin
 from tenants.selectors import companies_allowing
 
 from . import selectors, services
-from .forms import elevenlabs_voice_choices, retell_voice_choices
+from .forms import (DRIFT_PREFIX, drift_choice_field, drift_choices_of, elevenlabs_voice_choices,
+                    retell_voice_choices)
 from .models import Agent, CustomFunction, PromptVersion, SyncRun, WebhookConfig, agent_language_for
 from .voices import RETELL_VOICES
+
+
+def _pushes(fields) -> bool:
+    """Does saving these changed fields push the agent to Retell? (A signing secret is not sent.)"""
+    return bool(set(fields) - set(services.AGENT_SECRET_FIELDS))
+
+
+class AgentAdminForm(forms.ModelForm):
+    """Asks the service's drift check before a change that pushes is saved (services.drift_check)."""
+
+    conflicts: dict = {}
+
+    def clean(self):
+        cleaned = super().clean()
+        changed = [name for name in self.changed_data if name in services.AGENT_FIELDS]
+        if self.instance.pk and self.conflicts and _pushes(changed):
+            try:
+                services.drift_check(agent=self.instance, choices=drift_choices_of(cleaned))
+            except services.DriftConflict as exc:
+                raise forms.ValidationError(str(exc), code="drift_conflict") from None
+            except ValidationError as exc:
+                raise forms.ValidationError(exc.messages) from None
+        return cleaned
 
 
 def _differs(name: str, new, old) -> bool:
@@ -43,6 +68,37 @@ class AgentAdmin(TenantAdmin):
     def get_readonly_fields(self, request, obj=None):
         readonly = list(super().get_readonly_fields(request, obj))
         return [*readonly, "agent_id"] if obj is not None else readonly
+
+    # --- unresolved drift: the form asks which side wins, as the prompt page does ----------------
+    def _conflicts(self, request, obj) -> dict[str, dict]:
+        if obj is None or obj.pk is None:
+            return {}
+        cached = getattr(request, "_agent_drift_conflicts", None)
+        if cached is None or cached[0] != obj.pk:
+            cached = (obj.pk, selectors.drift_conflicts(obj))
+            request._agent_drift_conflicts = cached
+        return cached[1]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = list(super().get_fieldsets(request, obj))
+        conflicts = self._conflicts(request, obj)
+        if conflicts:
+            fieldsets.insert(0, ("Retell changed this agent since the last sync", {
+                "fields": [DRIFT_PREFIX + name for name in conflicts],
+                "description": "Saving a change pushes the whole agent to Retell. For each field Retell holds "
+                               "differently, say which side wins."}))
+        return fieldsets
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        conflicts = self._conflicts(request, obj)
+        kwargs["form"] = type("AgentAdminForm", (AgentAdminForm,), {
+            "conflicts": conflicts,
+            **{DRIFT_PREFIX + name: drift_choice_field(name, values) for name, values in conflicts.items()}})
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def save_related(self, request, form, formsets, change) -> None:
+        request._agent_drift_choices = drift_choices_of(form.cleaned_data)
+        super().save_related(request, form, formsets, change)
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         agent = getattr(request, "_tenant_admin_obj", None)
@@ -95,8 +151,8 @@ class AgentAdmin(TenantAdmin):
         fields = {name: getattr(instance, name) for name in services.AGENT_FIELDS
                   if _differs(name, getattr(instance, name), getattr(current, name))}
         services.agent_update(actor=Actor.from_request(request), agent=current, fields=fields,
-                              note="Changed in the admin",
-                              push=bool(set(fields) - set(services.AGENT_SECRET_FIELDS)))
+                              note="Changed in the admin", push=_pushes(fields),
+                              drift=getattr(request, "_agent_drift_choices", None))
 
 
 @admin.register(WebhookConfig)

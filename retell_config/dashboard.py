@@ -329,7 +329,8 @@ def prompt_edit(request: HttpRequest, pk: int) -> HttpResponse:
     versions = list(selectors.prompt_versions(agent=agent))
     latest = versions[0].number if versions else 0
     initial = {name: getattr(agent, name) for name in PromptForm.AGENT_FIELDS} | {"base_version": latest}
-    form = PromptForm(request.POST or None, initial=initial, agent=agent, voices=selectors.retell_voices(company).voices)
+    form = PromptForm(request.POST or None, initial=initial, agent=agent, voices=selectors.retell_voices(company).voices,
+                      conflicts=selectors.drift_conflicts(agent))
     if request.method == "POST":
         _require(may_change, "change this agent")
         if form.is_valid():
@@ -338,7 +339,10 @@ def prompt_edit(request: HttpRequest, pk: int) -> HttpResponse:
                 with transaction.atomic():
                     _, version, run = services.agent_update(
                         actor=Actor.from_request(request), agent=agent, fields=fields,
-                        note=form.cleaned_data["note"], base_version=form.cleaned_data["base_version"])
+                        note=form.cleaned_data["note"], base_version=form.cleaned_data["base_version"],
+                        drift=form.drift_choices())
+            except services.DriftConflict as exc:
+                form.add_error(None, f"Not saved: {exc} Choose below, then save again.")
             except services.Conflict as exc:
                 form.add_error(None, str(exc))
             except ValidationError as exc:
@@ -369,8 +373,12 @@ def prompt_rollback(request: HttpRequest, pk: int, version_pk: int) -> HttpRespo
     version = selectors.prompt_versions(agent=agent).filter(pk=version_pk).first()
     if version is None:
         raise Http404("No such version of this agent.")
-    with transaction.atomic():
-        _, new, run = services.prompt_rollback(actor=Actor.from_request(request), version=version)
+    try:
+        with transaction.atomic():
+            _, new, run = services.prompt_rollback(actor=Actor.from_request(request), version=version)
+    except services.DriftConflict as exc:
+        messages.error(request, f"Not rolled back: {exc} Choose on this page (save), then roll back.")
+        return redirect(_url("prompt", company, agent.pk))
     _run_message(request, company, f"Rolled back to v{version.number}"
                  + (f" as v{new.number}" if new else " (nothing changed)") + ".", run)
     return redirect(_url("prompt", company, agent.pk))

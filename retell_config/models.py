@@ -107,6 +107,10 @@ class Agent(TenantOwned):
                                    help_text="Names this agent in its socket URL /retell-llm/{token}.")
     remote_state = models.JSONField(default=dict, blank=True, editable=False,
                                     help_text="What Retell held at the last sync: the base drift is measured from.")
+    remote_drift = models.JSONField(
+        default=dict, blank=True, editable=False,
+        help_text="The drift the last sync reported and no one has resolved yet: per field, ours and Retell's. "
+                  "A push of a drifted field needs a choice of side (services.agent_update).")
     synced_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -226,6 +226,34 @@ def agent_state(agent: Agent, config: WebhookConfig, *, selected_ids: set[int] |
     return state
 
 
+def drift_conflicts(agent: Agent, config: WebhookConfig | None = None) -> dict[str, dict]:
+    """The unresolved drift a push of `agent` would overwrite on Retell.
+
+    Per field the last sync reported as drift and a push sends (name, voice, language, webhook,
+    engine, the socket URL, prompt and greeting): {"local": our value now, "remote": Retell's as
+    last read, "can_take_remote": whether ours can take Retell's value}. A field whose value is
+    now the same on both sides is no conflict; {} when there is none. `socket_url_ok` (Retell's
+    Custom LLM socket URL is not this agent's) shows this agent's socket URL as ours.
+    """
+    if not agent.remote_drift:
+        return {}
+    local = agent_state(agent, config or webhook_config_get(company=agent.company))
+    pushed = {*retell_api.AGENT_PUSHED, *retell_api.LLM_PUSHED}
+    conflicts = {}
+    for name, values in agent.remote_drift.items():
+        if name not in pushed or name not in local or not isinstance(values, dict):
+            continue
+        remote = agent.remote_state.get(name, values.get("remote"))
+        if local[name] == remote:
+            continue
+        if name == "socket_url_ok":  # Retell's URL is not kept, only that it is not this agent's socket
+            conflicts[name] = {"local": agent_socket_url(agent), "can_take_remote": False,
+                               "remote": "another URL than this agent's socket on this server"}
+            continue
+        conflicts[name] = {"local": local[name], "remote": remote, "can_take_remote": name in retell_api.PULLABLE}
+    return conflicts
+
+
 def last_sync_run(*, company: Company, kind: str | None = None, user=None) -> SyncRun | None:
     """The company's latest run (of `kind`); with `user`, the latest that user may see."""
     runs = (SyncRun.objects if user is None else SyncRun.objects.restrict(user, "view")).filter(company=company)

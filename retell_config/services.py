@@ -51,6 +51,21 @@ class Conflict(Exception):
     """The change was based on a state that is no longer current."""
 
 
+class DriftConflict(Conflict):
+    """A push would overwrite what Retell changed since the last sync (unresolved drift) and the
+    caller did not say which side wins. `fields`: the fields still to decide, each
+    {"local", "remote", "can_take_remote"} (selectors.drift_conflicts)."""
+
+    def __init__(self, fields: dict[str, dict]) -> None:
+        self.fields = fields
+        super().__init__("Retell's agent differs from ours in " + ", ".join(sorted(fields))
+                         + " since the last sync: say for each field whether ours (local) or Retell's (remote) "
+                           "wins before saving, so nothing of Retell's is overwritten unseen.")
+
+
+DRIFT_SIDES = ("local", "remote")
+
+
 # --- who may touch which agents ---------------------------------------------------------------
 def _acting_user(actor: Actor):
     """The user whose rights bound a write; None for the system (commands, tasks, the platform)."""
@@ -173,8 +188,8 @@ def _version_add(*, actor: Actor, agent: Agent, note: str, values: dict,
 
 @transaction.atomic
 def agent_update(*, actor: Actor, agent: Agent, fields: dict[str, Any], note: str = "", push: bool = True,
-                 base_version: int | None = None,
-                 rolled_back_from: PromptVersion | None = None) -> tuple[Agent, PromptVersion | None, SyncRun | None]:
+                 base_version: int | None = None, rolled_back_from: PromptVersion | None = None,
+                 drift: dict[str, str] | None = None) -> tuple[Agent, PromptVersion | None, SyncRun | None]:
     """Change an agent; a change of prompt, greeting or instructions is a new PromptVersion.
 
     `base_version`: the prompt version the caller edited; a newer one means someone else
@@ -183,6 +198,11 @@ def agent_update(*, actor: Actor, agent: Agent, fields: dict[str, Any], note: st
     engine to the agent; a new `voice_id` must then be one Retell offers the company
     (ValidationError on voice_id), while a value taken from Retell (no push) is kept as it is.
     The ElevenLabs voice, stability and similarity are this server's own speech: never pushed.
+
+    A push over unresolved drift (fields a sync found changed on Retell, selectors.drift_conflicts)
+    needs `drift`, {field: "local" | "remote"} for each of them: "local" pushes ours over Retell's,
+    "remote" takes Retell's value first (ValidationError on "drift" for a field ours cannot take,
+    or another word). Without a choice for each: DriftConflict, and nothing is saved.
     """
     unknown = set(fields) - set(AGENT_FIELDS)
     if unknown:
@@ -195,6 +215,8 @@ def agent_update(*, actor: Actor, agent: Agent, fields: dict[str, Any], note: st
     if base_version is not None and (latest.number if latest else 0) != base_version:
         raise Conflict(f"The prompt is at version {latest.number if latest else 0}, not {base_version}: "
                        "reload and apply your change again.")
+    if push:
+        fields = _drift_decide(agent, fields, drift or {})
     before = {name: getattr(agent, name) for name in PROMPT_FIELDS}
     for name, value in fields.items():
         if name in AGENT_SECRET_FIELDS:
@@ -212,6 +234,37 @@ def agent_update(*, actor: Actor, agent: Agent, fields: dict[str, Any], note: st
     run = _run_start(actor=actor, company=agent.company, kind=SyncRun.Kind.AGENT_UPDATE,
                      params={"agent_ids": [agent.agent_id]}, total=1) if push else None
     return agent, version, run
+
+
+def drift_check(*, agent: Agent, choices: dict[str, str], config: WebhookConfig | None = None) -> dict[str, dict]:
+    """May `agent` be pushed with these `choices` ({field: "local" | "remote"}) over its unresolved
+    drift? Returns the conflicts (selectors.drift_conflicts), each with a side chosen. Raises
+    DriftConflict naming the fields without one, ValidationError on "drift" for another word or
+    for "remote" where ours cannot take Retell's value. Changes nothing (the admin form asks it too)."""
+    wrong = sorted(name for name, side in choices.items() if side not in DRIFT_SIDES)
+    if wrong:
+        raise ValidationError({"drift": f"Say local or remote for {', '.join(wrong)}."})
+    conflicts = selectors.drift_conflicts(agent, config)
+    undecided = {name: values for name, values in conflicts.items() if name not in choices}
+    if undecided:
+        raise DriftConflict(undecided)
+    fixed = sorted(name for name, values in conflicts.items()
+                   if choices[name] == "remote" and not values["can_take_remote"])
+    if fixed:
+        raise ValidationError({"drift": f"Retell's {', '.join(fixed)} cannot be taken into this agent (the company's "
+                                        "webhook and this server's socket URL are set here): keep ours (local)."})
+    return conflicts
+
+
+def _drift_decide(agent: Agent, fields: dict[str, Any], choices: dict[str, str]) -> dict[str, Any]:
+    """The fields to save once each unresolved drift of `agent` has its side (see agent_update);
+    the decided fields leave agent.remote_drift (saved with the agent)."""
+    config = selectors.webhook_config_get(company=agent.company)
+    conflicts = drift_check(agent=agent, choices=choices, config=config)
+    taken = _remote_values(agent, {name: values["remote"] for name, values in conflicts.items()
+                                   if choices[name] == "remote"}, config)
+    agent.remote_drift = {name: values for name, values in agent.remote_drift.items() if name not in conflicts}
+    return {**fields, **taken}
 
 
 def prompt_rollback(*, actor: Actor, version: PromptVersion, push: bool = True
@@ -493,11 +546,13 @@ def drift_resolve(*, actor: Actor, agent: Agent, direction: str) -> SyncRun | No
     left = _apply_remote(actor=actor, agent=agent, values=take, config=config, note="Pulled from Retell")
     if left:
         raise ValidationError([f"{name}: cannot take Retell's value ({reason})" for name, reason in left.items()])
+    _drift_resolved(agent, set(take))
     return None
 
 
-def _apply_remote(*, actor: Actor, agent: Agent, values: dict, config: WebhookConfig, note: str) -> dict:
-    """Copy remote values into the agent; returns {field: reason} for values it refused."""
+def _remote_values(agent: Agent, values: dict, config: WebhookConfig) -> dict:
+    """Retell's values (as remote_state holds them) as the agent's fields: a webhook URL that is the
+    company's own stays empty on the agent; phone numbers sorted."""
     fields = {}
     for name, value in values.items():
         if name == "webhook_url":
@@ -505,6 +560,12 @@ def _apply_remote(*, actor: Actor, agent: Agent, values: dict, config: WebhookCo
         if name == "phone_numbers":
             value = sorted(value)
         fields[name] = value
+    return fields
+
+
+def _apply_remote(*, actor: Actor, agent: Agent, values: dict, config: WebhookConfig, note: str) -> dict:
+    """Copy remote values into the agent; returns {field: reason} for values it refused."""
+    fields = _remote_values(agent, values, config)
     refused = {}
     while fields:
         try:
@@ -548,8 +609,21 @@ def _step(run: SyncRun, agent_id: str, status: str, detail: str = "", drift: dic
                  data={"run": run.pk, "agent_id": agent_id, "status": status})
 
 
-def _record_remote(agent: Agent, state: dict) -> None:
-    Agent.objects.filter(pk=agent.pk).update(remote_state=state, synced_at=dj_timezone.now())
+def _record_remote(agent: Agent, state: dict, *, drift: dict | None = None) -> None:
+    """Keep what Retell holds now; with `drift` (a sync's), that drift as the agent's unresolved drift."""
+    values = {"remote_state": state, "synced_at": dj_timezone.now()}
+    if drift is not None:
+        values["remote_drift"] = drift
+    Agent.objects.filter(pk=agent.pk).update(**values)
+
+
+def _drift_resolved(agent: Agent, names) -> None:
+    """Retell now holds ours (pushed) or ours holds Retell's (pulled) for `names`: no longer drift."""
+    with transaction.atomic():
+        current = Agent.objects.select_for_update().filter(pk=agent.pk).values_list("remote_drift", flat=True).first()
+        if current and set(current) & set(names):
+            Agent.objects.filter(pk=agent.pk).update(
+                remote_drift={name: values for name, values in current.items() if name not in names})
 
 
 def sync_run_execute(*, run_id: int) -> SyncRun:
@@ -621,6 +695,7 @@ def _execute_agent_pushes(run: SyncRun, client: RetellClient, actor: Actor) -> N
                 body = {k: v for k, v in retell_api.agent_payload(state, socket_url=None).items()
                         if k in ("webhook_url", "webhook_events")}
                 client.update_agent(agent_id, body)
+                _drift_resolved(agent, retell_api.WEBHOOK_PUSHED)
                 _step(run, agent_id, "ok", f"webhook {'set' if state['webhook_url'] else 'removed'}")
             elif run.kind == SyncRun.Kind.FUNCTIONS_DEPLOY:
                 _deploy_functions(run, client, agent, state, names, prefix)
@@ -645,6 +720,7 @@ def _deploy_functions(run, client, agent: Agent, state: dict, names: set[str], p
     tools = retell_api.merge_general_tools(llm.get("general_tools"), list(state["custom_functions"].values()),
                                            managed_names=names, managed_url_prefix=prefix)
     client.update_llm(agent.llm_id, {"general_tools": tools})
+    _drift_resolved(agent, ("custom_functions",))
     _step(run, agent.agent_id, "ok", f"{len(state['custom_functions'])} function(s) deployed")
 
 
@@ -668,6 +744,10 @@ def _push_agent(run, client, agent: Agent, state: dict, names: set[str], prefix:
         if "custom_functions" in agent.remote_state:
             pushed["custom_functions"] = agent.remote_state["custom_functions"]
     _record_remote(agent, pushed)
+    resolved = set(retell_api.AGENT_PUSHED)
+    if agent.response_engine == Agent.ResponseEngine.RETELL_LLM:
+        resolved |= {*retell_api.LLM_PUSHED, *(["custom_functions"] if run.params.get("with_functions") else [])}
+    _drift_resolved(agent, resolved)
     _step(run, agent.agent_id, "ok", "pushed")
 
 
@@ -718,7 +798,7 @@ def _sync_agent(run, client, actor, company, config, agent_id, llms, numbers, na
         refused = _apply_remote(actor=actor, agent=agent, values=take, config=config, note="Imported from Retell")
         agent.refresh_from_db()
         drift = {n: v for n, v in retell_api.compare(selectors.agent_state(agent, config), remote).items()}
-        _record_remote(agent, remote)
+        _record_remote(agent, remote, drift=drift)
         _step(run, agent_id, "drift" if drift else "ok", "created from Retell"
               + (f"; kept defaults for {', '.join(sorted(refused))}" if refused else ""), drift=drift)
         return
@@ -728,7 +808,7 @@ def _sync_agent(run, client, actor, company, config, agent_id, llms, numbers, na
         if take else {}
     for name in refused:
         drift[name] = {"local": local[name], "remote": remote[name]}
-    _record_remote(agent, remote)
+    _record_remote(agent, remote, drift=drift)
     detail = (f"took {', '.join(sorted(set(take) - set(refused)))} from Retell" if set(take) - set(refused) else "")
     _step(run, agent_id, "drift" if drift else "ok", detail, drift=drift)
 

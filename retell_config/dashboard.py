@@ -12,6 +12,7 @@ import difflib
 import json
 
 import phonenumbers
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -89,6 +90,14 @@ def _context(request: HttpRequest, company: Company, title: str, **extra) -> dic
     return {**admin.site.each_context(request), "title": title, "company": company, **extra}
 
 
+def _duration(seconds: int) -> str:
+    """A setting's seconds as a person says them: "24 hours", "90 minutes", "0 seconds"."""
+    for unit, size in (("hours", 3600), ("minutes", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} seconds"
+
+
 def pretty_phone(number: str) -> str:
     try:
         return phonenumbers.format_number(phonenumbers.parse(number, None),
@@ -117,6 +126,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         status=data["status"], config=config, form=form, events=events,
         selected_agent_ids=data["selected_agent_ids"],
         secret_mask=config.secret.masked if config.secret else "",
+        secret_overlap=_duration(settings.RETELL_WEBHOOK_SECRET_OVERLAP_SECONDS),
         agents=agents, functions=data["functions"], deployed_count=data["deployed_count"],
         last_sync=data["last_sync"], last_run=data["last_run"],
         can_webhook=can_webhook,

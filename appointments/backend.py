@@ -9,8 +9,9 @@ payload, Idempotency-Key header, retries with backoff, dead letter):
         {call_id, tenant_id, phone_number, duration, call_type, transcript, outcome, created_at}
 
 `{backend}` is the company's backend URL, else BACKEND_URL; the bearer key is the
-company's backend key, else BACKEND_API_KEY, read when each try is sent (never
-stored with the delivery).
+company's backend key, else BACKEND_API_KEY; both are read when each try is sent
+(the key is never stored with the delivery), so a fixed URL or key is used by the
+next try.
 
 Identifiers the backend sees:
 - tenant_id: the company's slug (stable, readable, unique).
@@ -51,6 +52,20 @@ def backend_base_url(company: Company) -> str:
     return (company.backend_url or settings.BACKEND_URL or "").rstrip("/")
 
 
+# The path each kind of message is posted to, under the company's backend URL.
+PATHS = {Delivery.Kind.APPOINTMENT_CONFIRM: CONFIRM_PATH, Delivery.Kind.CALL_RECORD: CALL_RECORD_PATH}
+
+
+def backend_target(delivery: Delivery) -> str:
+    """The URL a try of `delivery` goes to now: its company's backend URL (else BACKEND_URL) as it
+    is now, and the kind's path. LookupError when neither URL is set."""
+    company = Company.objects.only("backend_url").get(pk=delivery.company_id)
+    base = backend_base_url(company)
+    if not base:
+        raise LookupError("No backend URL: set one on the company (or BACKEND_URL), then retry this delivery.")
+    return base + PATHS[delivery.kind]
+
+
 def backend_credentials(delivery: Delivery) -> dict[str, str]:
     """The Authorization header for a delivery, from its company's key (loaded explicitly)."""
     company = Company.objects.only("backend_api_key").get(pk=delivery.company_id)
@@ -59,7 +74,7 @@ def backend_credentials(delivery: Delivery) -> dict[str, str]:
 
 
 for _kind in (Delivery.Kind.APPOINTMENT_CONFIRM, Delivery.Kind.CALL_RECORD):
-    delivery_kind_register(_kind, credentials=backend_credentials)
+    delivery_kind_register(_kind, credentials=backend_credentials, target=backend_target)
 
 
 def appointment_confirm_payload(*, company: Company, appointment) -> dict:

@@ -129,7 +129,8 @@ class DeliveryAttemptInline(admin.TabularInline):
     model = DeliveryAttempt
     extra = 0
     can_delete = False
-    fields = ["number", "started_at", "duration_ms", "status_code", "error", "response_excerpt", "request_headers"]
+    fields = ["number", "started_at", "url", "duration_ms", "status_code", "error", "response_excerpt",
+              "request_headers"]
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None) -> bool:

@@ -31,11 +31,26 @@ logger = logging.getLogger(__name__)
 # --- Outbound deliveries ----------------------------------------------------------------
 # kind -> callable(delivery) -> the headers that carry its credentials (never stored).
 _delivery_credentials: dict[str, Callable[[Delivery], dict[str, str]]] = {}
+# kind -> callable(delivery) -> the URL a try goes to now.
+_delivery_targets: dict[str, Callable[[Delivery], str]] = {}
 
 
-def delivery_kind_register(kind: str, *, credentials: Callable[[Delivery], dict[str, str]]) -> None:
-    """Say how a kind of delivery authenticates; looked up at send time, so keys are never stored."""
+def delivery_kind_register(kind: str, *, credentials: Callable[[Delivery], dict[str, str]],
+                           target: Callable[[Delivery], str] | None = None) -> None:
+    """Say how a kind of delivery authenticates and, with `target`, where it goes; both are looked
+    up at each try, so keys are never stored and a fixed URL is followed by the next try.
+
+    `target(delivery)` returns the URL (str) or raises LookupError (the message says what to set)
+    when there is none; without `target` a delivery goes to the URL it was created with.
+    """
     _delivery_credentials[kind] = credentials
+    if target is not None:
+        _delivery_targets[kind] = target
+
+
+def _current_target(delivery: Delivery) -> str:
+    target = _delivery_targets.get(delivery.kind)
+    return target(delivery) if target is not None else delivery.target_url
 
 
 def _send_later(delivery_id: int, countdown: float | None = None) -> None:
@@ -77,8 +92,12 @@ def _dead_letter(delivery: Delivery, reason: str) -> None:
                  data={"delivery_id": delivery.pk, "error": reason[:200]})
 
 
-def _claim(delivery_id: int, now) -> Delivery | None:
-    """Take a due delivery for one try (row lock: two workers never send the same try)."""
+def _claim(delivery_id: int, now) -> tuple[Delivery, str] | None:
+    """Take a due delivery for one try (row lock: two workers never send the same try).
+
+    Returns the delivery, its `target_url` set to where this try goes (the kind's current
+    target), and why the try has no target ("" when it has one); None when there is no try to make.
+    """
     with transaction.atomic():
         delivery = (Delivery.objects.select_for_update(skip_locked=True)
                     .filter(pk=delivery_id, status__in=[Delivery.Status.PENDING, Delivery.Status.FAILED])
@@ -91,18 +110,23 @@ def _claim(delivery_id: int, now) -> Delivery | None:
                                    + (f"; last error: {delivery.last_error}" if delivery.last_error else "."))
             delivery.save(update_fields=["status", "next_attempt_at", "last_error", "updated_at"])
             return None
+        target_problem = ""
+        try:
+            delivery.target_url = _current_target(delivery)
+        except LookupError as exc:  # the try is made and recorded with the reason (dead: nothing to retry)
+            target_problem = str(exc)
         breaker = _target_breaker(delivery.target_url)
-        if not breaker.allow():
+        if not target_problem and not breaker.allow():
             wait = max(1.0, breaker.retry_in())
             delivery.next_attempt_at = now + timedelta(seconds=wait)
             delivery.last_error = f"Circuit open for {urlsplit(delivery.target_url).netloc}; not tried."
-            delivery.save(update_fields=["next_attempt_at", "last_error", "updated_at"])
+            delivery.save(update_fields=["target_url", "next_attempt_at", "last_error", "updated_at"])
             _send_later(delivery.pk, countdown=wait)
             return None
         delivery.status = Delivery.Status.IN_FLIGHT
         delivery.attempt_count += 1
-        delivery.save(update_fields=["status", "attempt_count", "updated_at"])
-        return delivery
+        delivery.save(update_fields=["target_url", "status", "attempt_count", "updated_at"])
+        return delivery, target_problem
 
 
 # Characters an Idempotency-Key keeps when it has to be percent-encoded: visible ASCII but %.
@@ -150,15 +174,18 @@ def _error_text(exc: BaseException, secret_values: list[str]) -> str:
 def delivery_send(*, delivery_id: int) -> Delivery | None:
     """Make one try of a due delivery and record it; None when it was not due or not ours to send.
 
-    Every try ends recorded, whatever it raises: an attempt row with the error (credentials
+    Each try goes to the kind's current target with its current credentials (the company's
+    backend as configured now); the payload and Idempotency-Key stay as created. Every try ends
+    recorded, whatever it raises: an attempt row with the URL and the error (credentials
     redacted). What cannot succeed by repeating (a key no header can carry, an invalid URL, no
-    credentials for the kind: a ValueError, TypeError, LookupError) is dead at once; anything
-    else is tried again after the backoff, until the last try.
+    target or credentials for the kind: a ValueError, TypeError, LookupError) is dead at once;
+    anything else is tried again after the backoff, until the last try.
     """
     started = timezone.now()
-    delivery = _claim(delivery_id, started)
-    if delivery is None:
+    claimed = _claim(delivery_id, started)
+    if claimed is None:
         return None
+    delivery, target_problem = claimed
     headers = {"Content-Type": "application/json", "User-Agent": "VoiceDesk-Delivery/1",
                "Idempotency-Key": idempotency_header(delivery.idempotency_key)}
     recorded = dict(headers)
@@ -166,6 +193,8 @@ def delivery_send(*, delivery_id: int) -> Delivery | None:
     secret_values: list[str] = []
     clock = time.perf_counter()
     try:
+        if target_problem:
+            raise LookupError(target_problem)
         credentials = _delivery_credentials.get(delivery.kind)
         if credentials is None:
             raise LookupError(f"No credentials registered for deliveries of kind {delivery.kind}.")
@@ -232,7 +261,7 @@ def _record_try(delivery: Delivery, *, started, duration_ms: int, headers: dict,
             return Delivery.objects.get(pk=delivery.pk)
         DeliveryAttempt.objects.create(
             company_id=delivery.company_id, delivery=delivery, number=delivery.attempt_count, started_at=started,
-            duration_ms=duration_ms, request_headers=headers, status_code=status_code,
+            url=delivery.target_url, duration_ms=duration_ms, request_headers=headers, status_code=status_code,
             response_excerpt=excerpt, error=error)
         _conclude(delivery, outcome=outcome, error=error or _storable(f"HTTP {status_code}: {excerpt[:200]}"),
                   retry_after=retry_after, now=now)
@@ -268,7 +297,8 @@ def _lost_try_record(delivery_id: int, *, stuck_before) -> None:
             return
         DeliveryAttempt.objects.get_or_create(
             delivery=delivery, number=delivery.attempt_count,
-            defaults={"company_id": delivery.company_id, "started_at": delivery.updated_at, "error": LOST_TRY})
+            defaults={"company_id": delivery.company_id, "started_at": delivery.updated_at,
+                      "url": delivery.target_url, "error": LOST_TRY})
         _conclude(delivery, outcome=retry_policy.RETRY, error=LOST_TRY, retry_after=None, now=timezone.now())
 
 

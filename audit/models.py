@@ -163,7 +163,8 @@ class Delivery(TenantOwned):
         DEAD = "dead", "Dead letter"
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
-    target_url = models.URLField(max_length=500)
+    target_url = models.URLField(max_length=500, help_text="Where the latest try went (each try goes to the "
+                                                           "company's backend as configured then).")
     payload = models.JSONField()
     idempotency_key = models.CharField(max_length=200, unique=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
@@ -198,6 +199,7 @@ class DeliveryAttempt(TenantOwned):
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
     number = models.PositiveIntegerField()
     started_at = models.DateTimeField()
+    url = models.URLField("URL", max_length=500, blank=True, help_text="Where this try was sent.")
     duration_ms = models.PositiveIntegerField(default=0)
     request_headers = models.JSONField(default=dict, blank=True)
     status_code = models.PositiveIntegerField(null=True, blank=True)

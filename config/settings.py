@@ -184,6 +184,8 @@ BACKEND_API_KEY = env("BACKEND_API_KEY", default="")
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 # Retell's published source address, required for companies that turn the check on.
 RETELL_WEBHOOK_IPS = env.list("RETELL_WEBHOOK_IPS", default=["100.20.5.228"])
+# After a webhook signing secret is replaced, the previous one still verifies for this long (0: not at all).
+RETELL_WEBHOOK_SECRET_OVERLAP_SECONDS = env.int("RETELL_WEBHOOK_SECRET_OVERLAP_SECONDS", default=86400)
 
 # --- REST API ----------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -332,6 +334,10 @@ RETELL_CIRCUIT_FAILURES = env.int("RETELL_CIRCUIT_FAILURES", default=5)
 RETELL_CIRCUIT_RESET_SECONDS = env.float("RETELL_CIRCUIT_RESET_SECONDS", default=60.0)
 # How often Celery beat syncs every company with Retell (drift is recorded, local changes kept).
 RETELL_SYNC_INTERVAL_SECONDS = env.int("RETELL_SYNC_INTERVAL_SECONDS", default=900)
+# Retell's voice list per company is cached this long; when Retell cannot be asked, the shipped
+# catalogue is offered and asked again after RETELL_VOICES_RETRY_SECONDS.
+RETELL_VOICES_CACHE_SECONDS = env.int("RETELL_VOICES_CACHE_SECONDS", default=3600)
+RETELL_VOICES_RETRY_SECONDS = env.int("RETELL_VOICES_RETRY_SECONDS", default=60)
 CELERY_BEAT_SCHEDULE["retell-sync-all-companies"] = {
     "task": "retell_config.tasks.sync_all_companies",
     "schedule": RETELL_SYNC_INTERVAL_SECONDS,

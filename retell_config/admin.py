@@ -1,15 +1,50 @@
 import json
 
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
 
 from audit.actor import Actor
 from audit.admin import ReadOnlyTenantAdmin
 from tenants.admin import TenantAdmin
 from tenants.selectors import companies_allowing
 
-from . import services
+from . import selectors, services
+from .forms import (DRIFT_PREFIX, drift_choice_field, drift_choices_of, elevenlabs_voice_choices,
+                    retell_voice_choices)
 from .models import Agent, CustomFunction, PromptVersion, SyncRun, WebhookConfig, agent_language_for
+from .voices import RETELL_VOICES
+
+
+def _pushes(fields) -> bool:
+    """Does saving these changed fields push the agent to Retell? (A signing secret is not sent.)"""
+    return bool(set(fields) - set(services.AGENT_SECRET_FIELDS))
+
+
+class AgentAdminForm(forms.ModelForm):
+    """Asks the service's drift check before a change that pushes is saved (services.drift_check)."""
+
+    conflicts: dict = {}
+
+    def clean(self):
+        cleaned = super().clean()
+        changed = [name for name in self.changed_data if name in services.AGENT_FIELDS]
+        if self.instance.pk and self.conflicts and _pushes(changed):
+            try:
+                services.drift_check(agent=self.instance, choices=drift_choices_of(cleaned))
+            except services.DriftConflict as exc:
+                raise forms.ValidationError(str(exc), code="drift_conflict") from None
+            except ValidationError as exc:
+                raise forms.ValidationError(exc.messages) from None
+        return cleaned
+
+
+def _differs(name: str, new, old) -> bool:
+    if name in services.AGENT_SECRET_FIELDS:  # a Secret equals only itself: compare what it holds
+        return services.secret_plaintext(new) != services.secret_plaintext(old)
+    return new != old
 
 
 @admin.register(Agent)
@@ -22,15 +57,62 @@ class AgentAdmin(TenantAdmin):
     fieldsets = [
         (None, {"fields": ["company", "name", "agent_id", "phone_numbers", "language"]}),
         ("Engine", {"fields": ["response_engine", "llm_id", "dialog_engine"]}),
-        ("Voice", {"fields": ["voice_id", "voice_stability", "voice_similarity_boost", "voice_speed"]}),
+        ("Retell voice", {"fields": ["voice_id", "voice_speed"]}),
+        ("This server's speech (the Twilio path)",
+         {"fields": ["elevenlabs_voice_id", "voice_stability", "voice_similarity_boost"]}),
         ("Prompt", {"fields": ["begin_message", "general_prompt", "custom_instructions"]}),
-        ("Webhook", {"fields": ["webhook_url"]}),
+        ("Webhook", {"fields": ["webhook_url", "webhook_secret"]}),
         ("Sync", {"fields": ["synced_at"]}),
     ]
 
     def get_readonly_fields(self, request, obj=None):
         readonly = list(super().get_readonly_fields(request, obj))
         return [*readonly, "agent_id"] if obj is not None else readonly
+
+    # --- unresolved drift: the form asks which side wins, as the prompt page does ----------------
+    def _conflicts(self, request, obj) -> dict[str, dict]:
+        if obj is None or obj.pk is None:
+            return {}
+        cached = getattr(request, "_agent_drift_conflicts", None)
+        if cached is None or cached[0] != obj.pk:
+            cached = (obj.pk, selectors.drift_conflicts(obj))
+            request._agent_drift_conflicts = cached
+        return cached[1]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = list(super().get_fieldsets(request, obj))
+        conflicts = self._conflicts(request, obj)
+        if conflicts:
+            fieldsets.insert(0, ("Retell changed this agent since the last sync", {
+                "fields": [DRIFT_PREFIX + name for name in conflicts],
+                "description": "Saving a change pushes the whole agent to Retell. For each field Retell holds "
+                               "differently, say which side wins."}))
+        return fieldsets
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        conflicts = self._conflicts(request, obj)
+        kwargs["form"] = type("AgentAdminForm", (AgentAdminForm,), {
+            "conflicts": conflicts,
+            **{DRIFT_PREFIX + name: drift_choice_field(name, values) for name, values in conflicts.items()}})
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def save_related(self, request, form, formsets, change) -> None:
+        request._agent_drift_choices = drift_choices_of(form.cleaned_data)
+        super().save_related(request, form, formsets, change)
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        agent = getattr(request, "_tenant_admin_obj", None)
+        if db_field.name == "voice_id":
+            # The voices Retell offers the agent's company (the catalogue for a new agent).
+            voices = selectors.retell_voices(agent.company).voices if agent is not None else list(RETELL_VOICES)
+            return forms.ChoiceField(label=capfirst(db_field.verbose_name), help_text=db_field.help_text,
+                                     choices=retell_voice_choices(voices, agent.voice_id if agent else ""),
+                                     initial=db_field.default)
+        if db_field.name == "elevenlabs_voice_id":
+            return forms.ChoiceField(label=capfirst(db_field.verbose_name), help_text=db_field.help_text,
+                                     required=False,
+                                     choices=elevenlabs_voice_choices(agent.elevenlabs_voice_id if agent else ""))
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def formfield_for_choice_field(self, db_field, request, **kwargs):
         if db_field.name == "language":
@@ -67,9 +149,10 @@ class AgentAdmin(TenantAdmin):
         # A change goes the way of every other interface: a prompt version, then a push to Retell.
         current = Agent.objects.get(pk=instance.pk)
         fields = {name: getattr(instance, name) for name in services.AGENT_FIELDS
-                  if getattr(instance, name) != getattr(current, name)}
+                  if _differs(name, getattr(instance, name), getattr(current, name))}
         services.agent_update(actor=Actor.from_request(request), agent=current, fields=fields,
-                              note="Changed in the admin", push=bool(fields))
+                              note="Changed in the admin", push=_pushes(fields),
+                              drift=getattr(request, "_agent_drift_choices", None))
 
 
 @admin.register(WebhookConfig)

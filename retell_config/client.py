@@ -7,7 +7,10 @@
   with exponential backoff; the SDK's own retries are off, so an update (PATCH) or a
   create (POST) is sent exactly once;
 - the list endpoints followed page by page through `pagination_key`;
-- a circuit breaker per company, "retell:company:<id>", that every call passes.
+- a circuit breaker per company, "retell:company:<id>", that every call passes;
+- the outcome of each call that reached out (answered, refused, unreachable) kept as the
+  company's last exchange (`RetellConnection`, in the database so that every process,
+  web and worker, reports the same), which the dashboard and `mcp_status` show.
 
 Answers are read as raw JSON (`with_raw_response`), so fields this product does not
 model (other tools on an LLM, say) come back and go out exactly as Retell holds them.
@@ -22,9 +25,13 @@ from typing import Any, Callable, Iterator
 import httpx
 import retell
 from django.conf import settings
+from django.db import DatabaseError, IntegrityError, transaction
+from django.utils import timezone
 
 from audit.circuit import CircuitBreaker, CircuitOpen
 from tenants.models import Company
+
+from .models import RetellConnection
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +68,27 @@ def circuit_for(company_id: int) -> CircuitBreaker:
     return CircuitBreaker(f"retell:company:{company_id}",
                           failure_threshold=settings.RETELL_CIRCUIT_FAILURES,
                           reset_timeout=settings.RETELL_CIRCUIT_RESET_SECONDS)
+
+
+def exchange_record(*, company_id: int, operation: str, outcome: str, status_code: int | None = None,
+                    error: str = "") -> None:
+    """Keep one exchange with Retell as the company's last: `outcome` a RetellConnection.Outcome,
+    `status_code` Retell's HTTP status when it answered, `error` a message safe to show.
+    A failure to record is logged and never fails the call it describes."""
+    now = timezone.now()
+    values = {"last_at": now, "operation": operation[:200], "outcome": outcome, "status_code": status_code,
+              "error": error[:500]}
+    if outcome == RetellConnection.Outcome.OK:
+        values["last_ok_at"] = now
+    rows = RetellConnection.objects.filter(company_id=company_id)
+    try:
+        with transaction.atomic():
+            if not rows.update(**values):
+                RetellConnection.objects.create(company_id=company_id, **values)
+    except IntegrityError:  # another process made the row first
+        rows.update(**values)
+    except DatabaseError:
+        logger.warning("The exchange with Retell of company %s could not be recorded", company_id, exc_info=True)
 
 
 def api_key_for(company: Company) -> str:
@@ -105,8 +133,10 @@ class RetellClient:
             except retell.APIStatusError as exc:
                 if exc.status_code not in TRANSIENT_STATUSES:
                     self.breaker.record_success()  # Retell answered: the connection is fine
-                    raise RetellRejected(f"{what}: Retell answered {exc.status_code} "
-                                         f"({_error_message(exc)}).", status=exc.status_code) from None
+                    rejected = RetellRejected(f"{what}: Retell answered {exc.status_code} "
+                                              f"({_error_message(exc)}).", status=exc.status_code)
+                    self._exchanged(what, RetellConnection.Outcome.REJECTED, rejected)
+                    raise rejected from None
                 error = RetellUnavailable(f"{what}: Retell answered {exc.status_code}.", status=exc.status_code)
             except retell.APITimeoutError:
                 error = RetellUnavailable(f"{what}: Retell did not answer within "
@@ -115,6 +145,7 @@ class RetellClient:
                 error = RetellUnavailable(f"{what}: could not connect to Retell.")
             else:
                 self.breaker.record_success()
+                self._exchanged(what, RetellConnection.Outcome.OK)
                 return data
             if attempt + 1 < attempts:
                 delay = settings.RETELL_RETRY_BACKOFF_SECONDS * (2 ** attempt)
@@ -122,7 +153,12 @@ class RetellClient:
                             attempts - 1, delay)
                 time.sleep(delay)
         self.breaker.record_failure(error.message)  # one failure per call, however many tries
+        self._exchanged(what, RetellConnection.Outcome.UNREACHABLE, error)
         raise error
+
+    def _exchanged(self, what: str, outcome: str, error: "RetellError | None" = None) -> None:
+        exchange_record(company_id=self.company.pk, operation=what, outcome=outcome,
+                        status_code=error.status if error else None, error=error.message if error else "")
 
     def _list_all(self, what: str, resource) -> list[dict]:
         """Every item of an SDK resource's paginated `list`, page by page through pagination_key."""
@@ -173,6 +209,14 @@ class RetellClient:
 
     def list_llms(self) -> list[dict]:
         return self._list_all("list Retell LLMs", self._sdk.llm)
+
+    # --- voices ---------------------------------------------------------------------------
+    def list_voices(self) -> list[dict]:
+        """Every voice the workspace offers (GET /list-voices: an array of VoiceResponse)."""
+        voices = self._call("list voices", lambda: self._sdk.voice.with_raw_response.list(), idempotent=True)
+        if not isinstance(voices, list):
+            raise RetellRejected("list voices: Retell's answer is not a list of voices.")
+        return [v for v in voices if isinstance(v, dict) and v.get("voice_id")]
 
     # --- phone numbers ----------------------------------------------------------------------
     def list_phone_numbers(self) -> list[dict]:

@@ -12,6 +12,7 @@ import difflib
 import json
 
 import phonenumbers
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -89,6 +90,14 @@ def _context(request: HttpRequest, company: Company, title: str, **extra) -> dic
     return {**admin.site.each_context(request), "title": title, "company": company, **extra}
 
 
+def _duration(seconds: int) -> str:
+    """A setting's seconds as a person says them: "24 hours", "90 minutes", "0 seconds"."""
+    for unit, size in (("hours", 3600), ("minutes", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} seconds"
+
+
 def pretty_phone(number: str) -> str:
     try:
         return phonenumbers.format_number(phonenumbers.parse(number, None),
@@ -117,6 +126,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         status=data["status"], config=config, form=form, events=events,
         selected_agent_ids=data["selected_agent_ids"],
         secret_mask=config.secret.masked if config.secret else "",
+        secret_overlap=_duration(settings.RETELL_WEBHOOK_SECRET_OVERLAP_SECONDS),
         agents=agents, functions=data["functions"], deployed_count=data["deployed_count"],
         last_sync=data["last_sync"], last_run=data["last_run"],
         can_webhook=can_webhook,
@@ -329,7 +339,8 @@ def prompt_edit(request: HttpRequest, pk: int) -> HttpResponse:
     versions = list(selectors.prompt_versions(agent=agent))
     latest = versions[0].number if versions else 0
     initial = {name: getattr(agent, name) for name in PromptForm.AGENT_FIELDS} | {"base_version": latest}
-    form = PromptForm(request.POST or None, initial=initial)
+    form = PromptForm(request.POST or None, initial=initial, agent=agent, voices=selectors.retell_voices(company).voices,
+                      conflicts=selectors.drift_conflicts(agent))
     if request.method == "POST":
         _require(may_change, "change this agent")
         if form.is_valid():
@@ -338,7 +349,10 @@ def prompt_edit(request: HttpRequest, pk: int) -> HttpResponse:
                 with transaction.atomic():
                     _, version, run = services.agent_update(
                         actor=Actor.from_request(request), agent=agent, fields=fields,
-                        note=form.cleaned_data["note"], base_version=form.cleaned_data["base_version"])
+                        note=form.cleaned_data["note"], base_version=form.cleaned_data["base_version"],
+                        drift=form.drift_choices())
+            except services.DriftConflict as exc:
+                form.add_error(None, f"Not saved: {exc} Choose below, then save again.")
             except services.Conflict as exc:
                 form.add_error(None, str(exc))
             except ValidationError as exc:
@@ -369,8 +383,12 @@ def prompt_rollback(request: HttpRequest, pk: int, version_pk: int) -> HttpRespo
     version = selectors.prompt_versions(agent=agent).filter(pk=version_pk).first()
     if version is None:
         raise Http404("No such version of this agent.")
-    with transaction.atomic():
-        _, new, run = services.prompt_rollback(actor=Actor.from_request(request), version=version)
+    try:
+        with transaction.atomic():
+            _, new, run = services.prompt_rollback(actor=Actor.from_request(request), version=version)
+    except services.DriftConflict as exc:
+        messages.error(request, f"Not rolled back: {exc} Choose on this page (save), then roll back.")
+        return redirect(_url("prompt", company, agent.pk))
     _run_message(request, company, f"Rolled back to v{version.number}"
                  + (f" as v{new.number}" if new else " (nothing changed)") + ".", run)
     return redirect(_url("prompt", company, agent.pk))

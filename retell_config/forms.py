@@ -5,7 +5,7 @@ import json
 from django import forms
 
 from .models import Agent, CustomFunction, WebhookConfig, WebhookEvent
-from .voices import VOICE_CHOICES
+from .voices import ELEVENLABS_VOICE_CHOICES, RetellVoice
 
 
 class JsonEditorWidget(forms.Textarea):
@@ -85,16 +85,81 @@ class PromptForm(forms.Form):
                                     widget=forms.Textarea(attrs={"rows": 2, "cols": 90}))
     custom_instructions = forms.CharField(required=False, strip=False,
                                           widget=forms.Textarea(attrs={"rows": 5, "cols": 90}))
-    voice_id = forms.ChoiceField(label="Voice", choices=VOICE_CHOICES)
+    voice_id = forms.ChoiceField(label="Retell voice", help_text="The voices Retell offers this company.")
+    voice_speed = forms.FloatField(min_value=0.5, max_value=2.0)
+    elevenlabs_voice_id = forms.ChoiceField(
+        label="ElevenLabs voice (this server's speech)", required=False,
+        help_text="This server's own speech (the Twilio path), with the stability and similarity below; "
+                  "not sent to Retell.")
     voice_stability = forms.FloatField(min_value=0, max_value=1)
     voice_similarity_boost = forms.FloatField(min_value=0, max_value=1)
-    voice_speed = forms.FloatField(min_value=0.5, max_value=2.0)
     language = forms.ChoiceField(choices=Agent.Language.choices)
     note = forms.CharField(required=False, max_length=300, help_text="What changed and why (kept with the version).")
     base_version = forms.IntegerField(widget=forms.HiddenInput)
 
-    AGENT_FIELDS = ("general_prompt", "begin_message", "custom_instructions", "voice_id", "voice_stability",
-                    "voice_similarity_boost", "voice_speed", "language")
+    AGENT_FIELDS = ("general_prompt", "begin_message", "custom_instructions", "voice_id", "voice_speed",
+                    "elevenlabs_voice_id", "voice_stability", "voice_similarity_boost", "language")
+
+    def __init__(self, *args, voices: list[RetellVoice], agent: Agent, conflicts: dict[str, dict], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["voice_id"].choices = retell_voice_choices(voices, agent.voice_id)
+        self.fields["elevenlabs_voice_id"].choices = elevenlabs_voice_choices(agent.elevenlabs_voice_id)
+        self.conflicts = conflicts
+        for name, values in conflicts.items():
+            self.fields[DRIFT_PREFIX + name] = drift_choice_field(name, values)
+
+    @property
+    def edit_fields(self) -> list:
+        """The agent's fields (the drift choices are shown beside the conflict, not among them)."""
+        return [field for field in self.visible_fields() if not field.name.startswith(DRIFT_PREFIX)]
+
+    @property
+    def drift_rows(self) -> list[dict]:
+        """Per conflicting field: its name, ours, Retell's (as text) and its choice of side."""
+        return [{"name": name, "local": drift_value_text(values["local"]), "remote": drift_value_text(values["remote"]),
+                 "choice": self[DRIFT_PREFIX + name]} for name, values in self.conflicts.items()]
+
+    def drift_choices(self) -> dict[str, str]:
+        """{field: "local" | "remote"} for each conflict given a side (the service checks all have one)."""
+        return drift_choices_of(self.cleaned_data)
+
+
+# --- drift: which side wins, field by field -------------------------------------------------
+DRIFT_PREFIX = "drift_"
+DRIFT_SIDE_CHOICES = [("local", "Keep ours (push it to Retell)"), ("remote", "Take Retell's")]
+
+
+def drift_value_text(value) -> str:
+    """A side's value as a person reads it: text as it is, anything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def drift_choice_field(name: str, values: dict) -> forms.ChoiceField:
+    choices = DRIFT_SIDE_CHOICES if values["can_take_remote"] else DRIFT_SIDE_CHOICES[:1]
+    return forms.ChoiceField(
+        label=f"Retell changed {name}", required=False, choices=choices, widget=forms.RadioSelect,
+        help_text=f"Ours: {drift_value_text(values['local'])[:300]} · Retell's: {drift_value_text(values['remote'])[:300]}")
+
+
+def drift_choices_of(cleaned_data: dict) -> dict[str, str]:
+    return {name[len(DRIFT_PREFIX):]: side for name, side in cleaned_data.items()
+            if name.startswith(DRIFT_PREFIX) and side}
+
+
+def retell_voice_choices(voices: list[RetellVoice], current: str = "") -> list[tuple[str, str]]:
+    """The choices of a Retell voice picker: `voices`, and the agent's `current` voice when they lack it."""
+    choices = [(v.voice_id, v.label) for v in voices]
+    if current and current not in {v.voice_id for v in voices}:
+        choices.insert(0, (current, f"{current} (the agent's voice; not in Retell's list)"))
+    return choices
+
+
+def elevenlabs_voice_choices(current: str = "") -> list[tuple[str, str]]:
+    """The choices of this server's ElevenLabs voice: the server's default, the catalogue, and `current`."""
+    choices = [("", "This server's default (ELEVENLABS_VOICE_ID)"), *ELEVENLABS_VOICE_CHOICES]
+    if current and current not in dict(choices):
+        choices.append((current, current))
+    return choices
 
 
 class ImportForm(forms.Form):

@@ -155,11 +155,12 @@ def agent_summary(agent: Agent) -> dict:
 def agent_detail(agent: Agent) -> dict:
     latest = agent.prompt_versions.order_by("-number").values_list("number", flat=True).first()
     return {**agent_summary(agent),
-            "voice_stability": agent.voice_stability, "voice_similarity_boost": agent.voice_similarity_boost,
-            "voice_speed": agent.voice_speed, "begin_message": agent.begin_message,
+            "elevenlabs_voice_id": agent.elevenlabs_voice_id, "voice_stability": agent.voice_stability,
+            "voice_similarity_boost": agent.voice_similarity_boost, "voice_speed": agent.voice_speed, "begin_message": agent.begin_message,
             "general_prompt": agent.general_prompt, "custom_instructions": agent.custom_instructions,
             "webhook_url": agent.webhook_url, "prompt_version": latest or 0,
-            "custom_functions": sorted(agent.custom_functions.values_list("name", flat=True))}
+            "custom_functions": sorted(agent.custom_functions.values_list("name", flat=True)),
+            "unresolved_drift": selectors.drift_conflicts(agent)}
 
 
 def run_summary(run: SyncRun | None) -> dict | None:
@@ -269,17 +270,22 @@ def get_agent(ctx: Context, call: Call) -> dict:
 
 
 UPDATABLE = {"name": str, "general_prompt": str, "begin_message": str, "custom_instructions": str,
-             "voice_id": str, "voice_stability": (int, float), "voice_similarity_boost": (int, float),
+             "voice_id": str, "elevenlabs_voice_id": str, "voice_stability": (int, float),
+             "voice_similarity_boost": (int, float),
              "voice_speed": (int, float), "language": str, "webhook_url": str}
 
 
 def update_agent(ctx: Context, call: Call) -> dict:
-    p = Params(call, {"company_id", "agent_id", "fields", "note", "base_version"})
+    p = Params(call, {"company_id", "agent_id", "fields", "note", "base_version", "drift"})
     company = ctx.company(p, "change")
     agent = ctx.agents(company, [p.get("agent_id", str, required=True)], "change", param="agent_id")[0]
     fields = p.get("fields", dict, required=True)
     note = p.get("note", str, default="")
     base_version = p.get("base_version", int)
+    drift = p.get("drift", dict, default={})
+    for name, side in drift.items():
+        if side not in services.DRIFT_SIDES:
+            raise invalid_param(f"drift.{name}", 'must be "local" or "remote"')
     for name, value in fields.items():
         if name not in UPDATABLE:
             raise invalid_param(f"fields.{name}", f"cannot be changed; use {', '.join(sorted(UPDATABLE))}")
@@ -289,10 +295,14 @@ def update_agent(ctx: Context, call: Call) -> dict:
     ctx.retell_reachable(company)
     try:
         agent, version, run = services.agent_update(actor=ctx.actor, agent=agent, fields=fields, note=note,
-                                                    base_version=base_version)
+                                                    base_version=base_version, drift=drift)
+    except services.DriftConflict as exc:
+        raise app_error(CONFLICT, str(exc), param="drift", drift=exc.fields) from None
     except services.Conflict as exc:
         raise app_error(CONFLICT, str(exc), param="base_version") from None
     except ValidationError as exc:
+        if "drift" in getattr(exc, "error_dict", {}):
+            raise invalid_param("drift", "; ".join(exc.message_dict["drift"])) from None
         if hasattr(exc, "error_dict"):
             param, messages = next(iter(exc.message_dict.items()))
             raise invalid_param(f"fields.{param}", "; ".join(messages)) from None

@@ -11,7 +11,7 @@ from tenants.models import TenantOwned
 from tenants.roles import READ_ONLY_POLICY
 from tenants.validators import validate_e164
 
-from .voices import DEFAULT_VOICE_ID, VOICE_CHOICES
+from .voices import DEFAULT_VOICE_ID
 
 
 def validate_phone_number_list(value) -> None:
@@ -79,20 +79,38 @@ class Agent(TenantOwned):
     language = models.CharField(
         max_length=8, choices=Language.choices, blank=True,
         help_text="Empty: the company's language (de: de-DE, en: en-US), filled in when the agent is saved.")
-    voice_id = models.CharField("ElevenLabs voice", max_length=64, choices=VOICE_CHOICES, default=DEFAULT_VOICE_ID)
+    # Any id Retell holds is kept (a sync takes it as it is); a push from a form is checked
+    # against the company's voice list (services.agent_update).
+    voice_id = models.CharField("Retell voice", max_length=128, default=DEFAULT_VOICE_ID,
+                                help_text="Retell's voice id, e.g. 11labs-Adrian, as Retell's voice list gives it.")
+    voice_speed = models.FloatField(default=1.0, validators=[MinValueValidator(0.5), MaxValueValidator(2.0)])
+    elevenlabs_voice_id = models.CharField(
+        "ElevenLabs voice (this server's speech)", max_length=64, blank=True,
+        help_text="The voice of this server's own speech (the Twilio path), with the stability and similarity "
+                  "below; empty: ELEVENLABS_VOICE_ID. Not sent to Retell.")
     voice_stability = models.FloatField(default=0.5, validators=[MinValueValidator(0), MaxValueValidator(1)])
     voice_similarity_boost = models.FloatField(default=0.75, validators=[MinValueValidator(0), MaxValueValidator(1)])
-    voice_speed = models.FloatField(default=1.0, validators=[MinValueValidator(0.5), MaxValueValidator(2.0)])
     begin_message = models.TextField("greeting", blank=True,
                                      help_text="What the agent says first; empty waits for the caller.")
     general_prompt = models.TextField("system prompt", blank=True)
     custom_instructions = models.TextField(blank=True)
     webhook_url = models.URLField("webhook URL override", blank=True,
                                   help_text="Empty: the company's webhook configuration applies.")
+    webhook_secret = SecretField(
+        verbose_name="webhook signing secret override",
+        help_text="Verifies x-retell-signature on this agent's webhooks and custom-function calls; empty: the "
+                  "company's webhook secret (else its Retell API key) verifies them.")
+    previous_webhook_secret = SecretField(editable=False,
+                                          help_text="The secret before the last change, accepted until it expires.")
+    previous_webhook_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     socket_token = CredentialField(max_length=64, unique=True, default=new_socket_token, editable=False,
                                    help_text="Names this agent in its socket URL /retell-llm/{token}.")
     remote_state = models.JSONField(default=dict, blank=True, editable=False,
                                     help_text="What Retell held at the last sync: the base drift is measured from.")
+    remote_drift = models.JSONField(
+        default=dict, blank=True, editable=False,
+        help_text="The drift the last sync reported and no one has resolved yet: per field, ours and Retell's. "
+                  "A push of a drifted field needs a choice of side (services.agent_update).")
     synced_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -167,6 +185,9 @@ class WebhookConfig(TenantOwned):
     secret = SecretField(verbose_name="signing secret",
                          help_text="Verifies x-retell-signature on Retell's requests; empty uses the company's "
                                    "Retell API key (Retell signs with the webhook-badged key).")
+    previous_secret = SecretField(editable=False,
+                                  help_text="The secret before the last change, accepted until it expires.")
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     apply_to = models.CharField(max_length=8, choices=ApplyTo.choices, default=ApplyTo.ALL)
     agents = models.ManyToManyField(Agent, blank=True, related_name="+",
                                     help_text="Used when applied to selected agents only.")
@@ -319,3 +340,28 @@ class SyncRun(TenantOwned):
         if self.finished:
             return 100
         return int(100 * self.done / self.total) if self.total else 0
+
+
+class RetellConnection(TenantOwned):
+    """The company's last real exchange with Retell's API (one row per company), written by the
+    client after each call: when, which operation, how it went, and when Retell last answered."""
+
+    class Outcome(models.TextChoices):
+        OK = "ok", "Answered"
+        REJECTED = "rejected", "Refused the request"
+        UNREACHABLE = "unreachable", "Unreachable"
+
+    last_at = models.DateTimeField("last exchange at")
+    operation = models.CharField(max_length=200, help_text='What was asked, e.g. "list agents".')
+    outcome = models.CharField(max_length=12, choices=Outcome.choices)
+    status_code = models.PositiveIntegerField(null=True, blank=True, help_text="Retell's HTTP status, if it answered.")
+    error = models.CharField(max_length=500, blank=True)
+    last_ok_at = models.DateTimeField("Retell last answered at", null=True, blank=True)
+
+    tenant_policy: ClassVar = READ_ONLY_POLICY
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["company"], name="retellconnection_one_per_company")]
+
+    def __str__(self) -> str:
+        return f"Retell connection of {self.company}" if self.company_id else "Retell connection"

@@ -3,9 +3,11 @@ what that user may see or change)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import timezone as dt_timezone
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Prefetch, QuerySet
 
 from audit.circuit import CircuitState
@@ -13,8 +15,9 @@ from tenants.models import Company
 from tenants.selectors import companies_allowing
 
 from .client import circuit_for
-from .models import Agent, CustomFunction, PromptVersion, SyncRun, WebhookConfig
+from .models import Agent, CustomFunction, PromptVersion, RetellConnection, SyncRun, WebhookConfig
 from .protocols import retell_api
+from .voices import RETELL_VOICES, RetellVoice
 
 CUSTOM_FUNCTION_PATH = "/api/mcp/retell/custom-function"
 
@@ -58,21 +61,132 @@ def companies_for(user, action: str = "view") -> QuerySet[Company]:
     return companies_allowing(user=user, model=Agent, action=action).filter(is_active=True)
 
 
+NOT_CONFIGURED = "No Retell API key: set one on the company (Credentials) or RETELL_API_KEY."
+# How the dashboard and mcp_status name the company's Retell status.
+STATUS_LABELS = {
+    "not_configured": "Not configured",
+    "disconnected": "Disconnected",
+    "unreachable": "Unreachable",
+    "key_refused": "Key refused",
+    "degraded": "Degraded",
+    "connected": "Connected",
+    "unknown": "Not checked yet",
+}
+CIRCUIT_LABELS = {"closed": "closed", "open": "open", "half_open": "half-open (one trial call allowed)"}
+
+
+def _utc(moment) -> str:
+    return f"{moment.astimezone(dt_timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+
+
 @dataclass(frozen=True)
-class NotConfigured:
-    """The status of a company that has no Retell key: there is nothing to be connected to."""
+class RetellStatus:
+    """A company's connection to Retell as far as this server knows it.
 
-    state: str = "not_configured"
-    failures: int = 0
-    last_error: str = "No Retell API key: set one on the company (Credentials) or RETELL_API_KEY."
-    status: str = "not_configured"
-    status_label: str = "Not configured"
+    `status` (a key of STATUS_LABELS) is decided, in this order, by: no API key
+    (not_configured); the circuit open (disconnected); the last exchange unreachable
+    (unreachable) or refused with 401/403 (key_refused); the circuit failing or on trial
+    (degraded); the last exchange answered (connected); no exchange yet (unknown).
+    """
+
+    status: str
+    exchange: RetellConnection | None
+    circuit: CircuitState | None
+
+    @property
+    def status_label(self) -> str:
+        return STATUS_LABELS[self.status]
+
+    @property
+    def last_error(self) -> str:
+        """What went wrong last: the last exchange's error, else the circuit's; "" when nothing did."""
+        if self.status == "not_configured":
+            return NOT_CONFIGURED
+        if self.exchange is not None and self.exchange.error:
+            return self.exchange.error
+        return self.circuit.last_error if self.circuit is not None else ""
+
+    def facts(self) -> list[tuple[str, str]]:
+        """(label, text) lines, the same on the dashboard and in mcp_status; times in UTC."""
+        lines = [("Status", self.status_label)]
+        if self.status == "not_configured":
+            return [*lines, ("Detail", NOT_CONFIGURED)]
+        exchange = self.exchange
+        if exchange is None:
+            lines.append(("Last try", "none yet"))
+        else:
+            lines.append(("Last try", f"{_utc(exchange.last_at)}, {exchange.operation}: "
+                                           f"{exchange.get_outcome_display().lower()}"
+                                           + (f" ({exchange.error})" if exchange.error else "")))
+            lines.append(("Last answer", _utc(exchange.last_ok_at) if exchange.last_ok_at else "never"))
+        circuit = self.circuit
+        lines.append(("Circuit", f"{CIRCUIT_LABELS[circuit.state]}, {circuit.failures} failure(s) in a row"
+                                 + (f"; last: {circuit.last_error}" if circuit.last_error else "")))
+        return lines
 
 
-def connection_status(company: Company) -> CircuitState | NotConfigured:
+def retell_status(company: Company) -> RetellStatus:
+    """The company's Retell status from its last real exchange (RetellConnection) and its circuit."""
     if company.retell_api_key is None and not settings.RETELL_API_KEY:
-        return NotConfigured()
-    return circuit_for(company.pk).state()
+        return RetellStatus("not_configured", None, None)
+    exchange = RetellConnection.objects.filter(company=company).first()
+    circuit = circuit_for(company.pk).state()
+    refused = exchange is not None and exchange.outcome == RetellConnection.Outcome.REJECTED \
+        and exchange.status_code in (401, 403)
+    if circuit.state == "open":
+        status = "disconnected"
+    elif exchange is not None and exchange.outcome == RetellConnection.Outcome.UNREACHABLE:
+        status = "unreachable"
+    elif refused:
+        status = "key_refused"
+    elif circuit.status == "degraded":
+        status = "degraded"
+    elif exchange is not None:
+        status = "connected"
+    else:
+        status = "unknown"
+    return RetellStatus(status, exchange, circuit)
+
+
+# --- voices ---------------------------------------------------------------------------------
+def voices_cache_key(company: Company) -> str:
+    return f"retell:voices:{company.pk}"
+
+
+@dataclass(frozen=True)
+class VoiceList:
+    """The Retell voices offered to a company: `source` "retell" (its workspace's list) or
+    "catalogue" (voices.RETELL_VOICES, when Retell could not be asked; `error` says why)."""
+
+    voices: list[RetellVoice]
+    source: str
+    error: str = ""
+
+    def ids(self) -> set[str]:
+        return {v.voice_id for v in self.voices}
+
+
+def retell_voices(company: Company) -> VoiceList:
+    """The voices Retell offers the company (the SDK's voice list), cached per company for
+    RETELL_VOICES_CACHE_SECONDS; the shipped catalogue when Retell cannot be asked (no key,
+    unreachable, refused), itself cached for at most RETELL_VOICES_RETRY_SECONDS so that a page
+    does not wait on a Retell that is down."""
+    from .client import RetellClient, RetellError
+
+    key = voices_cache_key(company)
+    cached = cache.get(key)
+    if cached is not None:
+        return VoiceList([RetellVoice(**v) for v in cached["voices"]], cached["source"], cached.get("error", ""))
+    try:
+        with RetellClient(company) as client:
+            found = VoiceList([RetellVoice.from_response(v) for v in client.list_voices()], "retell")
+        timeout = settings.RETELL_VOICES_CACHE_SECONDS
+    except RetellError as exc:
+        found = VoiceList(list(RETELL_VOICES), "catalogue", exc.message)
+        timeout = min(settings.RETELL_VOICES_RETRY_SECONDS, settings.RETELL_VOICES_CACHE_SECONDS)
+    cache.set(key, {"voices": [asdict(v) for v in found.voices], "source": found.source, "error": found.error},
+              timeout=timeout)
+    return found
 
 
 def managed_names(company: Company) -> set[str]:
@@ -112,6 +226,34 @@ def agent_state(agent: Agent, config: WebhookConfig, *, selected_ids: set[int] |
     return state
 
 
+def drift_conflicts(agent: Agent, config: WebhookConfig | None = None) -> dict[str, dict]:
+    """The unresolved drift a push of `agent` would overwrite on Retell.
+
+    Per field the last sync reported as drift and a push sends (name, voice, language, webhook,
+    engine, the socket URL, prompt and greeting): {"local": our value now, "remote": Retell's as
+    last read, "can_take_remote": whether ours can take Retell's value}. A field whose value is
+    now the same on both sides is no conflict; {} when there is none. `socket_url_ok` (Retell's
+    Custom LLM socket URL is not this agent's) shows this agent's socket URL as ours.
+    """
+    if not agent.remote_drift:
+        return {}
+    local = agent_state(agent, config or webhook_config_get(company=agent.company))
+    pushed = {*retell_api.AGENT_PUSHED, *retell_api.LLM_PUSHED}
+    conflicts = {}
+    for name, values in agent.remote_drift.items():
+        if name not in pushed or name not in local or not isinstance(values, dict):
+            continue
+        remote = agent.remote_state.get(name, values.get("remote"))
+        if local[name] == remote:
+            continue
+        if name == "socket_url_ok":  # Retell's URL is not kept, only that it is not this agent's socket
+            conflicts[name] = {"local": agent_socket_url(agent), "can_take_remote": False,
+                               "remote": "another URL than this agent's socket on this server"}
+            continue
+        conflicts[name] = {"local": local[name], "remote": remote, "can_take_remote": name in retell_api.PULLABLE}
+    return conflicts
+
+
 def last_sync_run(*, company: Company, kind: str | None = None, user=None) -> SyncRun | None:
     """The company's latest run (of `kind`); with `user`, the latest that user may see."""
     runs = (SyncRun.objects if user is None else SyncRun.objects.restrict(user, "view")).filter(company=company)
@@ -140,7 +282,7 @@ def dashboard(*, user, company: Company) -> dict:
     functions = list(functions_qs.prefetch_related(Prefetch("agents", queryset=Agent.objects.only("id"))))
     return {
         "company": company,
-        "status": connection_status(company),
+        "status": retell_status(company),
         "config": config,
         "selected_agent_ids": selected,
         "agents": agents,

@@ -15,8 +15,10 @@ user cannot see are kept as they are, since the user could not have meant to cha
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any, Iterable
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F, Max, Prefetch
@@ -24,6 +26,7 @@ from django.utils import timezone as dj_timezone
 
 from audit.actor import Actor
 from audit.services import activity_log, audit_record, instance_delete, instance_save
+from tenants.fields import Secret
 from tenants.models import Company
 from tenants.validators import normalize_e164
 
@@ -36,14 +39,31 @@ from .protocols import retell_api
 logger = logging.getLogger(__name__)
 
 PROMPT_FIELDS = ("general_prompt", "begin_message", "custom_instructions")
-AGENT_FIELDS = ("name", "phone_numbers", "language", "voice_id", "voice_stability", "voice_similarity_boost", "voice_speed",
-                "webhook_url", "response_engine", "llm_id", "dialog_engine", *PROMPT_FIELDS)
+AGENT_FIELDS = ("name", "phone_numbers", "language", "voice_id", "voice_speed", "elevenlabs_voice_id", "voice_stability",
+                "voice_similarity_boost", "webhook_url", "webhook_secret", "response_engine", "llm_id", "dialog_engine", *PROMPT_FIELDS)
+# Secrets among the agent's fields: set through _secret_replace, so a replaced one stays valid a while.
+AGENT_SECRET_FIELDS = ("webhook_secret",)
 FUNCTION_FIELDS = ("description", "parameters", "url", "method", "query_params", "speak_during_execution",
                    "speak_after_execution", "execution_message", "timeout_ms", "args_at_root")
 
 
 class Conflict(Exception):
     """The change was based on a state that is no longer current."""
+
+
+class DriftConflict(Conflict):
+    """A push would overwrite what Retell changed since the last sync (unresolved drift) and the
+    caller did not say which side wins. `fields`: the fields still to decide, each
+    {"local", "remote", "can_take_remote"} (selectors.drift_conflicts)."""
+
+    def __init__(self, fields: dict[str, dict]) -> None:
+        self.fields = fields
+        super().__init__("Retell's agent differs from ours in " + ", ".join(sorted(fields))
+                         + " since the last sync: say for each field whether ours (local) or Retell's (remote) "
+                           "wins before saving, so nothing of Retell's is overwritten unseen.")
+
+
+DRIFT_SIDES = ("local", "remote")
 
 
 # --- who may touch which agents ---------------------------------------------------------------
@@ -97,6 +117,36 @@ def _require_every_agent(actor: Actor, company: Company, what: str) -> None:
                                "(your access is limited to the agents granted to you).")
 
 
+# --- signing secrets ---------------------------------------------------------------------------
+def secret_plaintext(value: Secret | str | None) -> str:
+    """A secret field's value (a Secret, plaintext, or None) as plaintext; "" for none."""
+    if isinstance(value, Secret):
+        return value.reveal()
+    return value or ""
+
+
+def _secret_replace(instance, name: str, value: Secret | str | None) -> bool:
+    """Set the signing secret `name` of `instance` to `value` ("" or None removes it), unsaved.
+
+    The secret it replaces is kept (encrypted) as `previous_<name>`, valid until
+    `previous_<name>_expires_at`, RETELL_WEBHOOK_SECRET_OVERLAP_SECONDS from now, so Retell's
+    requests signed with either verify while the key is being swapped on Retell's side.
+    Returns whether the secret changed (an equal value changes nothing, the overlap included).
+    """
+    current = getattr(instance, name)
+    new = secret_plaintext(value)
+    if secret_plaintext(current) == new:
+        return False
+    setattr(instance, name, new or None)
+    overlap = settings.RETELL_WEBHOOK_SECRET_OVERLAP_SECONDS
+    keep = current is not None and overlap > 0
+    # The stored ciphertext moves as it is: it is not a value being set, so it is not checked again.
+    setattr(instance, f"previous_{name}", current if keep else None)
+    setattr(instance, f"previous_{name}_expires_at",
+            dj_timezone.now() + timedelta(seconds=overlap) if keep else None)
+    return True
+
+
 # --- agents ---------------------------------------------------------------------------------
 def agent_upsert(*, actor: Actor, company: Company, agent_id: str, name: str,
                  phone_numbers: list[str] = ()) -> tuple[Agent, bool]:
@@ -118,6 +168,15 @@ def agent_upsert(*, actor: Actor, company: Company, agent_id: str, name: str,
     return instance_save(actor=actor, instance=agent), created
 
 
+def _require_retell_voice(company: Company, voice_id) -> None:
+    voices = selectors.retell_voices(company)
+    if voice_id not in voices.ids():
+        example = next(iter(sorted(voices.ids())), "11labs-Adrian")
+        raise ValidationError({"voice_id": ValidationError(
+            "%(voice)s is not a voice Retell offers this company; choose one of its voice list (e.g. %(example)s).",
+            params={"voice": str(voice_id)[:64], "example": example}, code="unknown_voice")})
+
+
 def _version_add(*, actor: Actor, agent: Agent, note: str, values: dict,
                  rolled_back_from: PromptVersion | None = None) -> PromptVersion:
     latest = agent.prompt_versions.aggregate(n=Max("number"))["n"] or 0
@@ -129,27 +188,41 @@ def _version_add(*, actor: Actor, agent: Agent, note: str, values: dict,
 
 @transaction.atomic
 def agent_update(*, actor: Actor, agent: Agent, fields: dict[str, Any], note: str = "", push: bool = True,
-                 base_version: int | None = None,
-                 rolled_back_from: PromptVersion | None = None) -> tuple[Agent, PromptVersion | None, SyncRun | None]:
+                 base_version: int | None = None, rolled_back_from: PromptVersion | None = None,
+                 drift: dict[str, str] | None = None) -> tuple[Agent, PromptVersion | None, SyncRun | None]:
     """Change an agent; a change of prompt, greeting or instructions is a new PromptVersion.
 
     `base_version`: the prompt version the caller edited; a newer one means someone else
     changed the prompt meanwhile (Conflict). With `push`, the agent goes to Retell after
     the commit: prompt and greeting to its Retell LLM; name, voice, language, webhook and
-    engine to the agent.
+    engine to the agent; a new `voice_id` must then be one Retell offers the company
+    (ValidationError on voice_id), while a value taken from Retell (no push) is kept as it is.
+    The ElevenLabs voice, stability and similarity are this server's own speech: never pushed.
+
+    A push over unresolved drift (fields a sync found changed on Retell, selectors.drift_conflicts)
+    needs `drift`, {field: "local" | "remote"} for each of them: "local" pushes ours over Retell's,
+    "remote" takes Retell's value first (ValidationError on "drift" for a field ours cannot take,
+    or another word). Without a choice for each: DriftConflict, and nothing is saved.
     """
     unknown = set(fields) - set(AGENT_FIELDS)
     if unknown:
         raise ValidationError({name: "This field cannot be changed here." for name in sorted(unknown)})
+    if push and "voice_id" in fields and fields["voice_id"] != agent.voice_id:
+        _require_retell_voice(agent.company, fields["voice_id"])
     agent = Agent.objects.select_for_update().get(pk=agent.pk)
     _require_agents(actor, agent.company, [agent], f"Changing {agent.name}")
     latest = agent.prompt_versions.order_by("-number").first()
     if base_version is not None and (latest.number if latest else 0) != base_version:
         raise Conflict(f"The prompt is at version {latest.number if latest else 0}, not {base_version}: "
                        "reload and apply your change again.")
+    if push:
+        fields = _drift_decide(agent, fields, drift or {})
     before = {name: getattr(agent, name) for name in PROMPT_FIELDS}
     for name, value in fields.items():
-        setattr(agent, name, value)
+        if name in AGENT_SECRET_FIELDS:
+            _secret_replace(agent, name, value)
+        else:
+            setattr(agent, name, value)
     instance_save(actor=actor, instance=agent)
     after = {name: getattr(agent, name) for name in PROMPT_FIELDS}
     version = None
@@ -161,6 +234,37 @@ def agent_update(*, actor: Actor, agent: Agent, fields: dict[str, Any], note: st
     run = _run_start(actor=actor, company=agent.company, kind=SyncRun.Kind.AGENT_UPDATE,
                      params={"agent_ids": [agent.agent_id]}, total=1) if push else None
     return agent, version, run
+
+
+def drift_check(*, agent: Agent, choices: dict[str, str], config: WebhookConfig | None = None) -> dict[str, dict]:
+    """May `agent` be pushed with these `choices` ({field: "local" | "remote"}) over its unresolved
+    drift? Returns the conflicts (selectors.drift_conflicts), each with a side chosen. Raises
+    DriftConflict naming the fields without one, ValidationError on "drift" for another word or
+    for "remote" where ours cannot take Retell's value. Changes nothing (the admin form asks it too)."""
+    wrong = sorted(name for name, side in choices.items() if side not in DRIFT_SIDES)
+    if wrong:
+        raise ValidationError({"drift": f"Say local or remote for {', '.join(wrong)}."})
+    conflicts = selectors.drift_conflicts(agent, config)
+    undecided = {name: values for name, values in conflicts.items() if name not in choices}
+    if undecided:
+        raise DriftConflict(undecided)
+    fixed = sorted(name for name, values in conflicts.items()
+                   if choices[name] == "remote" and not values["can_take_remote"])
+    if fixed:
+        raise ValidationError({"drift": f"Retell's {', '.join(fixed)} cannot be taken into this agent (the company's "
+                                        "webhook and this server's socket URL are set here): keep ours (local)."})
+    return conflicts
+
+
+def _drift_decide(agent: Agent, fields: dict[str, Any], choices: dict[str, str]) -> dict[str, Any]:
+    """The fields to save once each unresolved drift of `agent` has its side (see agent_update);
+    the decided fields leave agent.remote_drift (saved with the agent)."""
+    config = selectors.webhook_config_get(company=agent.company)
+    conflicts = drift_check(agent=agent, choices=choices, config=config)
+    taken = _remote_values(agent, {name: values["remote"] for name, values in conflicts.items()
+                                   if choices[name] == "remote"}, config)
+    agent.remote_drift = {name: values for name, values in agent.remote_drift.items() if name not in conflicts}
+    return {**fields, **taken}
 
 
 def prompt_rollback(*, actor: Actor, version: PromptVersion, push: bool = True
@@ -190,7 +294,8 @@ def webhook_update(*, actor: Actor, company: Company, url: str, events: list[str
                    ) -> tuple[WebhookConfig, SyncRun | None]:
     """Set the company's webhook and push webhook_url and webhook_events to the agents it applies to.
 
-    `secret`: None keeps the stored one, "" removes it, any other text replaces it.
+    `secret`: None keeps the stored one, "" removes it, any other text replaces it; a replaced
+    or removed secret still verifies for RETELL_WEBHOOK_SECRET_OVERLAP_SECONDS (_secret_replace).
     The webhook reaches every agent it applied to and will apply to: a user must be allowed
     to change each of them (PermissionDenied).
     """
@@ -206,7 +311,7 @@ def webhook_update(*, actor: Actor, company: Company, url: str, events: list[str
     config.events = list(dict.fromkeys(events))
     config.apply_to = apply_to
     if secret is not None:
-        config.secret = secret or None
+        _secret_replace(config, "secret", secret)
     if apply_to == WebhookConfig.ApplyTo.SELECTED and not agents:
         raise ValidationError({"agents": "Choose at least one agent, or apply to all agents."})
     instance_save(actor=actor, instance=config,
@@ -441,11 +546,13 @@ def drift_resolve(*, actor: Actor, agent: Agent, direction: str) -> SyncRun | No
     left = _apply_remote(actor=actor, agent=agent, values=take, config=config, note="Pulled from Retell")
     if left:
         raise ValidationError([f"{name}: cannot take Retell's value ({reason})" for name, reason in left.items()])
+    _drift_resolved(agent, set(take))
     return None
 
 
-def _apply_remote(*, actor: Actor, agent: Agent, values: dict, config: WebhookConfig, note: str) -> dict:
-    """Copy remote values into the agent; returns {field: reason} for values it refused."""
+def _remote_values(agent: Agent, values: dict, config: WebhookConfig) -> dict:
+    """Retell's values (as remote_state holds them) as the agent's fields: a webhook URL that is the
+    company's own stays empty on the agent; phone numbers sorted."""
     fields = {}
     for name, value in values.items():
         if name == "webhook_url":
@@ -453,6 +560,12 @@ def _apply_remote(*, actor: Actor, agent: Agent, values: dict, config: WebhookCo
         if name == "phone_numbers":
             value = sorted(value)
         fields[name] = value
+    return fields
+
+
+def _apply_remote(*, actor: Actor, agent: Agent, values: dict, config: WebhookConfig, note: str) -> dict:
+    """Copy remote values into the agent; returns {field: reason} for values it refused."""
+    fields = _remote_values(agent, values, config)
     refused = {}
     while fields:
         try:
@@ -496,8 +609,21 @@ def _step(run: SyncRun, agent_id: str, status: str, detail: str = "", drift: dic
                  data={"run": run.pk, "agent_id": agent_id, "status": status})
 
 
-def _record_remote(agent: Agent, state: dict) -> None:
-    Agent.objects.filter(pk=agent.pk).update(remote_state=state, synced_at=dj_timezone.now())
+def _record_remote(agent: Agent, state: dict, *, drift: dict | None = None) -> None:
+    """Keep what Retell holds now; with `drift` (a sync's), that drift as the agent's unresolved drift."""
+    values = {"remote_state": state, "synced_at": dj_timezone.now()}
+    if drift is not None:
+        values["remote_drift"] = drift
+    Agent.objects.filter(pk=agent.pk).update(**values)
+
+
+def _drift_resolved(agent: Agent, names) -> None:
+    """Retell now holds ours (pushed) or ours holds Retell's (pulled) for `names`: no longer drift."""
+    with transaction.atomic():
+        current = Agent.objects.select_for_update().filter(pk=agent.pk).values_list("remote_drift", flat=True).first()
+        if current and set(current) & set(names):
+            Agent.objects.filter(pk=agent.pk).update(
+                remote_drift={name: values for name, values in current.items() if name not in names})
 
 
 def sync_run_execute(*, run_id: int) -> SyncRun:
@@ -569,6 +695,7 @@ def _execute_agent_pushes(run: SyncRun, client: RetellClient, actor: Actor) -> N
                 body = {k: v for k, v in retell_api.agent_payload(state, socket_url=None).items()
                         if k in ("webhook_url", "webhook_events")}
                 client.update_agent(agent_id, body)
+                _drift_resolved(agent, retell_api.WEBHOOK_PUSHED)
                 _step(run, agent_id, "ok", f"webhook {'set' if state['webhook_url'] else 'removed'}")
             elif run.kind == SyncRun.Kind.FUNCTIONS_DEPLOY:
                 _deploy_functions(run, client, agent, state, names, prefix)
@@ -593,6 +720,7 @@ def _deploy_functions(run, client, agent: Agent, state: dict, names: set[str], p
     tools = retell_api.merge_general_tools(llm.get("general_tools"), list(state["custom_functions"].values()),
                                            managed_names=names, managed_url_prefix=prefix)
     client.update_llm(agent.llm_id, {"general_tools": tools})
+    _drift_resolved(agent, ("custom_functions",))
     _step(run, agent.agent_id, "ok", f"{len(state['custom_functions'])} function(s) deployed")
 
 
@@ -616,6 +744,10 @@ def _push_agent(run, client, agent: Agent, state: dict, names: set[str], prefix:
         if "custom_functions" in agent.remote_state:
             pushed["custom_functions"] = agent.remote_state["custom_functions"]
     _record_remote(agent, pushed)
+    resolved = set(retell_api.AGENT_PUSHED)
+    if agent.response_engine == Agent.ResponseEngine.RETELL_LLM:
+        resolved |= {*retell_api.LLM_PUSHED, *(["custom_functions"] if run.params.get("with_functions") else [])}
+    _drift_resolved(agent, resolved)
     _step(run, agent.agent_id, "ok", "pushed")
 
 
@@ -666,7 +798,7 @@ def _sync_agent(run, client, actor, company, config, agent_id, llms, numbers, na
         refused = _apply_remote(actor=actor, agent=agent, values=take, config=config, note="Imported from Retell")
         agent.refresh_from_db()
         drift = {n: v for n, v in retell_api.compare(selectors.agent_state(agent, config), remote).items()}
-        _record_remote(agent, remote)
+        _record_remote(agent, remote, drift=drift)
         _step(run, agent_id, "drift" if drift else "ok", "created from Retell"
               + (f"; kept defaults for {', '.join(sorted(refused))}" if refused else ""), drift=drift)
         return
@@ -676,7 +808,7 @@ def _sync_agent(run, client, actor, company, config, agent_id, llms, numbers, na
         if take else {}
     for name in refused:
         drift[name] = {"local": local[name], "remote": remote[name]}
-    _record_remote(agent, remote)
+    _record_remote(agent, remote, drift=drift)
     detail = (f"took {', '.join(sorted(set(take) - set(refused)))} from Retell" if set(take) - set(refused) else "")
     _step(run, agent_id, "drift" if drift else "ok", detail, drift=drift)
 

@@ -42,6 +42,25 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _retell_api_offline(settings):
+    """No test reaches the real Retell API: pages that ask it (the voice list) find nothing listening
+    and fall back at once; tests that talk to Retell start the loopback fake, which sets the URL."""
+    from tests.fakes import free_port
+
+    settings.RETELL_BASE_URL = f"http://127.0.0.1:{free_port()}"
+    settings.RETELL_MAX_RETRIES = 0
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _empty_cache(django_db_setup):
+    """Company ids start again with each test database: forget what a previous run cached for them
+    (circuits, Retell voice lists). The cache (REDIS_URL's database) is the tests' own."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def company_a(db):
     return make_company("Alpha Praxis", slug="alpha")

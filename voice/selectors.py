@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from audit.receipts import read_in_thread
-from retell_config.models import Agent
+from retell_config.models import Agent, WebhookConfig
 from tenants.models import Company
 
 from appointments.selectors import phone_region
@@ -73,19 +73,49 @@ def agent_socket_url(agent: Agent) -> str:
 
 
 # What the Retell webhook checks read about an agent and its company.
-_AGENT_COLUMNS = ["id", "agent_id", "company_id", "company__id", "company__name", "company__slug",
+_AGENT_COLUMNS = ["id", "agent_id", "company_id", "webhook_secret", "previous_webhook_secret",
+                  "previous_webhook_secret_expires_at", "company__id", "company__name", "company__slug",
                   "company__is_active", "company__retell_api_key", "company__retell_require_published_ip"]
 AGENT_CACHE_SECONDS = 5.0
 
+
+@dataclass(frozen=True)
+class SigningKey:
+    """A key Retell's requests may be signed with, and until when (unix seconds; None: no end)."""
+    key: str = field(repr=False)
+    expires_at: float | None = None
+
+
+def _signing_keys(levels, api_key: str) -> tuple[SigningKey, ...]:
+    """The secret of the first level that has one (the API key when none has), and the replaced
+    secrets of that level and of the levels before it, each with its expiry.
+
+    `levels`: (secret, previous secret, its expiry) per level, the agent's own first, then the company's.
+    """
+    keys = []
+    for secret, previous, expires_at in levels:
+        if previous is not None and expires_at is not None:
+            keys.append(SigningKey(previous.reveal(), expires_at.timestamp()))
+        if secret is not None:
+            return (SigningKey(secret.reveal()), *keys)
+    return (SigningKey(api_key), *keys)
+
+
 @dataclass(frozen=True)
 class WebhookAgent:
-    """An agent named by a Retell request, with the key its requests are signed with."""
+    """An agent named by a Retell request, with the keys its requests are signed with."""
     agent: Agent
-    signing_key: str = field(repr=False)
+    keys: tuple[SigningKey, ...] = field(repr=False)
 
     @property
     def company(self) -> Company:
         return self.agent.company
+
+    def signing_keys(self, now: float) -> list[str]:
+        """The keys that verify this agent's requests at `now` (unix seconds): the agent's own
+        webhook secret, else the company's webhook secret, else its Retell API key (else
+        RETELL_API_KEY), and a replaced secret until its overlap ends."""
+        return [k.key for k in self.keys if k.key and (k.expires_at is None or now < k.expires_at)]
 
 
 _cache: dict[str, tuple[float, WebhookAgent | None]] = {}
@@ -93,10 +123,10 @@ _cache_lock = threading.Lock()
 
 
 async def webhook_agent(*, agent_id: str, fresh: bool = False) -> WebhookAgent | None:
-    """The agent (with its active company) a Retell request names, and its signing key; or None.
+    """The agent (with its active company) a Retell request names, and its signing keys; or None.
 
     Kept a few seconds per process, since every webhook of a call asks for the same one
-    (and decrypting the key each time cost more than checking the signature); a cached
+    (and decrypting the keys each time cost more than checking the signature); a cached
     answer costs the event loop no thread and no database connection. `fresh=True` reads
     the database (the webhook view does so before refusing a signature, so a rotated key
     is honoured at once; a deactivated company or deleted agent is noticed within
@@ -115,8 +145,14 @@ def _webhook_agent_read(agent_id: str) -> WebhookAgent | None:
              .filter(agent_id=agent_id, company__is_active=True).first())
     found = None
     if agent is not None:
-        key = agent.company.retell_api_key
-        found = WebhookAgent(agent=agent, signing_key=key.reveal() if key else settings.RETELL_API_KEY)
+        config = (WebhookConfig.objects.filter(company_id=agent.company_id)
+                  .only("secret", "previous_secret", "previous_secret_expires_at").first())
+        levels = [(agent.webhook_secret, agent.previous_webhook_secret, agent.previous_webhook_secret_expires_at)]
+        if config is not None:
+            levels.append((config.secret, config.previous_secret, config.previous_secret_expires_at))
+        api_key = agent.company.retell_api_key
+        found = WebhookAgent(agent=agent, keys=_signing_keys(
+            levels, api_key.reveal() if api_key else settings.RETELL_API_KEY))
     with _cache_lock:
         if len(_cache) > 10000:
             _cache.clear()

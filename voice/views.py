@@ -193,8 +193,9 @@ async def retell_webhook(request, body: bytes) -> Checked:
         if agent is None:
             continue
         company = agent.company
-        verdict = retell_verify(body, agent.signing_key, request.headers.get("X-Retell-Signature"),
-                                now_ms=int(time.time() * 1000))
+        now = time.time()
+        verdict = retell_verify(body, agent.signing_keys(now), request.headers.get("X-Retell-Signature"),
+                                now_ms=int(now * 1000))
         if verdict:
             break
     if agent is None:

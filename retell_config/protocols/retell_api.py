@@ -267,6 +267,13 @@ def remote_state(agent: dict, llm: dict | None, phone_numbers: list[str], *, soc
     return state
 
 
+# Fields a push of the agent sends to Retell (update-agent; socket_url_ok stands for the Custom
+# LLM socket URL), and those it sends to the agent's Retell LLM (update-retell-llm).
+AGENT_PUSHED = ("name", "voice_id", "voice_speed", "language", "webhook_url", "webhook_events", "response_engine",
+                "llm_id", "socket_url_ok")
+LLM_PUSHED = ("general_prompt", "begin_message", "custom_instructions")
+WEBHOOK_PUSHED = ("webhook_url", "webhook_events")
+
 # Fields a pull may copy into the local agent. The webhook events and the functions are
 # the company's (WebhookConfig, CustomFunction): they are fixed by pushing, not pulled.
 PULLABLE = ("name", "language", "voice_id", "voice_speed", "response_engine", "llm_id", "general_prompt",

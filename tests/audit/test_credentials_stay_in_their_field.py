@@ -37,6 +37,8 @@ NOT_CREDENTIALS = {
     "audit.Delivery.idempotency_key": "names the message for the backend's deduplication",
     "appointments.FunctionInvocation.args_hash": "a hash of a custom function's arguments, to answer a retry alike",
     "sessions.Session.session_data": "the session's contents; the session key is what opens it",
+    "retell_config.Agent.previous_webhook_secret_expires_at": "when the replaced signing secret stops verifying",
+    "retell_config.WebhookConfig.previous_secret_expires_at": "when the replaced signing secret stops verifying",
 }
 
 

@@ -1,7 +1,7 @@
 """A fake Retell REST API on loopback: a real threaded HTTP server speaking the
 endpoints and payloads of reference retell.md §5 (SDK 5.60 / 6.x paths).
 
-It keeps agents, Retell LLMs and phone numbers in memory, records every request,
+It keeps agents, Retell LLMs, phone numbers and voices in memory, records every request,
 checks the bearer key, and fails on command (an HTTP status or a stall longer than
 the client's timeout) so tests can assert exactly which requests were made.
 """
@@ -41,11 +41,24 @@ class Failure:
     stall: float = 0.0
 
 
+def _default_voices() -> dict:
+    """A workspace's voices as GET /list-voices gives them (VoiceResponse, reference retell.md §5.6)."""
+    rows = [("11labs-Adrian", "Adrian", "elevenlabs", "male", "American", "Young"),
+            ("11labs-Myra", "Myra", "elevenlabs", "female", "American", "Young"),
+            ("openai-Alloy", "Alloy", "openai", "male", "American", None),
+            ("retell-Cimo", "Cimo", "platform", "male", None, None)]
+    return {voice_id: {"voice_id": voice_id, "voice_name": name, "provider": provider, "gender": gender,
+                       "accent": accent, "age": age,
+                       "preview_audio_url": f"https://retell-utils-public.example/{voice_id}.mp3"}
+            for voice_id, name, provider, gender, accent, age in rows}
+
+
 @dataclass
 class FakeRetellState:
     agents: dict = field(default_factory=dict)
     llms: dict = field(default_factory=dict)
     phone_numbers: dict = field(default_factory=dict)
+    voices: dict = field(default_factory=_default_voices)
 
 
 def _now_ms() -> int:
@@ -140,6 +153,12 @@ class FakeRetellAPI:
         self.state.phone_numbers[number] = row
         return row
 
+    def add_voice(self, voice_id: str, *, voice_name: str, provider: str = "elevenlabs", gender: str = "female",
+                  **fields) -> dict:
+        voice = {"voice_id": voice_id, "voice_name": voice_name, "provider": provider, "gender": gender, **fields}
+        self.state.voices[voice_id] = voice
+        return voice
+
     # --- serving ------------------------------------------------------------------------
     def _take_failure(self, method: str, path: str) -> Failure | None:
         with self._lock:
@@ -232,7 +251,10 @@ class FakeRetellAPI:
                 state.agents[agent_id] = {"agent_id": agent_id, "channel": "voice", "version": 0,
                                           "is_published": False, "last_modification_timestamp": _now_ms(), **body}
                 return 201, state.agents[agent_id]
+            if method == "GET" and path == "/list-voices":  # a plain array, not paginated
+                return 200, [copy.deepcopy(v) for v in state.voices.values()]
             for pattern, rows, noun in ((r"/(get|update)-agent/([^/]+)", state.agents, "Agent"),
+                                        (r"/(get)-voice/([^/]+)", state.voices, "Voice"),
                                         (r"/(get|update)-retell-llm/([^/]+)", state.llms, "LLM")):
                 match = re.fullmatch(pattern, path)
                 if match:

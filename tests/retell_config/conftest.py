@@ -53,9 +53,9 @@ def retell_agents(company_a, fake_retell):
     fake_retell.add_llm("llm_main", general_prompt="Old prompt", begin_message="Hallo!")
     fake_retell.add_llm("llm_backup", general_prompt="Backup prompt", begin_message="Hallo?")
     fake_retell.add_agent("agent_abc123", llm_id="llm_main", agent_name="Main Reception Agent",
-                          voice_id="21m00Tcm4TlvDq8ikWAM", language="de-DE")
+                          voice_id="11labs-Adrian", language="de-DE")
     fake_retell.add_agent("agent_xyz789", llm_id="llm_backup", agent_name="Backup Agent",
-                          voice_id="21m00Tcm4TlvDq8ikWAM", language="de-DE")
+                          voice_id="11labs-Adrian", language="de-DE")
     main = Agent.objects.create(company=company_a, agent_id="agent_abc123", name="Main Reception Agent",
                                 response_engine="retell-llm", llm_id="llm_main", phone_numbers=["+493083793369"],
                                 general_prompt="Old prompt", begin_message="Hallo!")

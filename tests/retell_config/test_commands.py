@@ -28,7 +28,9 @@ def test_mcp_status_reports_reachability_circuit_agents_functions_and_last_sync(
     out = run("mcp_status", "retell_config", "--company", company_a.slug)
 
     assert "Retell API:  reachable" in out
-    assert "Circuit:     Connected" in out
+    assert "Status:      Connected" in out
+    assert "Last try:    " in out and "reach Retell: answered" in out
+    assert "Circuit:     closed, 0 failure(s) in a row" in out
     assert "Agents:      2" in out
     assert "Functions:   0 of 4 deployed" in out
     assert "Last sync:   never" in out
@@ -45,7 +47,7 @@ def test_mcp_status_shows_an_unreachable_api_and_the_open_circuit(settings, comp
     out = run("mcp_status", "retell_config", "--company", company_a.slug)
 
     assert "unreachable" in out and "503" in out
-    assert "Circuit:     Disconnected" in out
+    assert "Status:      Disconnected" in out and "Circuit:     open" in out
 
 
 @pytest.mark.django_db

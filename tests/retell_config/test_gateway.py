@@ -177,13 +177,13 @@ def test_list_get_and_update_agent(owner_gateway, company_a, retell_agents, fake
     with django_capture_on_commit_callbacks(execute=True):
         updated = owner_gateway.call("retell_config.updateAgent", {
             "company_id": company_a.pk, "agent_id": "agent_abc123", "note": "warmer",
-            "fields": {"general_prompt": "Be warm.", "voice_id": "EXAVITQu4vr4xnSDxMaL"}})["result"]
+            "fields": {"general_prompt": "Be warm.", "voice_id": "retell-Cimo"}})["result"]
 
     assert updated["prompt_version"] == 2 and updated["agent"]["general_prompt"] == "Be warm."
     assert fake_retell.state.llms["llm_main"]["general_prompt"] == "Be warm."
     got = owner_gateway.call("retell_config.getAgent", {"company_id": company_a.pk, "agent_id": "agent_abc123",
                                                         "include_remote": True})["result"]
-    assert got["voice_id"] == "EXAVITQu4vr4xnSDxMaL" and got["prompt_version"] == 2
+    assert got["voice_id"] == "retell-Cimo" and got["prompt_version"] == 2
     assert got["drift"] == {}
 
 

@@ -15,7 +15,7 @@ ADD = reverse("admin:retell_config_agent_add")
 
 def add_form(agent_id: str) -> dict:
     return {"name": "Front desk", "agent_id": agent_id, "phone_numbers": "[]", "language": "de-DE",
-            "response_engine": "custom-llm", "dialog_engine": "embedded", "voice_id": "21m00Tcm4TlvDq8ikWAM",
+            "response_engine": "custom-llm", "dialog_engine": "embedded", "voice_id": "11labs-Adrian",
             "voice_stability": "0.5", "voice_similarity_boost": "0.75", "voice_speed": "1.0"}
 
 

@@ -165,13 +165,15 @@ def test_agent_update_versions_the_prompt_and_pushes_llm_then_agent(company_a, r
         agent, version, run = services.agent_update(
             actor=ACTOR, agent=main, note="friendlier",
             fields={"general_prompt": "You are the friendly reception.", "begin_message": "Guten Tag!",
-                    "voice_id": "pNInz6obpgDQGcFmaJgB", "language": "en-US"})
+                    "voice_id": "11labs-Myra", "language": "en-US"})
 
-    assert fake_retell.lines() == ["PATCH /update-retell-llm/llm_main", "PATCH /update-agent/agent_abc123"]
-    assert fake_retell.requests[0].body == {"general_prompt": "You are the friendly reception.",
+    # the new voice is checked against the voices Retell offers the company, then pushed
+    assert fake_retell.lines() == ["GET /list-voices", "PATCH /update-retell-llm/llm_main",
+                                   "PATCH /update-agent/agent_abc123"]
+    assert fake_retell.requests[1].body == {"general_prompt": "You are the friendly reception.",
                                             "begin_message": "Guten Tag!"}
-    pushed = fake_retell.requests[1].body
-    assert pushed["voice_id"] == "pNInz6obpgDQGcFmaJgB" and pushed["language"] == "en-US"
+    pushed = fake_retell.requests[2].body
+    assert pushed["voice_id"] == "11labs-Myra" and pushed["language"] == "en-US"
     assert pushed["response_engine"] == {"type": "retell-llm", "llm_id": "llm_main"}
     # the first tracked change keeps the old prompt as v1
     assert list(PromptVersion.objects.filter(agent=main).values_list("number", "general_prompt")) == [

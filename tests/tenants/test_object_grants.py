@@ -37,7 +37,7 @@ def test_an_editor_limited_to_one_agent_sees_and_changes_only_that_agent(client,
     response = client.post(reverse("admin:retell_config_agent_change", args=[one.pk]),
                            {"name": "One renamed", "agent_id": "agent_one", "phone_numbers": "[]", "language": "de-DE",
                             "response_engine": "custom-llm", "dialog_engine": "embedded",
-                            "voice_id": "21m00Tcm4TlvDq8ikWAM", "voice_stability": "0.5",
+                            "voice_id": "11labs-Adrian", "voice_stability": "0.5",
                             "voice_similarity_boost": "0.75", "voice_speed": "1.0"})
     assert response.status_code == 302
     assert Agent.objects.get(pk=one.pk).name == "One renamed"

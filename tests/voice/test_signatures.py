@@ -62,6 +62,12 @@ def test_retell_verify_without_a_key_rejects():
     assert not verdict and verdict.code == "signature_key_missing"
 
 
+def test_retell_verify_accepts_any_one_of_several_keys_and_ignores_empty_ones():
+    assert retell_verify(RETELL_BODY, ["", "old-secret", RETELL_KEY], RETELL_HEADER, now_ms=RETELL_TS)
+    assert retell_verify(RETELL_BODY, ["old-secret"], RETELL_HEADER, now_ms=RETELL_TS).code == "signature_invalid"
+    assert retell_verify(RETELL_BODY, ["", ""], RETELL_HEADER, now_ms=RETELL_TS).code == "signature_key_missing"
+
+
 def test_retell_sdk_verifies_what_we_sign_and_we_verify_what_it_signs():
     body = '{"event":"call_analyzed","call":{"transcript":"Grüß Gott, Frau Müller"}}'
     ours = retell_sign(body.encode(), "key_webhook_123", RETELL_TS)

@@ -2,7 +2,8 @@
 
 Retell (`X-Retell-Signature: v=<unix ms>,d=<hex>`): HMAC-SHA256 keyed with the
 workspace's webhook-badged API key over `raw_body + str(v)`; accepted within five
-minutes either side of now (the boundary included).
+minutes either side of now (the boundary included). Several keys may be given (a
+secret being rotated and its successor), any one matching.
 
 ElevenLabs (`ElevenLabs-Signature: t=<unix s>,v0=<hex>`): HMAC-SHA256 keyed with the
 webhook secret over `f"{t}.{raw_body}"`; accepted up to 30 minutes old, and (our own
@@ -16,6 +17,7 @@ Nothing here knows about requests, settings or clocks: the caller passes `now`.
 import hashlib
 import hmac
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 RETELL_TOLERANCE_MS = 5 * 60 * 1000
@@ -65,11 +67,15 @@ def retell_sign(body: bytes | str, api_key: str, timestamp_ms: int) -> str:
     return f"v={timestamp_ms},d={digest}"
 
 
-def retell_verify(body: bytes | str, api_key: str, header: str | None, *, now_ms: int,
+def retell_verify(body: bytes | str, api_key: str | Sequence[str], header: str | None, *, now_ms: int,
                   tolerance_ms: int = RETELL_TOLERANCE_MS) -> Verdict:
+    """Check `header` over `body` against one key or several (any one matching: a rotated secret
+    and its successor); empty keys are ignored."""
+    keys = [api_key] if isinstance(api_key, str) else list(api_key)
+    keys = [key for key in keys if key]
     if not header:
         return Verdict(False, "signature_missing", "The X-Retell-Signature header is missing.")
-    if not api_key:
+    if not keys:
         return Verdict(False, "signature_key_missing", "No Retell API key is configured to verify the signature.")
     match = _RETELL_HEADER.fullmatch(header.strip())
     if match is None:
@@ -77,8 +83,11 @@ def retell_verify(body: bytes | str, api_key: str, header: str | None, *, now_ms
     timestamp_ms, digest = int(match.group(1)), match.group(2)
     if abs(now_ms - timestamp_ms) > tolerance_ms:
         return Verdict(False, "signature_stale", "The signature's timestamp is outside the 5-minute window.")
-    expected = _retell_digest(body, api_key, match.group(1))
-    if not hmac.compare_digest(expected, digest):
+    # Every key is compared, so the time taken does not tell which one matched.
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(_retell_digest(body, key, match.group(1)), digest)
+    if not matched:
         return Verdict(False, "signature_invalid", "The signature does not match the body.")
     return VALID
 

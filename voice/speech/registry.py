@@ -115,8 +115,9 @@ def text_to_speech_for(company=None, *, choice: str = "", language: str = "") ->
 
 
 def voice_settings_for(agent) -> VoiceSettings:
-    """The agent's voice (its ElevenLabs voice id, stability, similarity boost and speed)."""
-    return VoiceSettings(voice_id=agent.voice_id or "", stability=agent.voice_stability,
+    """The agent's voice for this server's own speech: its ElevenLabs voice id (empty: the provider's
+    default), stability, similarity boost and speed (not its Retell voice, which is Retell's id)."""
+    return VoiceSettings(voice_id=agent.elevenlabs_voice_id or "", stability=agent.voice_stability,
                          similarity_boost=agent.voice_similarity_boost, speed=agent.voice_speed)
 
 

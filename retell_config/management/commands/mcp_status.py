@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from retell_config.client import RetellClient, RetellError
 from retell_config.models import Agent, CustomFunction
-from retell_config.selectors import connection_status, last_sync_run
+from retell_config.selectors import last_sync_run, retell_status
 from tenants.models import Company
 
 SERVERS = ("retell_config",)
@@ -10,7 +10,8 @@ SERVERS = ("retell_config",)
 
 class Command(BaseCommand):
     help = ("Status of a server of this product, as the seed's `mcp:status retell_config`: per company the "
-            "Retell API reachability, the circuit state, agents, functions deployed and the last sync.")
+            "Retell API reachability, the status the dashboard shows (the last exchange with Retell and the "
+            "circuit), agents, functions deployed and the last sync.")
 
     def add_arguments(self, parser):
         parser.add_argument("server", choices=SERVERS)
@@ -33,14 +34,14 @@ class Command(BaseCommand):
                     reach = self.style.SUCCESS("reachable")
                 except RetellError as exc:
                     reach = self.style.ERROR(f"unreachable: {exc.message}")
-            state = connection_status(row)
             agents = Agent.objects.filter(company=row).count()
             deployed = CustomFunction.objects.filter(company=row, deployed_at__isnull=False).count()
             total = CustomFunction.objects.filter(company=row).count()
             run = last_sync_run(company=row, kind="sync_all")
             self.stdout.write(f"  Retell API:  {reach}")
-            self.stdout.write(f"  Circuit:     {state.status_label} ({state.state}, {state.failures} failure(s) in a row"
-                              + (f"; last: {state.last_error}" if state.last_error else "") + ")")
+            # The dashboard's facts, from the same selector (the ping above is one more exchange).
+            for label, text in retell_status(row).facts():
+                self.stdout.write(f"  {label + ':':<13}{text}")
             self.stdout.write(f"  Agents:      {agents}")
             self.stdout.write(f"  Functions:   {deployed} of {total} deployed")
             self.stdout.write("  Last sync:   " + (f"#{run.pk} {run.status} at {run.created_at:%Y-%m-%d %H:%M:%S} UTC, "

@@ -84,8 +84,8 @@ def test_the_hints_are_the_companys_active_services_and_name(company_b):
 
 
 def test_the_agents_voice_settings_are_its_elevenlabs_voice(company_b):
-    agent = Agent.objects.create(company=company_b, agent_id="agent_voice_1", name="Desk",
-                                 voice_id="EXAVITQu4vr4xnSDxMaL", voice_stability=0.3,
+    agent = Agent.objects.create(company=company_b, agent_id="agent_voice_1", name="Desk", voice_id="11labs-Adrian",
+                                 elevenlabs_voice_id="EXAVITQu4vr4xnSDxMaL", voice_stability=0.3,
                                  voice_similarity_boost=0.9, voice_speed=1.1)
     voice = registry.voice_settings_for(agent)
     assert (voice.voice_id, voice.stability, voice.similarity_boost, voice.speed) == (

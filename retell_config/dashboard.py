@@ -173,19 +173,58 @@ def agent_deploy(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 # --- sync runs --------------------------------------------------------------------------------
+RESOLVED = {"local": "Resolved: Retell now holds the local value.",
+            "remote": "Resolved: Retell's value was taken.",
+            "same": "Resolved: both sides hold the same value now."}
+
+
+def _shown(value) -> dict:
+    """A drift value as the page writes it: text as it is, an empty one as "(empty)", anything
+    else as JSON (lists and objects indented, in a block)."""
+    if isinstance(value, str):
+        return {"text": value or "(empty)", "empty": not value, "block": "\n" in value}
+    if value is None:
+        return {"text": "(none)", "empty": True, "block": False}
+    block = isinstance(value, dict | list) and bool(value)
+    return {"text": json.dumps(value, indent=2 if block else None, ensure_ascii=False), "empty": False,
+            "block": block}
+
+
+def _drift_row(field: selectors.DriftField) -> dict:
+    if field.resolved:
+        state = RESOLVED[field.resolved]
+    elif field.pullable:
+        state = "Differs."
+    elif field.pushable:
+        state = "Differs; only Push local settles it (a pull does not take it)."
+    else:
+        state = "Not on Retell: create the agent there with this id, or delete it here."
+    return {"field": field.field, "values": [_shown(field.local), _shown(field.remote)], "state": state,
+            "open": not field.resolved, "pullable": field.pullable, "pushable": field.pushable}
+
+
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     company = _company(request)
     run = selectors.sync_run_get(user=request.user, company=company, run_id=pk)
     if run is None:
         raise Http404("No such run.")
-    visible = {a.agent_id: a for a in selectors.agents_visible(user=request.user, company=company)}
-    changeable = set(selectors.agents_changeable(user=request.user, company=company).values_list("agent_id", flat=True))
-    rows = [{"agent_id": agent_id, "agent": visible.get(agent_id), "outcome": outcome,
-             "drift": run.drift.get(agent_id, {}), "may_change": agent_id in changeable}
-            for agent_id, outcome in run.outcome.items() if agent_id in visible or request.user.is_superuser]
     if request.GET.get("format") == "json":
         return JsonResponse({"status": run.status, "finished": run.finished, "done": run.done, "total": run.total,
                              "percent": run.percent})
+    visible = {a.agent_id: a for a in selectors.agents_visible(user=request.user, company=company)}
+    changeable = set(selectors.agents_changeable(user=request.user, company=company).values_list("agent_id", flat=True))
+    config = selectors.webhook_config_get(company=company)
+    rows = []
+    for agent_id, outcome in run.outcome.items():
+        if agent_id not in visible and not request.user.is_superuser:
+            continue
+        agent = visible.get(agent_id)
+        fields = [_drift_row(f) for f in selectors.drift_fields(drift=run.drift.get(agent_id, {}), agent=agent,
+                                                                config=config)]
+        may_resolve = agent is not None and agent_id in changeable and run.kind == SyncRun.Kind.SYNC_ALL
+        rows.append({"agent_id": agent_id, "agent": agent, "outcome": outcome, "fields": fields,
+                     "can_pull": may_resolve and any(f["open"] and f["pullable"] for f in fields),
+                     "can_push": may_resolve and any(f["open"] and f["pushable"] for f in fields)})
     return TemplateResponse(request, "retell_config/run.html", _context(
         request, company, f"{run.get_kind_display()} #{run.pk}", run=run, rows=rows))
 

@@ -4,6 +4,7 @@ what that user may see or change)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Prefetch, QuerySet
@@ -110,6 +111,53 @@ def agent_state(agent: Agent, config: WebhookConfig, *, selected_ids: set[int] |
         state["custom_functions"] = {f.name: retell_api.custom_tool(function_dict(f), agent_id=agent.agent_id)
                                      for f in functions}
     return state
+
+
+@dataclass(frozen=True)
+class DriftField:
+    """One field a sync found different, as the run page shows it.
+
+    `field`: the name Retell and this product give it; `local` / `remote`: the values the
+    run found; `pullable`: Pull remote takes it (else only Push local settles it);
+    `pushable`: Push local settles it; `resolved`: "" while the two sides still differ, else
+    "local" (Retell holds the local value now), "remote" (the agent took Retell's value) or
+    "same" (both hold a value that is neither of the run's)."""
+
+    field: str
+    local: Any
+    remote: Any
+    pullable: bool
+    pushable: bool
+    resolved: str = ""
+
+
+# Drift entries recorded under internal names, shown by the field a person acts on.
+_SOCKET_URL = ("llm_websocket_url", "this server's socket URL for the agent", "another URL")
+
+
+def drift_fields(*, drift: dict[str, dict], agent: Agent | None, config: WebhookConfig) -> list[DriftField]:
+    """A run's drift of one agent (`SyncRun.drift[agent_id]`), field by field, each with
+    whether the agent and Retell agree on it now (the agent's current state against what
+    was last read from or pushed to Retell, `Agent.remote_state`). `agent` None: the agent
+    is gone, nothing is resolved."""
+    now_local = agent_state(agent, config) if agent is not None else {}
+    now_remote = (agent.remote_state or {}) if agent is not None else {}
+    fields = []
+    for name, values in drift.items():
+        local, remote = values.get("local"), values.get("remote")
+        resolved = ""
+        if name in now_local and name in now_remote and now_local[name] == now_remote[name]:
+            resolved = "local" if now_local[name] == local else "remote" if now_local[name] == remote else "same"
+        if name == "socket_url_ok":  # a yes/no of ours: the socket URL Retell holds is ours, or it is not
+            field, local, remote = _SOCKET_URL[0], _SOCKET_URL[1] if local else _SOCKET_URL[2], \
+                _SOCKET_URL[1] if remote else _SOCKET_URL[2]
+            fields.append(DriftField(field, local, remote, pullable=False, pushable=True, resolved=resolved))
+        elif name == "exists":  # the agent is here and not on Retell: neither button can settle that
+            fields.append(DriftField("agent", "exists here", "not on Retell", pullable=False, pushable=False))
+        else:
+            fields.append(DriftField(name, local, remote, pullable=name in retell_api.PULLABLE, pushable=True,
+                                     resolved=resolved))
+    return fields
 
 
 def last_sync_run(*, company: Company, kind: str | None = None, user=None) -> SyncRun | None:

@@ -121,6 +121,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         last_sync=data["last_sync"], last_run=data["last_run"],
         can_webhook=can_webhook,
         can_sync=every_agent,
+        limited=selectors.limited_in(request.user, company),
         can_functions=selectors.role_allows_in(request.user, company, CustomFunction, "change"),
     ))
 
@@ -398,7 +399,8 @@ def prompt_edit(request: HttpRequest, pk: int) -> HttpResponse:
         diff = {"old": old, "new": new, "parts": _diff(old, new)}
     return TemplateResponse(request, "retell_config/prompt.html", _context(
         request, company, f"Edit Prompt: {agent.name}", agent=agent, form=form, versions=versions,
-        may_change=may_change, diff=diff, latest=latest))
+        may_change=may_change, diff=diff, latest=latest,
+        first_change_keeps_current=services.first_change_keeps_current(agent)))
 
 
 @require_POST

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db.models import Prefetch, QuerySet
 
 from audit.circuit import CircuitState
-from tenants.models import Company
+from tenants.models import Company, user_memberships
 from tenants.selectors import companies_allowing
 
 from .client import circuit_for
@@ -203,6 +203,12 @@ def dashboard(*, user, company: Company) -> dict:
 def role_allows_in(user, company: Company, model, action: str) -> bool:
     """Does the user's role in this company allow `action` on `model`?"""
     return companies_allowing(user=user, model=model, action=action).filter(pk=company.pk).exists()
+
+
+def limited_in(user, company: Company) -> bool:
+    """Is the user's membership in the company limited to the agents granted to it?"""
+    return not user.is_superuser and any(m.company_id == company.pk and m.limited_to_granted_objects
+                                         for m in user_memberships(user))
 
 
 def changes_every_agent(user, company: Company) -> bool:

@@ -127,6 +127,12 @@ def _version_add(*, actor: Actor, agent: Agent, note: str, values: dict,
     return instance_save(actor=actor, instance=version)
 
 
+def first_change_keeps_current(agent: Agent) -> bool:
+    """Will the first tracked change of this agent's texts keep them as they are as version 1
+    (and the change as version 2)? So when any of them holds text; else the change is version 1."""
+    return any(getattr(agent, name) for name in PROMPT_FIELDS)
+
+
 @transaction.atomic
 def agent_update(*, actor: Actor, agent: Agent, fields: dict[str, Any], note: str = "", push: bool = True,
                  base_version: int | None = None,
@@ -148,13 +154,14 @@ def agent_update(*, actor: Actor, agent: Agent, fields: dict[str, Any], note: st
         raise Conflict(f"The prompt is at version {latest.number if latest else 0}, not {base_version}: "
                        "reload and apply your change again.")
     before = {name: getattr(agent, name) for name in PROMPT_FIELDS}
+    keeps_current = first_change_keeps_current(agent)
     for name, value in fields.items():
         setattr(agent, name, value)
     instance_save(actor=actor, instance=agent)
     after = {name: getattr(agent, name) for name in PROMPT_FIELDS}
     version = None
     if after != before:
-        if latest is None and any(before.values()):
+        if latest is None and keeps_current:
             # The first tracked change keeps what was there as version 1, so it can be rolled back to.
             _version_add(actor=actor, agent=agent, note="As it was before the first tracked change", values=before)
         version = _version_add(actor=actor, agent=agent, note=note, values=after, rolled_back_from=rolled_back_from)

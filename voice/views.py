@@ -115,11 +115,23 @@ def _unstorable() -> JsonResponse:
                                            "what it names and not handled.")
 
 
-def receipt_first(provider: str):
+def _named_in(named: Callable[[object, dict], dict] | None, body: bytes, request) -> dict:
+    """What a refused request's body names ({kind, event_type, call_id}), when it can be read."""
+    if named is None:
+        return {}
+    try:
+        return named(json_loads(body), request.GET.dict())
+    except ValueError:
+        return {}
+
+
+def receipt_first(provider: str, *, named: Callable[[object, dict], dict] | None = None):
     """The shape of every inbound endpoint: check the request (reads only), store it as a
     receipt with what the check found in one insert, then answer. Whatever the check
     finds, or if it fails, the request is stored before it is answered; a Refusal is
-    recorded on the receipt and answered as a JSON error.
+    recorded on the receipt and answered as a JSON error, the receipt keeping what a
+    readable body names (`named(payload, query)`: kind, event_type, call_id) so that a
+    refused request is still told apart in the receipts list.
 
     The view runs on the event loop: a webhook whose agent is cached never takes a thread or
     a database connection of its own (the receipt writer stores it). A check may be a plain
@@ -152,7 +164,8 @@ def receipt_first(provider: str):
             try:
                 checked = await run_check(request, body)
             except Refusal as refusal:
-                return await _refused(await store(body=body, **refusal.receipt_fields()), refusal)
+                return await _refused(await store(body=body, **_named_in(named, body, request),
+                                                  **refusal.receipt_fields()), refusal)
             except Exception as exc:  # a fault of ours: kept for the sweeper's operator, and the sender retries
                 receipt = await store(body=body, error_code="check_failed", error_message=type(exc).__name__)
                 logger.exception("Checking %s receipt %s failed", provider, receipt.pk)
@@ -177,7 +190,7 @@ async def _queue_if_verified(receipt: WebhookReceipt) -> None:
 
 
 # --- Retell -------------------------------------------------------------------------
-@receipt_first(WebhookReceipt.Provider.RETELL)
+@receipt_first(WebhookReceipt.Provider.RETELL, named=retell.named)
 async def retell_webhook(request, body: bytes) -> Checked:
     """Call events and custom-function calls (both URLs take both; the body tells them apart)."""
     payload = _parse_json(body)
@@ -291,7 +304,19 @@ def _elevenlabs_company(request) -> Company:
     return matches[0]
 
 
-@receipt_first(WebhookReceipt.Provider.ELEVENLABS)
+def _elevenlabs_named(payload, query: dict) -> dict[str, str]:
+    """What a callback body names: its type and conversation (see `receipt_first`)."""
+    if not isinstance(payload, dict):
+        return {}
+    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+    conversation_id = data.get("conversation_id")
+    if isinstance(conversation_id, int) and not isinstance(conversation_id, bool):
+        conversation_id = str(conversation_id)
+    return {"kind": "event", "event_type": payload["type"] if isinstance(payload.get("type"), str) else "",
+            "call_id": conversation_id if isinstance(conversation_id, str) else ""}
+
+
+@receipt_first(WebhookReceipt.Provider.ELEVENLABS, named=_elevenlabs_named)
 def elevenlabs_callback(request, body: bytes) -> Checked:
     """ElevenLabs callbacks: X-API-Key and, when the company has a webhook secret, ElevenLabs-Signature."""
     payload = _parse_json(body)

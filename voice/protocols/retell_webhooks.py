@@ -109,6 +109,18 @@ def _classify(payload, query: dict[str, str]) -> RetellRequest:
                                              "{name, call, args} (or ?function=&agent_id= for bare args).")
 
 
+def named(payload, query: dict[str, str]) -> dict[str, str]:
+    """What a parsed body (and the query) names, read as far as it can be, for the receipt of a
+    request that is refused: {"kind", "event_type" (the event or the function), "call_id"};
+    empty when it is no Retell request. Never raises; the ids are not checked (the receipt
+    fits them to its columns)."""
+    try:
+        request = _classify(payload, query)
+    except ProtocolError:
+        return {}
+    return {"kind": request.kind, "event_type": request.event or request.name, "call_id": request.call_id}
+
+
 def dedupe_key(request: RetellRequest, body: bytes) -> str:
     """Lifecycle: event + call id. Transfers: + start timestamp + destination. Transcript updates:
     each distinct body once (the newest transcript wins when applied)."""

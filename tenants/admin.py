@@ -266,8 +266,8 @@ class CompanyAdmin(TenantAdmin):
         ("Twilio", {"fields": ["twilio_account_sid", "twilio_auth_token"]}),
         ("ElevenLabs", {"fields": ["elevenlabs_api_key", "elevenlabs_webhook_secret"]}),
         ("Practice backend", {"fields": ["backend_url", "backend_api_key"]}),
-        ("Language model (for agents that use an OpenAI-compatible LLM)",
-         {"fields": ["llm_base_url", "llm_model", "llm_api_key"]}),
+        ("Language model", {"fields": ["llm_base_url", "llm_model", "llm_api_key"],
+                            "description": "For agents whose dialog engine is an OpenAI-compatible LLM."}),
     ]
 
     def get_fieldsets(self, request, obj=None):

@@ -44,3 +44,50 @@ def table_rows(html: str, table_id: str) -> list[dict]:
     parser = _Tables()
     parser.feed(html)
     return parser.tables.get(table_id, [])
+
+
+class _Labels(HTMLParser):
+    """The texts a person can find on a page: links (with their href), buttons, headings, captions,
+    field labels and submit inputs; and the first link in the results table of a list."""
+
+    TAGS = ("a", "button", "h1", "h2", "h3", "caption", "label")
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.labels: list[tuple[str, str | None]] = []
+        self.first_result: str | None = None
+        self._open: list[tuple[str, str | None, list[str]]] = []
+        self._in_results = self._in_rows = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "table" and attrs.get("id") == "result_list":
+            self._in_results = True
+        if tag == "tbody" and self._in_results:
+            self._in_rows = True
+        if tag == "a" and self._in_rows and self.first_result is None and attrs.get("href"):
+            self.first_result = attrs["href"]
+        if tag == "input" and attrs.get("type") == "submit" and attrs.get("value"):
+            self.labels.append((attrs["value"], None))
+        if tag in self.TAGS:
+            self._open.append((tag, attrs.get("href") if tag == "a" else None, []))
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self._in_results = self._in_rows = False
+        if tag in self.TAGS and self._open and self._open[-1][0] == tag:
+            _, href, parts = self._open.pop()
+            self.labels.append(("".join(parts), href))
+            if self._open:  # a link inside a heading or caption is that heading's text too
+                self._open[-1][2].extend(parts)
+
+    def handle_data(self, data):
+        if self._open:
+            self._open[-1][2].append(data)
+
+
+def page_labels(html: str) -> tuple[list[tuple[str, str | None]], str | None]:
+    """([(text, href or None)], the href of the first row of the page's results table or None)."""
+    parser = _Labels()
+    parser.feed(html)
+    return parser.labels, parser.first_result

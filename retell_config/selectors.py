@@ -65,7 +65,7 @@ class NotConfigured:
 
     state: str = "not_configured"
     failures: int = 0
-    last_error: str = "No Retell API key: set one on the company (Credentials) or RETELL_API_KEY."
+    last_error: str = "No Retell API key: set one on the company (Admin → Companies → the company → Retell) or RETELL_API_KEY."
     status: str = "not_configured"
     status_label: str = "Not configured"
 

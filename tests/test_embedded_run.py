@@ -121,3 +121,26 @@ def test_the_retell_commands_print_only_their_own_output(embedded_env):
         assert "AskProAI Demo Company" in done.stdout and "Bright Smile Dental" in done.stdout, (command, done)
         assert re.search(r"#\d+: (succeeded|partial)", done.stdout), (command, done.stdout)
         assert done.stderr == "", (command, done.stderr)
+
+
+def test_serve_embedded_says_it_is_running_only_once_the_server_answers(embedded_env, tmp_path):
+    env, manage = embedded_env
+    port = free_port()
+    server = subprocess.Popen(manage + ["serve_embedded", "--port", str(port)], env=env, cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        for line in server.stdout:
+            if "VoiceDesk is running at" in line:
+                break
+        else:
+            pytest.fail("serve_embedded ended without saying it is running")
+        # Asked the moment the line is printed: the server must already answer.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+            assert response.status == 200
+        assert f"http://127.0.0.1:{port}/admin/" in line
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)

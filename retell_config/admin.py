@@ -17,7 +17,7 @@ class AgentAdmin(TenantAdmin):
     list_display = ["name", "agent_id", "company", "phone_numbers", "response_engine", "synced_at"]
     search_fields = ["name", "agent_id"]
     list_select_related = ["company"]
-    readonly_fields = ["synced_at"]
+    readonly_fields = ["synced_at", "elevenlabs_tools_exported_at"]
     actions = ["rotate_socket_token"]
     fieldsets = [
         (None, {"fields": ["company", "name", "agent_id", "phone_numbers", "language"]}),
@@ -25,7 +25,7 @@ class AgentAdmin(TenantAdmin):
         ("Voice", {"fields": ["voice_id", "voice_stability", "voice_similarity_boost", "voice_speed"]}),
         ("Prompt", {"fields": ["begin_message", "general_prompt", "custom_instructions"]}),
         ("Webhook", {"fields": ["webhook_url"]}),
-        ("Sync", {"fields": ["synced_at"]}),
+        ("Sync", {"fields": ["synced_at", "elevenlabs_tools_exported_at"]}),
     ]
 
     def get_readonly_fields(self, request, obj=None):

@@ -16,7 +16,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Prefetch
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -257,6 +257,7 @@ def functions(request: HttpRequest) -> HttpResponse:
     return TemplateResponse(request, "retell_config/functions.html", _context(
         request, company, "Custom Functions", functions=rows, import_form=ImportForm(),
         can_functions=selectors.role_allows_in(request.user, company, CustomFunction, "change"),
+        tool_agents=list(selectors.agents_changeable(user=request.user, company=company).order_by("name")),
         endpoint=selectors.custom_function_endpoint()))
 
 
@@ -314,14 +315,32 @@ def function_validate(request: HttpRequest) -> JsonResponse:
 
 
 def functions_export(request: HttpRequest) -> HttpResponse:
+    """A download: GET ?format=backup|retell; POST format=elevenlabs&agent=<pk> (it issues the agent
+    a new tool key, so it is a change of the agent)."""
     company = _company(request)
-    fmt = request.GET.get("format", "backup")
-    try:
-        document = services.functions_export(company=company, fmt=fmt, user=request.user)
-    except ValidationError as exc:
-        raise Http404(" ".join(exc.messages)) from None
+    if request.method == "POST":
+        fmt = request.POST.get("format", "")
+        if fmt != "elevenlabs":
+            return HttpResponseNotAllowed(["GET"])
+        wanted = request.POST.get("agent", "")
+        agent = _agent(request, company, int(wanted) if wanted.isdigit() else 0, "change")
+        with transaction.atomic():
+            document = services.functions_export_elevenlabs(actor=Actor.from_request(request), company=company,
+                                                            agent=agent)
+        filename = f"{company.slug}-{agent.agent_id}-elevenlabs-tools.json"
+    else:
+        fmt = request.GET.get("format", "backup")
+        if fmt == "elevenlabs":
+            return HttpResponseNotAllowed(["POST"])
+        try:
+            document = services.functions_export(company=company, fmt=fmt, user=request.user)
+        except ValidationError as exc:
+            raise Http404(" ".join(exc.messages)) from None
+        filename = f"{company.slug}-functions-{fmt}.json"
     response = HttpResponse(json.dumps(document, indent=2, ensure_ascii=False), content_type="application/json")
-    response["Content-Disposition"] = f'attachment; filename="{company.slug}-functions-{fmt}.json"'
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    # The ElevenLabs file holds a key: not to be kept by any cache on the way.
+    response["Cache-Control"] = "no-store"
     return response
 
 

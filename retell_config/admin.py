@@ -1,6 +1,7 @@
 import json
 
 from django.contrib import admin, messages
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from audit.actor import Actor
@@ -147,7 +148,11 @@ class SyncRunAdmin(ReadOnlyTenantAdmin):
 
     @admin.display(description="drift (local vs remote)")
     def drift_block(self, run: SyncRun):
-        return _json_block(run.drift) if run.drift else "—"
+        if not run.drift:
+            return "—"
+        # The run page shows it field by field, with what is resolved since and the buttons.
+        return format_html('<a href="{}?company={}">Open the run page</a>{}', reverse("retell-run", args=[run.pk]),
+                           run.company_id, _json_block(run.drift))
 
 
 # The admin's home page links the Retell Webhook Configuration page.

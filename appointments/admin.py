@@ -18,11 +18,12 @@ from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from audit.actor import Actor
 from audit.admin import ReadOnlyTenantAdmin
-from tenants.admin import TenantAdmin
+from tenants.admin import CompanyAdmin, TenantAdmin
 from tenants.models import Company, user_memberships
 from tenants.selectors import companies_allowing
 from tenants.validators import normalize_e164
@@ -56,6 +57,23 @@ class ClosureAdmin(TenantAdmin):
     search_fields = ["reason"]
     list_select_related = ["company"]
     fields = ["company", "first_day", "last_day", "reason"]
+
+
+@admin.display(description="closures")
+def company_closures(model_admin, company: Company):
+    """Beside the company's opening hours: its closures from today on, each linked, and a link to add one."""
+    if company is None or company.pk is None:
+        return "Save the company first; then add its closures here."
+    upcoming = Closure.objects.filter(company=company, last_day__gte=timezone.localdate(timezone.now(), company.zone))
+    rows = format_html_join("", '<li><a href="{}">{}</a></li>',
+                            ((reverse("admin:appointments_closure_change", args=[c.pk]), str(c)) for c in upcoming))
+    return format_html('{}<a href="{}?company={}" class="addlink">Add a closure</a>',
+                       format_html("<ul>{}</ul>", rows) if rows else "No closures ahead. ",
+                       reverse("admin:appointments_closure_add"), company.pk)
+
+
+CompanyAdmin.company_closures = company_closures
+CompanyAdmin.beside_opening_hours.append("company_closures")
 
 
 @admin.register(FunctionInvocation)

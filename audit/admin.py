@@ -3,6 +3,7 @@ import json
 import operator
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
@@ -100,8 +101,17 @@ class WebhookReceiptAdmin(ReadOnlyTenantAdmin):
     list_select_related = ["company"]
     fields = ["received_at", "company", "provider", "endpoint", "query", "remote_addr", "status", "error_code",
               "error_message", "notes_list", "kind", "event_type", "call_id", "dedupe_key", "attempts",
-              "next_attempt_at", "processed_at", "headers_table", "body_shown", "body_truncated"]
+              "next_attempt_at", "processed_at", "headers_table", "body_shown", "body_truncated_shown"]
     readonly_fields = fields
+
+    @admin.display(description="body truncated")
+    def body_truncated_shown(self, receipt: WebhookReceipt) -> str:
+        # Said as a sentence: the field's own help text would speak of the size limit on every receipt.
+        if not receipt.body_truncated:
+            return "No: the whole body is stored."
+        limit = settings.WEBHOOK_MAX_BODY_BYTES
+        return (f"Yes: the request was larger than the size limit (WEBHOOK_MAX_BODY_BYTES, {limit} bytes); "
+                f"only its first {len(receipt.body)} bytes are stored.")
 
     @admin.display(description="notes")
     def notes_list(self, receipt: WebhookReceipt):

@@ -213,4 +213,5 @@ class DeliveryAttempt(TenantOwned):
         constraints = [models.UniqueConstraint(fields=["delivery", "number"], name="deliveryattempt_one_per_number")]
 
     def __str__(self) -> str:
-        return f"attempt {self.number} of {self.delivery_id}"
+        # Counted against the delivery's tries (a retry from the admin raises its max_attempts).
+        return f"attempt {self.number} of {self.delivery.max_attempts}"

@@ -29,12 +29,18 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhos
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 # Trusted reverse proxies in front of the app; their X-Forwarded-For gives the client IP.
 NUM_PROXIES = env.int("NUM_PROXIES", default=0)
-if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
+BEHIND_TLS_PROXY = env.bool("DJANGO_BEHIND_TLS_PROXY", default=False)
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)
+# HSTS: on by default behind the TLS proxy (the site then answers only HTTPS), for a year.
+# Preloading (browsers' built-in list, submitted at hstspreload.org and slow to undo) is the
+# domain owner's decision: off unless DJANGO_SECURE_HSTS_PRELOAD says so.
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000 if BEHIND_TLS_PROXY else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
 
 INSTALLED_APPS = [
     "daphne",
@@ -124,8 +130,10 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # --- Celery -----------------------------------------------------------------------
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
-if CELERY_BROKER_URL == "filesystem://":
+# The embedded broker names a host, which kombu's filesystem transport ignores: without one
+# kombu warns "No hostname was supplied" whenever a command publishes a task.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://localhost/")
+if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "celery-broker"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
@@ -159,7 +167,12 @@ AUTHENTICATION_BACKENDS = [
 ANONYMOUS_USER_NAME = None
 GUARDIAN_RAISE_403 = True
 # guardian.W001 wants guardian's own backend; see tenants.checks for why it is not used.
-SILENCED_SYSTEM_CHECKS = ["guardian.W001"]
+# security.W001, W002 and W003 look for Django's security, clickjacking and CSRF middleware by
+# their dotted paths; MIDDLEWARE lists this product's subclasses of them (config.middleware).
+# tenants.checks runs those three, and every deploy check that depends on them (HSTS, SSL
+# redirect, X-Frame-Options, nosniff, referrer and opener policy, the CSRF cookie), with the
+# subclasses taken for the classes they extend; a missing one is still reported there.
+SILENCED_SYSTEM_CHECKS = ["guardian.W001", "security.W001", "security.W002", "security.W003"]
 
 # Fernet keys (urlsafe base64, 32 bytes), newest first. Secrets are written with the
 # first and read with any, so a new key is added in front, `rotate_encryption_keys`
@@ -237,6 +250,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # httpx logs each request at INFO (the Retell SDK's, the speech providers'); the product
+        # records its own exchanges (sync runs, attempts, the activity log), and commands print
+        # only their own lines.
+        "httpx": {"level": "WARNING"},
         # The ASGI server's connection and access lines carry paths: through our handler,
         # so agent socket tokens are masked there too.
         **{name: {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False}

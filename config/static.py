@@ -6,7 +6,8 @@ path up (a dict read) on the event loop and only hands a real static file to a t
 """
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.templatetags.static import static
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 
@@ -42,3 +43,8 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
         for header, value in streamed.items():
             response[header] = value
         return response
+
+
+def favicon(request: HttpRequest) -> HttpResponseRedirect:
+    """/favicon.ico, which browsers ask for on pages that link no icon: the static one (302)."""
+    return HttpResponseRedirect(static("favicon.ico"))

@@ -4,6 +4,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from config.health import health
+from config.static import favicon
 from retell_config import views as retell_views
 from voice import views as voice_views
 
@@ -13,6 +14,7 @@ admin.site.index_title = "AI phone receptionists"
 
 urlpatterns = [
     path("health", health, name="health"),
+    path("favicon.ico", favicon, name="favicon"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/mcp/gateway", retell_views.gateway, name="mcp-gateway"),
     path("admin/retell-webhook-configuration/", include("retell_config.dashboard")),

@@ -3,6 +3,7 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.text import capfirst
 
@@ -52,7 +53,7 @@ class AgentAdmin(TenantAdmin):
     list_display = ["name", "agent_id", "company", "phone_numbers", "response_engine", "synced_at"]
     search_fields = ["name", "agent_id"]
     list_select_related = ["company"]
-    readonly_fields = ["synced_at"]
+    readonly_fields = ["synced_at", "elevenlabs_tools_exported_at"]
     actions = ["rotate_socket_token"]
     fieldsets = [
         (None, {"fields": ["company", "name", "agent_id", "phone_numbers", "language"]}),
@@ -62,7 +63,7 @@ class AgentAdmin(TenantAdmin):
          {"fields": ["elevenlabs_voice_id", "voice_stability", "voice_similarity_boost"]}),
         ("Prompt", {"fields": ["begin_message", "general_prompt", "custom_instructions"]}),
         ("Webhook", {"fields": ["webhook_url", "webhook_secret"]}),
-        ("Sync", {"fields": ["synced_at"]}),
+        ("Sync", {"fields": ["synced_at", "elevenlabs_tools_exported_at"]}),
     ]
 
     def get_readonly_fields(self, request, obj=None):
@@ -230,7 +231,11 @@ class SyncRunAdmin(ReadOnlyTenantAdmin):
 
     @admin.display(description="drift (local vs remote)")
     def drift_block(self, run: SyncRun):
-        return _json_block(run.drift) if run.drift else "—"
+        if not run.drift:
+            return "—"
+        # The run page shows it field by field, with what is resolved since and the buttons.
+        return format_html('<a href="{}?company={}">Open the run page</a>{}', reverse("retell-run", args=[run.pk]),
+                           run.company_id, _json_block(run.drift))
 
 
 # The admin's home page links the Retell Webhook Configuration page.

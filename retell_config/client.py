@@ -100,7 +100,7 @@ class RetellClient:
     def __init__(self, company: Company) -> None:
         key = api_key_for(company)
         if not key:
-            raise RetellNotConfigured("No Retell API key: set one on the company (Credentials) or RETELL_API_KEY.")
+            raise RetellNotConfigured("No Retell API key: set one on the company (Admin → Companies → the company → Retell) or RETELL_API_KEY.")
         self.company = company
         self.breaker = circuit_for(company.pk)
         self._sdk = retell.Retell(

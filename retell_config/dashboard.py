@@ -17,7 +17,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Prefetch
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -131,6 +131,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         last_sync=data["last_sync"], last_run=data["last_run"],
         can_webhook=can_webhook,
         can_sync=every_agent,
+        limited=selectors.limited_in(request.user, company),
         can_functions=selectors.role_allows_in(request.user, company, CustomFunction, "change"),
     ))
 
@@ -183,19 +184,58 @@ def agent_deploy(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 # --- sync runs --------------------------------------------------------------------------------
+RESOLVED = {"local": "Resolved: Retell now holds the local value.",
+            "remote": "Resolved: Retell's value was taken.",
+            "same": "Resolved: both sides hold the same value now."}
+
+
+def _shown(value) -> dict:
+    """A drift value as the page writes it: text as it is, an empty one as "(empty)", anything
+    else as JSON (lists and objects indented, in a block)."""
+    if isinstance(value, str):
+        return {"text": value or "(empty)", "empty": not value, "block": "\n" in value}
+    if value is None:
+        return {"text": "(none)", "empty": True, "block": False}
+    block = isinstance(value, dict | list) and bool(value)
+    return {"text": json.dumps(value, indent=2 if block else None, ensure_ascii=False), "empty": False,
+            "block": block}
+
+
+def _drift_row(field: selectors.DriftField) -> dict:
+    if field.resolved:
+        state = RESOLVED[field.resolved]
+    elif field.pullable:
+        state = "Differs."
+    elif field.pushable:
+        state = "Differs; only Push local settles it (a pull does not take it)."
+    else:
+        state = "Not on Retell: create the agent there with this id, or delete it here."
+    return {"field": field.field, "values": [_shown(field.local), _shown(field.remote)], "state": state,
+            "open": not field.resolved, "pullable": field.pullable, "pushable": field.pushable}
+
+
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     company = _company(request)
     run = selectors.sync_run_get(user=request.user, company=company, run_id=pk)
     if run is None:
         raise Http404("No such run.")
-    visible = {a.agent_id: a for a in selectors.agents_visible(user=request.user, company=company)}
-    changeable = set(selectors.agents_changeable(user=request.user, company=company).values_list("agent_id", flat=True))
-    rows = [{"agent_id": agent_id, "agent": visible.get(agent_id), "outcome": outcome,
-             "drift": run.drift.get(agent_id, {}), "may_change": agent_id in changeable}
-            for agent_id, outcome in run.outcome.items() if agent_id in visible or request.user.is_superuser]
     if request.GET.get("format") == "json":
         return JsonResponse({"status": run.status, "finished": run.finished, "done": run.done, "total": run.total,
                              "percent": run.percent})
+    visible = {a.agent_id: a for a in selectors.agents_visible(user=request.user, company=company)}
+    changeable = set(selectors.agents_changeable(user=request.user, company=company).values_list("agent_id", flat=True))
+    config = selectors.webhook_config_get(company=company)
+    rows = []
+    for agent_id, outcome in run.outcome.items():
+        if agent_id not in visible and not request.user.is_superuser:
+            continue
+        agent = visible.get(agent_id)
+        fields = [_drift_row(f) for f in selectors.drift_fields(drift=run.drift.get(agent_id, {}), agent=agent,
+                                                                config=config)]
+        may_resolve = agent is not None and agent_id in changeable and run.kind == SyncRun.Kind.SYNC_ALL
+        rows.append({"agent_id": agent_id, "agent": agent, "outcome": outcome, "fields": fields,
+                     "can_pull": may_resolve and any(f["open"] and f["pullable"] for f in fields),
+                     "can_push": may_resolve and any(f["open"] and f["pushable"] for f in fields)})
     return TemplateResponse(request, "retell_config/run.html", _context(
         request, company, f"{run.get_kind_display()} #{run.pk}", run=run, rows=rows))
 
@@ -227,6 +267,7 @@ def functions(request: HttpRequest) -> HttpResponse:
     return TemplateResponse(request, "retell_config/functions.html", _context(
         request, company, "Custom Functions", functions=rows, import_form=ImportForm(),
         can_functions=selectors.role_allows_in(request.user, company, CustomFunction, "change"),
+        tool_agents=list(selectors.agents_changeable(user=request.user, company=company).order_by("name")),
         endpoint=selectors.custom_function_endpoint()))
 
 
@@ -284,14 +325,32 @@ def function_validate(request: HttpRequest) -> JsonResponse:
 
 
 def functions_export(request: HttpRequest) -> HttpResponse:
+    """A download: GET ?format=backup|retell; POST format=elevenlabs&agent=<pk> (it issues the agent
+    a new tool key, so it is a change of the agent)."""
     company = _company(request)
-    fmt = request.GET.get("format", "backup")
-    try:
-        document = services.functions_export(company=company, fmt=fmt, user=request.user)
-    except ValidationError as exc:
-        raise Http404(" ".join(exc.messages)) from None
+    if request.method == "POST":
+        fmt = request.POST.get("format", "")
+        if fmt != "elevenlabs":
+            return HttpResponseNotAllowed(["GET"])
+        wanted = request.POST.get("agent", "")
+        agent = _agent(request, company, int(wanted) if wanted.isdigit() else 0, "change")
+        with transaction.atomic():
+            document = services.functions_export_elevenlabs(actor=Actor.from_request(request), company=company,
+                                                            agent=agent)
+        filename = f"{company.slug}-{agent.agent_id}-elevenlabs-tools.json"
+    else:
+        fmt = request.GET.get("format", "backup")
+        if fmt == "elevenlabs":
+            return HttpResponseNotAllowed(["POST"])
+        try:
+            document = services.functions_export(company=company, fmt=fmt, user=request.user)
+        except ValidationError as exc:
+            raise Http404(" ".join(exc.messages)) from None
+        filename = f"{company.slug}-functions-{fmt}.json"
     response = HttpResponse(json.dumps(document, indent=2, ensure_ascii=False), content_type="application/json")
-    response["Content-Disposition"] = f'attachment; filename="{company.slug}-functions-{fmt}.json"'
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    # The ElevenLabs file holds a key: not to be kept by any cache on the way.
+    response["Cache-Control"] = "no-store"
     return response
 
 
@@ -373,7 +432,8 @@ def prompt_edit(request: HttpRequest, pk: int) -> HttpResponse:
         diff = {"old": old, "new": new, "parts": _diff(old, new)}
     return TemplateResponse(request, "retell_config/prompt.html", _context(
         request, company, f"Edit Prompt: {agent.name}", agent=agent, form=form, versions=versions,
-        may_change=may_change, diff=diff, latest=latest))
+        may_change=may_change, diff=diff, latest=latest,
+        first_change_keeps_current=services.first_change_keeps_current(agent)))
 
 
 @require_POST

@@ -329,11 +329,16 @@ def get_sync_run(ctx: Context, call: Call) -> dict:
 
 
 def export_functions(ctx: Context, call: Call) -> dict:
-    p = Params(call, {"company_id", "format"})
+    p = Params(call, {"company_id", "format", "agent_id"})
     company = ctx.company(p, "view")
     fmt = p.get("format", str, default="backup")
     if fmt not in services.EXPORT_FORMATS:
         raise invalid_param("format", f"must be one of {', '.join(services.EXPORT_FORMATS)}")
+    if fmt == "elevenlabs":  # made for one agent, with a new key for it: a change of that agent
+        [agent] = ctx.agents(company, [p.get("agent_id", str, required=True)], "change", param="agent_id")
+        return services.functions_export_elevenlabs(actor=ctx.actor, company=company, agent=agent)
+    if "agent_id" in p.values:
+        raise invalid_param("agent_id", "only the elevenlabs format is made for an agent")
     return services.functions_export(company=company, fmt=fmt, user=ctx.user)
 
 

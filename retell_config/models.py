@@ -1,3 +1,4 @@
+import hashlib
 import secrets
 from typing import ClassVar
 
@@ -23,6 +24,19 @@ def validate_phone_number_list(value) -> None:
 
 def new_socket_token() -> str:
     return secrets.token_urlsafe(32)
+
+
+TOOL_KEY_PREFIX = "vdtk_"
+
+
+def new_tool_key() -> str:
+    """A key for an agent's ElevenLabs webhook tools (sent as `Authorization: Bearer <key>`)."""
+    return TOOL_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def tool_key_hash(key: str) -> str:
+    """What is stored of a tool key: its SHA-256, hex."""
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 # The Retell language an agent gets from its company's language (Company.language).
@@ -105,6 +119,12 @@ class Agent(TenantOwned):
     previous_webhook_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     socket_token = CredentialField(max_length=64, unique=True, default=new_socket_token, editable=False,
                                    help_text="Names this agent in its socket URL /retell-llm/{token}.")
+    elevenlabs_tool_key_hash = CredentialField(
+        "ElevenLabs tool key (SHA-256)", max_length=64, blank=True, default="",
+        help_text="Of the key this agent's ElevenLabs webhook tools send; set by each ElevenLabs export.")
+    elevenlabs_tools_exported_at = models.DateTimeField(
+        "ElevenLabs tools exported", null=True, blank=True, editable=False,
+        help_text="When the ElevenLabs tools were last exported for this agent with a new key.")
     remote_state = models.JSONField(default=dict, blank=True, editable=False,
                                     help_text="What Retell held at the last sync: the base drift is measured from.")
     remote_drift = models.JSONField(

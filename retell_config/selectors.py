@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import timezone as dt_timezone
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Prefetch, QuerySet
 
 from audit.circuit import CircuitState
-from tenants.models import Company
+from tenants.models import Company, user_memberships
 from tenants.selectors import companies_allowing
 
 from .client import circuit_for
@@ -61,7 +62,7 @@ def companies_for(user, action: str = "view") -> QuerySet[Company]:
     return companies_allowing(user=user, model=Agent, action=action).filter(is_active=True)
 
 
-NOT_CONFIGURED = "No Retell API key: set one on the company (Credentials) or RETELL_API_KEY."
+NOT_CONFIGURED = "No Retell API key: set one on the company (Admin → Companies → the company → Retell) or RETELL_API_KEY."
 # How the dashboard and mcp_status name the company's Retell status.
 STATUS_LABELS = {
     "not_configured": "Not configured",
@@ -254,6 +255,53 @@ def drift_conflicts(agent: Agent, config: WebhookConfig | None = None) -> dict[s
     return conflicts
 
 
+@dataclass(frozen=True)
+class DriftField:
+    """One field a sync found different, as the run page shows it.
+
+    `field`: the name Retell and this product give it; `local` / `remote`: the values the
+    run found; `pullable`: Pull remote takes it (else only Push local settles it);
+    `pushable`: Push local settles it; `resolved`: "" while the two sides still differ, else
+    "local" (Retell holds the local value now), "remote" (the agent took Retell's value) or
+    "same" (both hold a value that is neither of the run's)."""
+
+    field: str
+    local: Any
+    remote: Any
+    pullable: bool
+    pushable: bool
+    resolved: str = ""
+
+
+# Drift entries recorded under internal names, shown by the field a person acts on.
+_SOCKET_URL = ("llm_websocket_url", "this server's socket URL for the agent", "another URL")
+
+
+def drift_fields(*, drift: dict[str, dict], agent: Agent | None, config: WebhookConfig) -> list[DriftField]:
+    """A run's drift of one agent (`SyncRun.drift[agent_id]`), field by field, each with
+    whether the agent and Retell agree on it now (the agent's current state against what
+    was last read from or pushed to Retell, `Agent.remote_state`). `agent` None: the agent
+    is gone, nothing is resolved."""
+    now_local = agent_state(agent, config) if agent is not None else {}
+    now_remote = (agent.remote_state or {}) if agent is not None else {}
+    fields = []
+    for name, values in drift.items():
+        local, remote = values.get("local"), values.get("remote")
+        resolved = ""
+        if name in now_local and name in now_remote and now_local[name] == now_remote[name]:
+            resolved = "local" if now_local[name] == local else "remote" if now_local[name] == remote else "same"
+        if name == "socket_url_ok":  # a yes/no of ours: the socket URL Retell holds is ours, or it is not
+            field, local, remote = _SOCKET_URL[0], _SOCKET_URL[1] if local else _SOCKET_URL[2], \
+                _SOCKET_URL[1] if remote else _SOCKET_URL[2]
+            fields.append(DriftField(field, local, remote, pullable=False, pushable=True, resolved=resolved))
+        elif name == "exists":  # the agent is here and not on Retell: neither button can settle that
+            fields.append(DriftField("agent", "exists here", "not on Retell", pullable=False, pushable=False))
+        else:
+            fields.append(DriftField(name, local, remote, pullable=name in retell_api.PULLABLE, pushable=True,
+                                     resolved=resolved))
+    return fields
+
+
 def last_sync_run(*, company: Company, kind: str | None = None, user=None) -> SyncRun | None:
     """The company's latest run (of `kind`); with `user`, the latest that user may see."""
     runs = (SyncRun.objects if user is None else SyncRun.objects.restrict(user, "view")).filter(company=company)
@@ -297,6 +345,12 @@ def dashboard(*, user, company: Company) -> dict:
 def role_allows_in(user, company: Company, model, action: str) -> bool:
     """Does the user's role in this company allow `action` on `model`?"""
     return companies_allowing(user=user, model=model, action=action).filter(pk=company.pk).exists()
+
+
+def limited_in(user, company: Company) -> bool:
+    """Is the user's membership in the company limited to the agents granted to it?"""
+    return not user.is_superuser and any(m.company_id == company.pk and m.limited_to_granted_objects
+                                         for m in user_memberships(user))
 
 
 def changes_every_agent(user, company: Company) -> bool:

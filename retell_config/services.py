@@ -33,7 +33,7 @@ from tenants.validators import normalize_e164
 from . import selectors
 from .client import RetellClient, RetellError
 from .models import (AGENT_ID_UNAVAILABLE, Agent, CustomFunction, PromptVersion, SyncRun, WebhookConfig,
-                     new_socket_token)
+                     new_socket_token, new_tool_key, tool_key_hash)
 from .protocols import retell_api
 
 logger = logging.getLogger(__name__)
@@ -186,6 +186,12 @@ def _version_add(*, actor: Actor, agent: Agent, note: str, values: dict,
     return instance_save(actor=actor, instance=version)
 
 
+def first_change_keeps_current(agent: Agent) -> bool:
+    """Will the first tracked change of this agent's texts keep them as they are as version 1
+    (and the change as version 2)? So when any of them holds text; else the change is version 1."""
+    return any(getattr(agent, name) for name in PROMPT_FIELDS)
+
+
 @transaction.atomic
 def agent_update(*, actor: Actor, agent: Agent, fields: dict[str, Any], note: str = "", push: bool = True,
                  base_version: int | None = None, rolled_back_from: PromptVersion | None = None,
@@ -218,6 +224,7 @@ def agent_update(*, actor: Actor, agent: Agent, fields: dict[str, Any], note: st
     if push:
         fields = _drift_decide(agent, fields, drift or {})
     before = {name: getattr(agent, name) for name in PROMPT_FIELDS}
+    keeps_current = first_change_keeps_current(agent)
     for name, value in fields.items():
         if name in AGENT_SECRET_FIELDS:
             _secret_replace(agent, name, value)
@@ -227,7 +234,7 @@ def agent_update(*, actor: Actor, agent: Agent, fields: dict[str, Any], note: st
     after = {name: getattr(agent, name) for name in PROMPT_FIELDS}
     version = None
     if after != before:
-        if latest is None and any(before.values()):
+        if latest is None and keeps_current:
             # The first tracked change keeps what was there as version 1, so it can be rolled back to.
             _version_add(actor=actor, agent=agent, note="As it was before the first tracked change", values=before)
         version = _version_add(actor=actor, agent=agent, note=note, values=after, rolled_back_from=rolled_back_from)
@@ -405,21 +412,24 @@ def custom_functions_deploy(*, actor: Actor, company: Company, agents: Iterable[
 
 EXPORT_FORMATS = ("backup", "retell", "elevenlabs")
 BACKUP_FORMAT = "voicedesk.custom_functions"
+ELEVENLABS_FORMAT = "voicedesk.elevenlabs_tools"
 
 
 def functions_export(*, company: Company, fmt: str = "backup", user=None) -> dict:
-    """The company's functions as JSON: our backup, Retell tools, or ElevenLabs webhook tools.
+    """The company's functions as JSON: our backup, or Retell tools.
 
-    A backup names the agents each function is linked to: with `user`, only those it may see."""
+    A backup names the agents each function is linked to: with `user`, only those it may see.
+    ElevenLabs webhook tools are made for one agent with a new key: functions_export_elevenlabs."""
     if fmt not in EXPORT_FORMATS:
         raise ValidationError({"format": f"Choose one of {', '.join(EXPORT_FORMATS)}."})
+    if fmt == "elevenlabs":
+        raise ValidationError({"agent": "ElevenLabs tools are exported for one agent, with a new key for it: "
+                                        "name the agent."})
     agents = Agent.objects.all() if user is None else selectors.agents_visible(user=user, company=company)
     functions = list(CustomFunction.objects.filter(company=company).order_by("name")
                      .prefetch_related(Prefetch("agents", queryset=agents)))
     if fmt == "retell":
         return {"general_tools": [retell_api.custom_tool(selectors.function_dict(f)) for f in functions]}
-    if fmt == "elevenlabs":
-        return {"tools": [retell_api.elevenlabs_webhook_tool(selectors.function_dict(f)) for f in functions]}
     return {
         "format": BACKUP_FORMAT, "version": 1, "company": company.slug,
         "exported_at": dj_timezone.now().isoformat(timespec="seconds"),
@@ -428,18 +438,65 @@ def functions_export(*, company: Company, fmt: str = "backup", user=None) -> dic
     }
 
 
+def elevenlabs_tool_key_issue(*, actor: Actor, agent: Agent) -> str:
+    """A new key for the agent's ElevenLabs webhook tools; the previous one stops working at once.
+
+    Returned once: only its SHA-256 is stored (Agent.elevenlabs_tool_key_hash), the audit entry
+    says it was issued, never what it is. The actor must be allowed to change the agent
+    (PermissionDenied)."""
+    _require_agents(actor, agent.company, [agent], f"Issuing an ElevenLabs tool key for {agent.name}")
+    key = new_tool_key()
+    agent.elevenlabs_tool_key_hash = tool_key_hash(key)
+    agent.elevenlabs_tools_exported_at = dj_timezone.now()
+    instance_save(actor=actor, instance=agent, action="issue_elevenlabs_tool_key")
+    return key
+
+
+@transaction.atomic
+def functions_export_elevenlabs(*, actor: Actor, company: Company, agent: Agent) -> dict:
+    """The company's functions as ElevenLabs webhook tools for `agent`, with a new key for it.
+
+    Each element of "tools" is the body of ElevenLabs' `POST /v1/convai/tools`. A tool that
+    calls this server's endpoint names the agent, passes the conversation and the caller from
+    ElevenLabs' system variables and sends `Authorization: Bearer <key>`; the document is the
+    only place the key is shown (elevenlabs_tool_key_issue), and exporting again replaces it.
+    PermissionDenied unless the actor may change the agent; ValidationError for another
+    company's agent."""
+    if agent.company_id != company.pk:
+        raise ValidationError({"agent": "Choose an agent of this company."})
+    key = elevenlabs_tool_key_issue(actor=actor, agent=agent)
+    ours = selectors.custom_function_endpoint()
+    tools = []
+    for function in CustomFunction.objects.filter(company=company).order_by("name"):
+        mine = function.url.split("?")[0].rstrip("/") == ours
+        tools.append(retell_api.elevenlabs_webhook_tool(selectors.function_dict(function),
+                                                        agent_id=agent.agent_id if mine else None,
+                                                        tool_key=key if mine else None))
+    activity_log(company=company, kind="retell.functions.export", level="info",
+                 message=f"ElevenLabs tools exported for {agent.name} with a new key; the previous key no longer "
+                         "works.", data={"agent_id": agent.agent_id})
+    return {"format": ELEVENLABS_FORMAT, "version": 1, "company": company.slug, "agent": agent.agent_id,
+            "exported_at": dj_timezone.now().isoformat(timespec="seconds"), "tools": tools}
+
+
 def _import_items(document: Any) -> list[dict]:
+    """The functions an export of any format holds: our backup, Retell tools, ElevenLabs tools."""
     if isinstance(document, dict) and document.get("format") == BACKUP_FORMAT:
         items = document.get("functions")
     elif isinstance(document, dict) and "general_tools" in document:
         if not isinstance(document["general_tools"], list):
             raise ValidationError('"general_tools" must be a list of tools.')
-        items = [{**{k: v for k, v in tool.items() if k not in ("type", "execution_message_description")},
-                  "execution_message": tool.get("execution_message_description", "")}
-                 for tool in document["general_tools"] if isinstance(tool, dict) and tool.get("type") == "custom"]
+        items = [retell_api.function_from_custom_tool(tool) for tool in document["general_tools"]
+                 if isinstance(tool, dict) and tool.get("type") == "custom"]
+    elif isinstance(document, dict) and "tools" in document:
+        if not isinstance(document["tools"], list):
+            raise ValidationError('"tools" must be a list of ElevenLabs tools ({"tool_config": {…}}).')
+        items = [retell_api.function_from_elevenlabs_tool(tool["tool_config"]) for tool in document["tools"]
+                 if isinstance(tool, dict) and isinstance(tool.get("tool_config"), dict)
+                 and tool["tool_config"].get("type") == "webhook"]
     else:
-        raise ValidationError(f'Not a functions backup: expected "format": "{BACKUP_FORMAT}" '
-                              'or Retell tools under "general_tools".')
+        raise ValidationError(f'Not a functions export: expected a backup ("format": "{BACKUP_FORMAT}"), '
+                              'Retell tools under "general_tools" or ElevenLabs tools under "tools".')
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         raise ValidationError('"functions" must be a list of objects.')
     for index, item in enumerate(items):

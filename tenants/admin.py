@@ -22,6 +22,7 @@ from audit.actor import Actor
 from audit.services import instance_delete, instance_save
 
 from . import services
+from .forms import CompanyForm
 from .models import ApiToken, Company, Membership, company_of_model, user_memberships
 from .roles import Role, outranks_or_equals, role_allows
 from .selectors import companies_allowing
@@ -247,8 +248,14 @@ class TenantAdmin(GuardedModelAdminMixin, admin.ModelAdmin):
 
 @admin.register(Company)
 class CompanyAdmin(TenantAdmin):
-    """Credentials are stored encrypted and shown only as their last four characters."""
+    """Credentials are stored encrypted and shown only as their last four characters.
 
+    Opening hours are a weekday grid (tenants.forms). `beside_opening_hours` names read-only
+    fields that apps above add right after them (appointments: the company's closures), as
+    display methods they set on this class."""
+
+    form = CompanyForm
+    beside_opening_hours: list[str] = []
     list_display = ["name", "slug", "timezone", "language", "phone", "is_active"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
@@ -259,9 +266,19 @@ class CompanyAdmin(TenantAdmin):
         ("Twilio", {"fields": ["twilio_account_sid", "twilio_auth_token"]}),
         ("ElevenLabs", {"fields": ["elevenlabs_api_key", "elevenlabs_webhook_secret"]}),
         ("Practice backend", {"fields": ["backend_url", "backend_api_key"]}),
-        ("Language model (for agents that use an OpenAI-compatible LLM)",
-         {"fields": ["llm_base_url", "llm_model", "llm_api_key"]}),
+        ("Language model", {"fields": ["llm_base_url", "llm_model", "llm_api_key"],
+                            "description": "For agents whose dialog engine is an OpenAI-compatible LLM."}),
     ]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        return [(name, {**options, "fields": [f for field in options["fields"]
+                                              for f in ([field, *self.beside_opening_hours]
+                                                        if field == "opening_hours" else [field])]})
+                for name, options in fieldsets]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), *self.beside_opening_hours]
 
 
 class MembershipForm(forms.ModelForm):

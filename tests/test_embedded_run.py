@@ -98,3 +98,49 @@ def test_embedded_run_serves_health_and_stopping_it_stops_everything(embedded_en
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGKILL)
         log.close()
+
+
+def test_the_retell_commands_print_only_their_own_output(embedded_env):
+    """sync_agents and deploy_functions on the embedded defaults (no REDIS_URL: the filesystem
+    broker) against Retell: their lines, and nothing logged by the libraries under them."""
+    from tests.fakes.retell_api import FakeRetellAPI
+
+    env, manage = embedded_env
+    fake = FakeRetellAPI(api_keys={"retell-embedded-key"}).start()
+    try:
+        llm = fake.add_llm("llm_demo")
+        for agent_id in ("agent_abc123", "agent_xyz789", "agent_dental001"):
+            fake.add_agent(agent_id, llm_id=llm["llm_id"])
+        env = {**env, "RETELL_BASE_URL": fake.base_url, "RETELL_API_KEY": "retell-embedded-key"}
+        outputs = {command: subprocess.run(manage + [command], env=env, cwd=ROOT, capture_output=True, text=True,
+                                           timeout=120) for command in ("sync_agents", "deploy_functions")}
+    finally:
+        fake.stop()
+
+    for command, done in outputs.items():
+        assert "AskProAI Demo Company" in done.stdout and "Bright Smile Dental" in done.stdout, (command, done)
+        assert re.search(r"#\d+: (succeeded|partial)", done.stdout), (command, done.stdout)
+        assert done.stderr == "", (command, done.stderr)
+
+
+def test_serve_embedded_says_it_is_running_only_once_the_server_answers(embedded_env, tmp_path):
+    env, manage = embedded_env
+    port = free_port()
+    server = subprocess.Popen(manage + ["serve_embedded", "--port", str(port)], env=env, cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        for line in server.stdout:
+            if "VoiceDesk is running at" in line:
+                break
+        else:
+            pytest.fail("serve_embedded ended without saying it is running")
+        # Asked the moment the line is printed: the server must already answer.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+            assert response.status == 200
+        assert f"http://127.0.0.1:{port}/admin/" in line
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)

@@ -160,6 +160,15 @@ def _webhook_agent_read(agent_id: str) -> WebhookAgent | None:
     return found
 
 
+def tool_key_agent(agent_id: str) -> Agent | None:
+    """The agent (with its active company) an ElevenLabs webhook tool names, with its tool key's
+    hash; None when no active company has it. Read fresh each time: a new key works at once and
+    the old one stops."""
+    return (Agent.objects.select_related("company").filter(agent_id=agent_id, company__is_active=True)
+            .only("id", "agent_id", "name", "elevenlabs_tool_key_hash", "company_id", "company__id",
+                  "company__name", "company__slug", "company__is_active").first())
+
+
 def webhook_agent_forget() -> None:
     with _cache_lock:
         _cache.clear()

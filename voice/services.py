@@ -190,7 +190,8 @@ def custom_function_run(*, receipt: WebhookReceipt, company: Company, request: r
     """Run a verified custom-function call through the appointments handlers (idempotent per call,
     function and args, so Retell's retries never book twice) and log it like the seed's console."""
     _log(company, "function.received", f"Custom function call: {request.name}", receipt)
-    _log(company, "webhook.verified", "Signature verified ✓", receipt)
+    _log(company, "webhook.verified", "Tool key verified ✓" if receipt.provider == WebhookReceipt.Provider.ELEVENLABS
+         else "Signature verified ✓", receipt)
     if request.call_id:
         _log(company, "webhook.call", f"Call ID: {request.call_id}", receipt)
     if request.args:
@@ -248,7 +249,8 @@ def _process_retell_event(*, receipt: WebhookReceipt, company: Company) -> tuple
     if request.event not in retell.KNOWN_EVENTS or not request.call_id:
         raise Unprocessable("The body is not an event about a call this server handles.")
     _log(company, "webhook.received", f"Webhook received: {request.event}", receipt)
-    _log(company, "webhook.verified", "Signature verified ✓", receipt)
+    _log(company, "webhook.verified", "Tool key verified ✓" if receipt.provider == WebhookReceipt.Provider.ELEVENLABS
+         else "Signature verified ✓", receipt)
     _log(company, "webhook.call", f"Call ID: {request.call_id}", receipt)
     if request.event == "transcript_updated" and _newer_transcript_exists(receipt):
         return "superseded by a newer transcript update", []

@@ -26,6 +26,7 @@ from audit.receipts import (UNSTORABLE, enqueue_batched, read_in_thread, receipt
                             receipt_store)
 from audit.services import activity_log
 from audit.storable import identifier_problem, json_fit, json_loads
+from retell_config.models import tool_key_hash
 from tenants.models import Company
 
 from . import selectors, services
@@ -39,14 +40,14 @@ logger = logging.getLogger(__name__)
 
 class Refusal(Exception):
     def __init__(self, status: int, code: str, message: str, *, company: Company | None = None,
-                 receipt_status: str = Status.REJECTED) -> None:
+                 receipt_status: str = Status.REJECTED, provider: str = "") -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
-        self.company, self.receipt_status = company, receipt_status
+        self.company, self.receipt_status, self.provider = company, receipt_status, provider
 
     def receipt_fields(self) -> dict:
         return {"status": self.receipt_status, "error_code": self.code, "error_message": self.message,
-                "company": self.company}
+                "company": self.company, **({"provider": self.provider} if self.provider else {})}
 
 
 @dataclass
@@ -62,10 +63,12 @@ class Checked:
     dedupe_key: str = ""
     error_code: str = ""
     error_message: str = ""
+    provider: str = ""  # the endpoint's own provider unless set (an ElevenLabs tool call to Retell's URL)
 
     def receipt_fields(self) -> dict:
-        return {name: getattr(self, name) for name in
-                ("status", "company", "kind", "event_type", "call_id", "dedupe_key", "error_code", "error_message")}
+        fields = {name: getattr(self, name) for name in
+                  ("status", "company", "kind", "event_type", "call_id", "dedupe_key", "error_code", "error_message")}
+        return {**fields, "provider": self.provider} if self.provider else fields
 
 
 # Strict JSON out as in: a non-finite number raises here rather than leave as NaN or Infinity.
@@ -115,11 +118,23 @@ def _unstorable() -> JsonResponse:
                                            "what it names and not handled.")
 
 
-def receipt_first(provider: str):
+def _named_in(named: Callable[[object, dict], dict] | None, body: bytes, request) -> dict:
+    """What a refused request's body names ({kind, event_type, call_id}), when it can be read."""
+    if named is None:
+        return {}
+    try:
+        return named(json_loads(body), request.GET.dict())
+    except ValueError:
+        return {}
+
+
+def receipt_first(provider: str, *, named: Callable[[object, dict], dict] | None = None):
     """The shape of every inbound endpoint: check the request (reads only), store it as a
     receipt with what the check found in one insert, then answer. Whatever the check
     finds, or if it fails, the request is stored before it is answered; a Refusal is
-    recorded on the receipt and answered as a JSON error.
+    recorded on the receipt and answered as a JSON error, the receipt keeping what a
+    readable body names (`named(payload, query)`: kind, event_type, call_id) so that a
+    refused request is still told apart in the receipts list.
 
     The view runs on the event loop: a webhook whose agent is cached never takes a thread or
     a database connection of its own (the receipt writer stores it). A check may be a plain
@@ -152,7 +167,8 @@ def receipt_first(provider: str):
             try:
                 checked = await run_check(request, body)
             except Refusal as refusal:
-                return await _refused(await store(body=body, **refusal.receipt_fields()), refusal)
+                return await _refused(await store(body=body, **_named_in(named, body, request),
+                                                  **refusal.receipt_fields()), refusal)
             except Exception as exc:  # a fault of ours: kept for the sweeper's operator, and the sender retries
                 receipt = await store(body=body, error_code="check_failed", error_message=type(exc).__name__)
                 logger.exception("Checking %s receipt %s failed", provider, receipt.pk)
@@ -177,9 +193,11 @@ async def _queue_if_verified(receipt: WebhookReceipt) -> None:
 
 
 # --- Retell -------------------------------------------------------------------------
-@receipt_first(WebhookReceipt.Provider.RETELL)
+@receipt_first(WebhookReceipt.Provider.RETELL, named=retell.named)
 async def retell_webhook(request, body: bytes) -> Checked:
     """Call events and custom-function calls (both URLs take both; the body tells them apart)."""
+    if _tool_key_sent(request):
+        return await _elevenlabs_tool_call(request, body)
     payload = _parse_json(body)
     try:
         call_request = retell.classify(payload, request.GET.dict())
@@ -261,6 +279,46 @@ def _retell_function(company: Company, call_request: retell.RetellRequest) -> Ch
                    call_id=call_request.call_id)
 
 
+# --- ElevenLabs webhook tools (exported by retell_config, sent to the custom-function URL) ------
+def _tool_key_sent(request) -> bool:
+    """An ElevenLabs webhook tool authenticates with its agent's tool key as a bearer token; Retell
+    signs instead (a request that has a Retell signature is Retell's)."""
+    return "X-Retell-Signature" not in request.headers and "Authorization" in request.headers
+
+
+async def _elevenlabs_tool_call(request, body: bytes) -> Checked:
+    """The arguments of an ElevenLabs webhook tool: the agent named by ?agent_id= must hold the
+    key sent as `Authorization: Bearer <key>` (compared as SHA-256 digests, in constant time);
+    then the same function handlers run as for Retell. Stored, refused or not, as an ElevenLabs
+    receipt."""
+    provider = WebhookReceipt.Provider.ELEVENLABS
+    try:
+        checked = await _elevenlabs_tool_checked(request, body)
+    except Refusal as refusal:
+        refusal.provider = provider
+        raise
+    checked.provider = provider
+    return checked
+
+
+async def _elevenlabs_tool_checked(request, body: bytes) -> Checked:
+    try:
+        call_request = retell.tool_call(_parse_json(body), request.GET.dict())
+    except retell.ProtocolError as exc:
+        raise Refusal(400, exc.code, exc.message) from None
+    if not call_request.agent_id:
+        raise Refusal(400, "agent_missing", "The request names no agent_id.")
+    agent = await read_in_thread(selectors.tool_key_agent)(call_request.agent_id)
+    if agent is None:
+        raise Refusal(404, "unknown_agent", "No agent with that agent_id is configured here.")
+    scheme, _, key = request.headers["Authorization"].partition(" ")
+    if not (scheme.lower() == "bearer" and agent.elevenlabs_tool_key_hash
+            and hmac.compare_digest(tool_key_hash(key.strip()), agent.elevenlabs_tool_key_hash)):
+        raise Refusal(401, "tool_key_invalid", "Authorization does not carry this agent's ElevenLabs tool key "
+                                               "(each ElevenLabs export makes a new one).", company=agent.company)
+    return _retell_function(agent.company, call_request)
+
+
 # --- ElevenLabs -------------------------------------------------------------------------
 ELEVENLABS_EVENTS = frozenset({"post_call_transcription"})
 
@@ -292,7 +350,19 @@ def _elevenlabs_company(request) -> Company:
     return matches[0]
 
 
-@receipt_first(WebhookReceipt.Provider.ELEVENLABS)
+def _elevenlabs_named(payload, query: dict) -> dict[str, str]:
+    """What a callback body names: its type and conversation (see `receipt_first`)."""
+    if not isinstance(payload, dict):
+        return {}
+    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+    conversation_id = data.get("conversation_id")
+    if isinstance(conversation_id, int) and not isinstance(conversation_id, bool):
+        conversation_id = str(conversation_id)
+    return {"kind": "event", "event_type": payload["type"] if isinstance(payload.get("type"), str) else "",
+            "call_id": conversation_id if isinstance(conversation_id, str) else ""}
+
+
+@receipt_first(WebhookReceipt.Provider.ELEVENLABS, named=_elevenlabs_named)
 def elevenlabs_callback(request, body: bytes) -> Checked:
     """ElevenLabs callbacks: X-API-Key and, when the company has a webhook secret, ElevenLabs-Signature."""
     payload = _parse_json(body)

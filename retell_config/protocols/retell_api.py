@@ -151,12 +151,24 @@ def _body_property(name: str, spec: dict) -> dict:
     return _literal_property(name, spec)
 
 
-def elevenlabs_webhook_tool(function: dict) -> dict:
+# Query parameters this server's endpoint reads (voice.views): the function's name and, for an
+# ElevenLabs tool, the agent, the conversation and the caller. They are not the function's own.
+ENDPOINT_QUERY = ("function", "agent_id", "call_id", "from_number")
+# ElevenLabs' system variables (B4) that fill them at call time.
+ELEVENLABS_CALL_VARIABLES = {"call_id": "system__conversation_id", "from_number": "system__caller_id"}
+TOOL_KEY_HEADER = "Authorization"
+
+
+def elevenlabs_webhook_tool(function: dict, *, agent_id: str | None = None, tool_key: str | None = None) -> dict:
     """A local function as an ElevenLabs Agents Platform webhook tool (`POST /v1/convai/tools` body).
 
     ElevenLabs posts only the arguments, so the function name goes as a constant query
-    parameter, like Retell's args_at_root. Deprecated fields (disable_interruptions,
-    force_pre_tool_speech) are not written; their successors are.
+    parameter, like Retell's args_at_root. With `agent_id` and `tool_key` (for a function
+    that calls this server's endpoint) the tool also names the agent, passes the
+    conversation id and the caller's number from ElevenLabs' system variables, and sends
+    `Authorization: Bearer <tool_key>`, which the endpoint checks against the agent's key.
+    Deprecated fields (disable_interruptions, force_pre_tool_speech) are not written; their
+    successors are.
     """
     method = function.get("method", "POST")
     parameters = function.get("parameters") or {}
@@ -165,7 +177,13 @@ def elevenlabs_webhook_tool(function: dict) -> dict:
     query_properties = {key: {"type": "string", "constant_value": value}
                         for key, value in {**(function.get("query_params") or {}),
                                            "function": function["name"]}.items()}
-    api_schema: dict = {"url": function["url"], "method": method, "request_headers": {}}
+    headers = {}
+    if agent_id and tool_key:
+        query_properties["agent_id"] = {"type": "string", "constant_value": agent_id}
+        query_properties.update({name: {"type": "string", "dynamic_variable": variable}
+                                 for name, variable in ELEVENLABS_CALL_VARIABLES.items()})
+        headers[TOOL_KEY_HEADER] = f"Bearer {tool_key}"
+    api_schema: dict = {"url": function["url"], "method": method, "request_headers": headers}
     if method in BODY_METHODS:
         api_schema["request_body_schema"] = {
             "type": "object", "description": function.get("description", ""),
@@ -192,6 +210,60 @@ def elevenlabs_webhook_tool(function: dict) -> dict:
         "dynamic_variables": {"dynamic_variable_placeholders": {}},
         "api_schema": api_schema,
     }}
+
+
+def _schema_property(spec: dict) -> dict:
+    """A tool's property back as the JSON Schema it was made from (the inverse of _body_property)."""
+    prop = {key: value for key, value in spec.items() if key in ("type", "description", "enum")}
+    if spec.get("type") == "object":
+        prop["properties"] = {k: _schema_property(v) for k, v in (spec.get("properties") or {}).items()
+                              if isinstance(v, dict)}
+        prop["required"] = list(spec.get("required") or [])
+    elif spec.get("type") == "array" and isinstance(spec.get("items"), dict):
+        prop["items"] = _schema_property(spec["items"])
+    return prop
+
+
+def function_from_elevenlabs_tool(tool_config: dict) -> dict:
+    """An ElevenLabs webhook tool back as a local function's fields (what the tool carries of them:
+    name, description, URL, method, parameters, own query params, timeout, speech before it).
+    The endpoint's own query parameters and the request headers (the key) are not taken."""
+    schema = tool_config.get("api_schema") if isinstance(tool_config.get("api_schema"), dict) else {}
+    query = schema.get("query_params_schema") if isinstance(schema.get("query_params_schema"), dict) else {}
+    query_properties = query.get("properties") if isinstance(query.get("properties"), dict) else {}
+    method = schema.get("method", "GET")
+    function: dict[str, Any] = {"name": tool_config.get("name"), "description": tool_config.get("description", ""),
+                                "url": schema.get("url", ""), "method": method,
+                                "query_params": {name: spec["constant_value"] for name, spec in query_properties.items()
+                                                 if isinstance(spec, dict) and "constant_value" in spec
+                                                 and name not in ENDPOINT_QUERY}}
+    if method in BODY_METHODS:
+        body = schema.get("request_body_schema") if isinstance(schema.get("request_body_schema"), dict) else {}
+        properties, required = body.get("properties") or {}, body.get("required") or []
+    else:
+        properties = {name: spec for name, spec in query_properties.items()
+                      if isinstance(spec, dict) and "description" in spec and name not in ENDPOINT_QUERY}
+        required = [name for name in query.get("required") or [] if name in properties]
+    if properties:
+        function["parameters"] = {"type": "object", "required": list(required),
+                                  "properties": {name: _schema_property(spec) for name, spec in properties.items()
+                                                 if isinstance(spec, dict)}}
+    if isinstance(tool_config.get("response_timeout_secs"), int):
+        function["timeout_ms"] = tool_config["response_timeout_secs"] * 1000
+    if tool_config.get("pre_tool_speech") in ("force", "off"):
+        function["speak_during_execution"] = tool_config["pre_tool_speech"] == "force"
+    return function
+
+
+def function_from_custom_tool(tool: dict) -> dict:
+    """A Retell `type: "custom"` tool back as a local function's fields (the inverse of custom_tool):
+    the query parameters custom_tool adds for args_at_root are not the function's own."""
+    function = {k: v for k, v in tool.items() if k not in ("type", "execution_message_description")}
+    function["execution_message"] = tool.get("execution_message_description", "")
+    if isinstance(tool.get("query_params"), dict):
+        function["query_params"] = {k: v for k, v in tool["query_params"].items()
+                                    if not (tool.get("args_at_root") and k in ENDPOINT_QUERY)}
+    return function
 
 
 # --- prompts -----------------------------------------------------------------------------

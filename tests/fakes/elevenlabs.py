@@ -196,3 +196,35 @@ class FakeElevenLabs:
                 words = script.split()
                 heard = words[: max(1, len(pending) // 4000)]
                 websocket.send(json.dumps({"message_type": "partial_transcript", "text": " ".join(heard)}))
+
+
+# --- ElevenLabs' side of a webhook (server) tool call (twilio_elevenlabs.md B4) -----------------
+def webhook_tool_request(tool_config: dict, *, arguments: dict, variables: dict[str, str]) -> dict:
+    """The HTTP request ElevenLabs makes for a webhook tool: `api_schema.url` with its query
+    params (a `constant_value` as it is, a `dynamic_variable` from `variables`, e.g.
+    system__conversation_id, a described one from `arguments`), the `request_headers` as they
+    are (a plain string value is sent as it is), and the body arguments as the JSON body.
+
+    Returns {"method", "path_and_query", "headers", "body"} for a test client."""
+    from urllib.parse import urlencode, urlsplit as split
+
+    schema = tool_config["api_schema"]
+    query = {}
+    for name, spec in (schema.get("query_params_schema") or {}).get("properties", {}).items():
+        if "constant_value" in spec:
+            query[name] = spec["constant_value"]
+        elif "dynamic_variable" in spec:
+            query[name] = variables[spec["dynamic_variable"]]
+        elif name in arguments:
+            query[name] = arguments[name]
+    body_properties = (schema.get("request_body_schema") or {}).get("properties", {})
+    body = {name: value for name, value in arguments.items() if name in body_properties}
+    headers = {}
+    for name, value in (schema.get("request_headers") or {}).items():
+        if not isinstance(value, str):
+            raise ValueError(f"header {name} needs an ElevenLabs secret or variable: {value}")
+        headers[name] = value
+    url = split(schema["url"])
+    path_and_query = url.path + "?" + urlencode({**dict(p.split("=", 1) for p in url.query.split("&") if p), **query})
+    return {"method": schema.get("method", "GET"), "path_and_query": path_and_query, "headers": headers,
+            "body": json.dumps(body).encode() if schema.get("method", "GET") in ("POST", "PUT", "PATCH") else b""}

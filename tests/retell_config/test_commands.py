@@ -60,7 +60,9 @@ def test_sync_agents_prints_drift_and_keeps_local_changes(company_a, retell_agen
     out = run("sync_agents", "--company", company_a.slug)
 
     assert "agent_abc123: drift" in out
-    assert "drift begin_message: local 'Local hello' / remote 'Remote hello'" in out
+    # Values as JSON, as the run page shows them; no internal field.
+    assert 'drift begin_message: local "Local hello" / remote "Remote hello"' in out
+    assert "socket_url_ok" not in out
     assert Agent.objects.get(pk=main.pk).begin_message == "Local hello"
 
 

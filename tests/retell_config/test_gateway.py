@@ -214,8 +214,14 @@ def test_sync_all_export_and_import(owner_gateway, company_a, retell_agents, fak
     assert run["kind"] == "sync_all"
 
     exported = owner_gateway.call("retell_config.exportFunctions", {"company_id": company_a.pk,
-                                                                     "format": "elevenlabs"})["result"]
+                                                                     "format": "elevenlabs",
+                                                                     "agent_id": "agent_abc123"})["result"]
     assert len(exported["tools"]) == 4
+    assert exported["tools"][0]["tool_config"]["api_schema"]["request_headers"]["Authorization"].startswith(
+        "Bearer vdtk_")
+    unnamed = owner_gateway.call("retell_config.exportFunctions", {"company_id": company_a.pk,
+                                                                    "format": "elevenlabs"})["error"]
+    assert unnamed["code"] == -32602 and unnamed["data"]["param"] == "agent_id"
     backup = owner_gateway.call("retell_config.exportFunctions", {"company_id": company_a.pk})["result"]
     imported = owner_gateway.call("retell_config.importFunctions", {"company_id": company_a.pk,
                                                                      "document": backup})["result"]

@@ -329,7 +329,7 @@ def test_export_as_retell_tools_and_as_elevenlabs_webhook_tools(company_a, retel
     seed_functions(company_a, [main])
 
     retell = services.functions_export(company=company_a, fmt="retell")
-    eleven = services.functions_export(company=company_a, fmt="elevenlabs")
+    eleven = services.functions_export_elevenlabs(actor=ACTOR, company=company_a, agent=main)
 
     assert {t["type"] for t in retell["general_tools"]} == {"custom"}
     config = next(t["tool_config"] for t in eleven["tools"] if t["tool_config"]["name"] == "cancel_appointment")

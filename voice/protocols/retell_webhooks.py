@@ -109,6 +109,34 @@ def _classify(payload, query: dict[str, str]) -> RetellRequest:
                                              "{name, call, args} (or ?function=&agent_id= for bare args).")
 
 
+def tool_call(payload, query: dict[str, str]) -> RetellRequest:
+    """A call of a webhook tool that sends only the arguments (ElevenLabs' webhook tools as this
+    server exports them): the body is the arguments, whatever keys they have; the function,
+    agent, call and caller come from the query (`?function=&agent_id=&call_id=&from_number=`).
+    Raises ProtocolError (`bad_payload`, `unrecognised_body`, `invalid_field`)."""
+    if not isinstance(payload, dict):
+        raise ProtocolError("bad_payload", "The body must be a JSON object of the function's arguments.")
+    if not query.get("function"):
+        raise ProtocolError("unrecognised_body", "A tool call names its function with ?function=.")
+    caller = query.get("from_number", "")
+    request = RetellRequest(kind="function", agent_id=query.get("agent_id", ""), call_id=query.get("call_id", ""),
+                            name=query["function"], args=payload, payload=payload,
+                            call={"from_number": caller} if caller else {})
+    return _identifiers_checked(request, {"agent_id": "?agent_id=", "call_id": "?call_id=", "name": "?function="})
+
+
+def named(payload, query: dict[str, str]) -> dict[str, str]:
+    """What a parsed body (and the query) names, read as far as it can be, for the receipt of a
+    request that is refused: {"kind", "event_type" (the event or the function), "call_id"};
+    empty when it is no Retell request. Never raises; the ids are not checked (the receipt
+    fits them to its columns)."""
+    try:
+        request = _classify(payload, query)
+    except ProtocolError:
+        return {}
+    return {"kind": request.kind, "event_type": request.event or request.name, "call_id": request.call_id}
+
+
 def dedupe_key(request: RetellRequest, body: bytes) -> str:
     """Lifecycle: event + call id. Transfers: + start timestamp + destination. Transcript updates:
     each distinct body once (the newest transcript wins when applied)."""

@@ -1,18 +1,22 @@
 """Run the product on one machine: the ASGI server and a Celery worker (with beat).
 
-`make run` calls this after migrating and seeding. Ctrl-C stops both children; if
-either dies, the other is stopped too, so nothing is left running in the background.
+`make run` calls this after migrating and seeding. It says the product is running once
+the web server answers `/health`. Ctrl-C stops both children; if either dies, the other
+is stopped too, so nothing is left running in the background.
 """
 
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
 STOP_GRACE_SECONDS = 10
+PROBE_EVERY_SECONDS = 0.2
 
 
 class Command(BaseCommand):
@@ -36,11 +40,15 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, _interrupt)
         signal.signal(signal.SIGINT, _interrupt)
         children = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
-        self.stdout.write(self.style.SUCCESS(
-            f"VoiceDesk is running at http://{host}:{port}/admin/ (web pid {children['web'].pid}, "
-            f"worker pid {children['worker'].pid}). Ctrl-C stops both."))
+        self.stdout.write(f"Starting the web server and the Celery worker on http://{host}:{port}/ …")
         exit_code = 0
         try:
+            # A wildcard address is reached on loopback.
+            health = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}/health"
+            if _answers_once_up(health, children["web"]):
+                self.stdout.write(self.style.SUCCESS(
+                    f"VoiceDesk is running at http://{host}:{port}/admin/ (web pid {children['web'].pid}, "
+                    f"worker pid {children['worker'].pid}). Ctrl-C stops both."))
             while True:
                 finished = {n: c.returncode for n, c in children.items() if c.poll() is not None}
                 if finished:
@@ -55,6 +63,20 @@ class Command(BaseCommand):
             _stop(children.values())
         if exit_code:
             sys.exit(exit_code)
+
+
+def _answers_once_up(url: str, web: subprocess.Popen) -> bool:
+    """Wait until `url` answers (any HTTP status: /health says 503 when a backend is down, but the
+    server is up). False when the web process ended first; Ctrl-C interrupts the wait."""
+    while web.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return True
+        except urllib.error.HTTPError:
+            return True
+        except (urllib.error.URLError, OSError):
+            time.sleep(PROBE_EVERY_SECONDS)
+    return False
 
 
 def _interrupt(signum, frame) -> None:

@@ -17,6 +17,7 @@ thread (asgiref's sync_to_async). Error messages never hold the auth token.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any, Callable
@@ -74,6 +75,24 @@ def number_record(instance) -> dict:
              "trunk_sid")}
 
 
+def _as_rest_exception(exc: Exception):
+    """A list page Twilio refused comes as a bare TwilioException("Unable to fetch page", response):
+    the same error as any refused call (status and Twilio's code), or `exc` when no answer is in it."""
+    from twilio.base.exceptions import TwilioRestException
+
+    response = exc.args[1] if len(exc.args) > 1 else None
+    status = getattr(response, "status_code", None)
+    if not isinstance(status, int):
+        return exc
+    try:
+        error = json.loads(response.text)
+    except (TypeError, ValueError):
+        error = {}
+    error = error if isinstance(error, dict) else {}
+    code = error.get("code") if isinstance(error.get("code"), int) else None
+    return TwilioRestException(status, "", msg=str(error.get("message") or exc.args[0]), code=code)
+
+
 class TwilioClient:
     """The company's Twilio REST client. Use it as a context manager (it holds a connection pool)."""
 
@@ -115,7 +134,12 @@ class TwilioClient:
                 raise TwilioUnavailable(f"Twilio is disconnected for this company (circuit open, next try in "
                                         f"{exc.retry_in:.0f} s).") from None
             try:
-                result = send()
+                try:
+                    result = send()
+                except TwilioRestException:
+                    raise
+                except TwilioException as exc:
+                    raise _as_rest_exception(exc) from None
             except TwilioRestException as exc:
                 if exc.status not in TRANSIENT_STATUSES:
                     self.breaker.record_success()  # Twilio answered: the connection is fine

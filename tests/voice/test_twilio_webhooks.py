@@ -9,29 +9,16 @@ from twilio.request_validator import RequestValidator
 
 from appointments.models import Appointment
 from audit.models import ActivityLogEntry, WebhookReceipt
-from retell_config.models import Agent
 from tests.factories import _appointment
 from tests.fakes import twilio
+from tests.voice.conftest import TWILIO_NUMBER, TWILIO_PUBLIC
 from voice.models import Call, TwilioNumber
 from voice.twilio_tokens import StreamGrant, verify_and_consume
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the receipt writer commits on its own connection
 
-PUBLIC = "https://voice.example.com"
-NUMBER = "+493083793369"
+PUBLIC, NUMBER = TWILIO_PUBLIC, TWILIO_NUMBER
 INCOMING, STATUS = "/api/voice-agent/incoming", "/api/voice-agent/status"
-
-
-@pytest.fixture
-def twilio_number(company_a, settings):
-    """company_a (German) takes calls over Twilio on NUMBER, answered by its main agent."""
-    settings.PUBLIC_BASE_URL = PUBLIC
-    company_a.twilio_account_sid = twilio.ACCOUNT_SID
-    company_a.twilio_auth_token = twilio.AUTH_TOKEN
-    company_a.twilio_enabled = True
-    company_a.save()
-    agent = Agent.objects.create(company=company_a, agent_id="agent_abc123", name="Main Reception Agent")
-    return TwilioNumber.objects.create(company=company_a, phone_number=NUMBER, agent=agent)
 
 
 def only_receipt() -> WebhookReceipt:

@@ -47,6 +47,23 @@ def sign(url: str, params: dict, token: str = AUTH_TOKEN) -> str:
     return RequestValidator(token).compute_signature(url, params)
 
 
+class Pairs(dict):
+    """Form parameters that may repeat a name, as the validator reads them (through getlist)."""
+
+    def __init__(self, pairs) -> None:
+        super().__init__()
+        for name, value in pairs:
+            self.setdefault(name, []).append(value)
+
+    def getlist(self, name: str) -> list[str]:
+        return self.get(name, [])
+
+
+def sign_pairs(url: str, pairs, token: str = AUTH_TOKEN) -> str:
+    """X-Twilio-Signature for a POST of the (name, value) `pairs` to `url` (a name may repeat)."""
+    return RequestValidator(token).compute_signature(url, Pairs(pairs))
+
+
 def post(client, path: str, params: dict, *, signed_url: str, token: str = AUTH_TOKEN, signature: str | None = None,
          body: bytes | None = None, **extra):
     """POST the form to `path` of the Django test client, signed over `signed_url` with `token`

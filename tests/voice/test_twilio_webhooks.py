@@ -236,6 +236,14 @@ def test_a_body_that_is_not_utf8_form_data_is_400_and_stored(client, twilio_numb
     assert bytes(only_receipt().body) == b"To=%FF%FE&CallSid=\xff"
 
 
+def test_a_body_with_more_fields_than_twilio_sends_is_400(client, twilio_number):
+    body = "&".join(f"Field{i}=1" for i in range(201)).encode()
+
+    response = twilio.post(client, INCOMING, {}, signed_url=PUBLIC + INCOMING, body=body)
+
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "bad_form")
+
+
 def test_only_post_is_accepted(client, twilio_number):
     assert client.get(INCOMING).status_code == 405
     assert client.get(STATUS).status_code == 405
@@ -273,12 +281,23 @@ def test_callbacks_out_of_order_apply_by_sequence_number(client, twilio_number, 
     assert Call.objects.get(call_id=sid).status == "in-progress"
 
 
+def test_a_status_this_server_does_not_know_takes_its_place_by_sequence_number(client, twilio_number,
+                                                                                celery_eager):
+    sid = twilio.new_call_sid()
+
+    post_status(client, sid, "answering-machine", 5)  # a status Twilio might add one day
+    post_status(client, sid, "ringing", 1)
+
+    call = Call.objects.get(call_id=sid)
+    assert (call.status, call.ended_at) == ("answering-machine", None)
+
+
 def test_a_late_callback_never_reopens_an_ended_call(client, twilio_number, celery_eager):
     sid = twilio.new_call_sid()
-    post_status(client, sid, "completed", 4, duration=30)
+    post_status(client, sid, "completed", None, duration=30)  # without SequenceNumber: its place is the end
 
     post_status(client, sid, "in-progress", 2)
-    post_status(client, sid, "ringing", None)
+    post_status(client, sid, "ringing", 1)
     twilio.post(client, INCOMING, twilio.incoming_form(to=NUMBER, call_sid=sid), signed_url=PUBLIC + INCOMING)
 
     call = Call.objects.get(call_id=sid)

@@ -238,6 +238,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # The twilio package logs every request and its headers at INFO; our client logs what matters.
+        "twilio.http_client": {"level": "WARNING"},
         # The ASGI server's connection and access lines carry paths: through our handler,
         # so agent socket tokens are masked there too.
         **{name: {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False}

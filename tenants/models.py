@@ -140,10 +140,10 @@ class Company(models.Model):
         "answer calls to its Twilio numbers", default=False, db_default=False,
         help_text="Off: a call to one of its Twilio numbers hears a short apology and is hung up.")
     stt_provider = models.CharField(
-        "speech-to-text", max_length=16, blank=True, db_default="", choices=stt_provider_choices,
+        "speech-to-text", max_length=16, blank=True, default="", db_default="", choices=stt_provider_choices,
         help_text="For calls over Twilio. Empty: the platform's SPEECH_STT_PROVIDER.")
     tts_provider = models.CharField(
-        "text-to-speech", max_length=16, blank=True, db_default="", choices=tts_provider_choices,
+        "text-to-speech", max_length=16, blank=True, default="", db_default="", choices=tts_provider_choices,
         help_text="For calls over Twilio. Empty: the platform's SPEECH_TTS_PROVIDER.")
     elevenlabs_api_key = SecretField(verbose_name="ElevenLabs API key")
     retell_require_published_ip = models.BooleanField(

@@ -341,7 +341,9 @@ def _process_twilio_event(*, receipt: WebhookReceipt, company: Company) -> tuple
         raise Unprocessable(str(exc)) from None
     if not form.first("CallSid") or not form.first("CallStatus"):
         raise Unprocessable("The status callback names no call or no status.")
-    _log(company, "webhook.received", f"Twilio status callback: {form.first('CallStatus')}", receipt)
+    # The event's name, not the status as sent: a status may hold what no log line can (NUL).
+    _log(company, "webhook.received", f"Twilio status callback: {twilio.status_event(form.first('CallStatus'))}",
+         receipt)
     _log(company, "webhook.call", f"Call ID: {receipt.call_id}", receipt)
     number = TwilioNumber.objects.filter(company=company, phone_number=form.first("To")).first()
     notes: list[str] = []

@@ -329,6 +329,15 @@ def test_the_end_of_the_call_confirms_the_appointments_booked_in_it(client, twil
     assert Appointment.objects.get(pk=appointment.pk).status == "confirmed"
 
 
+def test_a_status_holding_a_nul_is_applied_cleaned_not_failed(client, twilio_number, celery_eager):
+    sid = twilio.new_call_sid()
+
+    assert post_status(client, sid, "in-\x00progress", 1).status_code == 204
+
+    assert only_receipt().status == "processed"
+    assert Call.objects.get(call_id=sid).status == "in-progress"
+
+
 def test_a_status_callback_with_a_bad_signature_is_403(client, twilio_number):
     form = twilio.status_form(to=NUMBER, call_sid=twilio.new_call_sid(), status="completed", sequence=1)
 

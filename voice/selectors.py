@@ -17,7 +17,7 @@ from appointments.selectors import phone_region
 
 from .dialog.base import AgentInfo, CallContext, CompanyInfo
 from .dialog.catalogue import company_services
-from .models import TwilioNumber
+from .models import Call, TwilioNumber
 
 
 def agent_by_socket_token(token: str) -> Agent | None:
@@ -94,6 +94,16 @@ def twilio_number_called(phone_number: str) -> TwilioNumber | None:
         return None
     return (TwilioNumber.objects.select_related("company", "agent")
             .filter(phone_number=phone_number, company__is_active=True).first())
+
+
+def twilio_number_of_call(*, company_id: int, call_sid: str) -> TwilioNumber | None:
+    """The company's Twilio number that call `call_sid` called (its speech providers override the
+    company's for the call), or None."""
+    to_number = (Call.objects.filter(company_id=company_id, call_id=call_sid)
+                 .values_list("to_number", flat=True).first())
+    if not to_number:
+        return None
+    return TwilioNumber.objects.filter(company_id=company_id, phone_number=to_number).first()
 
 
 # What the Retell webhook checks read about an agent and its company.

@@ -193,14 +193,15 @@ def _twilio_events(call: Call, event: str) -> None:
     call.last_event = call.events[-1]
 
 
-def call_start_twilio(*, company: Company, agent: Agent, call_sid: str, form: twilio.Form,
+def call_start_twilio(*, company: Company, agent: Agent, call_sid: str, form: twilio.Form, received_at: datetime,
                       notes: list[str] | None = None) -> Call:
-    """Record a call Twilio announced with its (verified) incoming webhook: the row is made, or, if
-    a status callback came first, completed; a field a later callback set is kept (the incoming
+    """Record a call Twilio announced with its (verified) incoming webhook, received at `received_at`
+    (its start: Twilio tells an inbound call's status callback only its end): the row is made, or,
+    if a status callback came first, completed; a field a later callback set is kept (the incoming
     webhook ranks below every callback). Each field is fitted to its column on its own, what was
     changed appended to `notes` when given. Raises CallOfAnotherCompany when the SID is another
     company's call."""
-    fields = {**twilio.call_fields(form), "call_type": "phone_call"}
+    fields = {**twilio.call_fields(form), "call_type": "phone_call", "started_at": received_at}
     fields, fit_notes = model_values_fit(Call, fields, where="call.")
     if notes is not None:
         notes.extend(fit_notes)

@@ -139,7 +139,8 @@ def _connect(receipt: WebhookReceipt, number: TwilioNumber, form: twilio.Form, c
     company, agent = number.company, number.agent
     notes: list[str] = []
     try:
-        services.call_start_twilio(company=company, agent=agent, call_sid=call_sid, form=form, notes=notes)
+        services.call_start_twilio(company=company, agent=agent, call_sid=call_sid, form=form,
+                                   received_at=receipt.received_at, notes=notes)
     except services.CallOfAnotherCompany:
         receipt_reject(receipt=receipt, code="call_of_another_company",
                        message="The CallSid is another company's call.")

@@ -13,6 +13,7 @@ from tests.factories import _appointment
 from tests.fakes import twilio
 from tests.voice.conftest import TWILIO_NUMBER, TWILIO_PUBLIC
 from voice.models import Call, TwilioNumber
+from voice.selectors import twilio_number_of_call
 from voice.twilio_tokens import StreamGrant, verify_and_consume
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the receipt writer commits on its own connection
@@ -66,7 +67,13 @@ def test_a_signed_call_is_answered_with_its_media_stream_and_a_one_time_token(cl
     call = Call.objects.get(call_id=sid)
     assert (call.source, call.agent_id, call.from_number, call.to_number, call.direction, call.status) == (
         "twilio", twilio_number.agent_id, twilio.CALLER, NUMBER, "inbound", "ringing")
+    # Twilio reports only the end of an inbound call to the number's status callback: the call
+    # starts when it is answered here.
+    assert call.started_at == receipt.received_at
     assert ActivityLogEntry.objects.filter(kind="twilio.call_incoming", data__call_id=sid).exists()
+    # The socket finds the number called, whose speech providers override the company's.
+    assert twilio_number_of_call(company_id=twilio_number.company_id, call_sid=sid) == twilio_number
+    assert twilio_number_of_call(company_id=twilio_number.company_id + 1, call_sid=sid) is None
 
 
 @pytest.mark.parametrize("case", ["tampered_parameter", "added_parameter", "wrong_token", "no_signature"])

@@ -29,6 +29,8 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhos
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 # Trusted reverse proxies in front of the app; their X-Forwarded-For gives the client IP.
 NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+# Behind a TLS-terminating proxy: X-Forwarded-Proto tells the scheme the client used (and
+# X-Forwarded-Host the host, where a provider's signature covers the URL it called).
 BEHIND_TLS_PROXY = env.bool("DJANGO_BEHIND_TLS_PROXY", default=False)
 if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -254,6 +256,8 @@ LOGGING = {
         # records its own exchanges (sync runs, attempts, the activity log), and commands print
         # only their own lines.
         "httpx": {"level": "WARNING"},
+        # The twilio package logs every request and its headers at INFO; our client logs what matters.
+        "twilio.http_client": {"level": "WARNING"},
         # The ASGI server's connection and access lines carry paths: through our handler,
         # so agent socket tokens are masked there too.
         **{name: {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False}
@@ -392,3 +396,17 @@ VAD_AGGRESSIVENESS = env.int("VAD_AGGRESSIVENESS", default=2)
 VAD_MIN_SPEECH_MS = env.int("VAD_MIN_SPEECH_MS", default=100)
 VAD_END_SILENCE_MS = env.int("VAD_END_SILENCE_MS", default=700)
 VAD_MAX_UTTERANCE_MS = env.int("VAD_MAX_UTTERANCE_MS", default=15000)
+
+# --- Twilio: the voice webhooks, the REST client and the numbers (issue 14) --------------------
+# Twilio's REST API (tests point it at a loopback fake); seconds each call may take.
+TWILIO_API_BASE_URL = env("TWILIO_API_BASE_URL", default="https://api.twilio.com")
+TWILIO_TIMEOUT_SECONDS = env.float("TWILIO_TIMEOUT_SECONDS", default=10.0)
+# Retries of calls that only read (the numbers list), never of updates; the wait doubles.
+TWILIO_MAX_RETRIES = env.int("TWILIO_MAX_RETRIES", default=2)
+TWILIO_RETRY_BACKOFF_SECONDS = env.float("TWILIO_RETRY_BACKOFF_SECONDS", default=0.5)
+# The circuit per company opens after this many failures in a row, and tries again after the reset.
+TWILIO_CIRCUIT_FAILURES = env.int("TWILIO_CIRCUIT_FAILURES", default=5)
+TWILIO_CIRCUIT_RESET_SECONDS = env.float("TWILIO_CIRCUIT_RESET_SECONDS", default=60.0)
+# Seconds the one-time token of a call's media stream (a <Parameter> of the TwiML answer) is valid:
+# Twilio opens the stream right after it reads the answer.
+TWILIO_STREAM_TOKEN_TTL_SECONDS = env.int("TWILIO_STREAM_TOKEN_TTL_SECONDS", default=60)

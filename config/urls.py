@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView
 from config.health import health
 from config.static import favicon
 from retell_config import views as retell_views
-from voice import views as voice_views
+from voice import twilio_views, views as voice_views
 
 admin.site.site_header = "VoiceDesk"
 admin.site.site_title = "VoiceDesk admin"
@@ -23,6 +23,9 @@ urlpatterns = [
     re_path(r"^api/retell/webhook/?$", voice_views.retell_webhook, name="retell-events"),
     re_path(r"^api/mcp/retell/custom-function/?$", voice_views.retell_webhook, name="retell-custom-function"),
     re_path(r"^api/elevenlabs/callback/?$", voice_views.elevenlabs_callback, name="elevenlabs-callback"),
+    # Twilio's voice webhooks (voice/twilio_views.py); the signature covers the URL as configured, slash or not.
+    re_path(r"^api/voice-agent/incoming/?$", twilio_views.twilio_incoming, name="twilio-incoming"),
+    re_path(r"^api/voice-agent/status/?$", twilio_views.twilio_status, name="twilio-status"),
 ]
 
 if settings.BENCH_TRIVIAL_VIEW:

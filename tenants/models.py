@@ -102,6 +102,21 @@ class CompanyQuerySet(TenantQuerySet):
     company_lookup = "pk"
 
 
+def stt_provider_choices() -> list[tuple[str, str]]:
+    """The speech-to-text providers (voice.speech.registry), read when a form or a check needs
+    them, so that this ground-floor module does not load the speech components at start-up."""
+    from voice.speech.registry import STT_CHOICES
+
+    return STT_CHOICES
+
+
+def tts_provider_choices() -> list[tuple[str, str]]:
+    """The text-to-speech providers (voice.speech.registry), read lazily like stt_provider_choices."""
+    from voice.speech.registry import TTS_CHOICES
+
+    return TTS_CHOICES
+
+
 class Company(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80, unique=True)
@@ -119,7 +134,17 @@ class Company(models.Model):
     retell_api_key = SecretField(verbose_name="Retell API key",
                                  help_text="The webhook-badged key: Retell signs webhooks with it.")
     twilio_account_sid = models.CharField(max_length=64, blank=True)
-    twilio_auth_token = SecretField(verbose_name="Twilio auth token")
+    twilio_auth_token = SecretField(verbose_name="Twilio auth token",
+                                    help_text="The primary auth token: it signs Twilio's webhooks and opens its API.")
+    twilio_enabled = models.BooleanField(
+        "answer calls to its Twilio numbers", default=False, db_default=False,
+        help_text="Off: a call to one of its Twilio numbers hears a short apology and is hung up.")
+    stt_provider = models.CharField(
+        "speech-to-text", max_length=16, blank=True, default="", db_default="", choices=stt_provider_choices,
+        help_text="For calls over Twilio. Empty: the platform's SPEECH_STT_PROVIDER.")
+    tts_provider = models.CharField(
+        "text-to-speech", max_length=16, blank=True, default="", db_default="", choices=tts_provider_choices,
+        help_text="For calls over Twilio. Empty: the platform's SPEECH_TTS_PROVIDER.")
     elevenlabs_api_key = SecretField(verbose_name="ElevenLabs API key")
     retell_require_published_ip = models.BooleanField(
         "accept Retell requests only from Retell's published IP", default=False,

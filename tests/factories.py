@@ -18,7 +18,7 @@ from appointments.models import Appointment, Closure, FunctionInvocation, Servic
 from audit.models import ActivityLogEntry, AuditEntry, Delivery, DeliveryAttempt, WebhookReceipt
 from retell_config.models import Agent, PromptVersion, SyncRun
 from tenants.models import Company, Membership, company_of_model
-from voice.models import Call
+from voice.models import Call, TwilioNumber
 
 _sequence = itertools.count(1)
 
@@ -63,8 +63,13 @@ def _appointment(company: Company, call_id: str = "") -> Appointment:
                                       call_id=call_id)
 
 
+def _twilio_number(company: Company, agent: Agent | None = None) -> TwilioNumber:
+    return TwilioNumber.objects.create(company=company, agent=agent, phone_number=f"+4930555{next(_sequence):05d}")
+
+
 FACTORIES = {
     Membership: _membership,
+    TwilioNumber: _twilio_number,
     Service: _service,
     Closure: _closure,
     Appointment: _appointment,
@@ -142,6 +147,7 @@ def _run(agent: Agent) -> SyncRun:
 AGENT_ROWS = {
     Agent: {"itself": lambda agent: agent},
     Call: {"its call": _call_of},
+    TwilioNumber: {"answered by it": lambda agent: _twilio_number(agent.company, agent)},
     PromptVersion: {"its prompt version": _version},
     SyncRun: {"a run naming it": _run},
     WebhookReceipt: {"a receipt of its call": _receipt},
@@ -159,6 +165,8 @@ AGENT_ROWS = {
             agent, appointment_id=_appointment(agent.company, _call_of(agent).call_id).pk),
         "naming a delivery of its call": lambda agent: _line(agent, delivery_id=_call_record(agent).pk),
         "naming a run for it": lambda agent: _line(agent, run=_run(agent).pk),
+        "naming its Twilio number": lambda agent: _line(
+            agent, twilio_number_id=_twilio_number(agent.company, agent).pk),
     },
     AuditEntry: {
         "about it": _audit,
@@ -167,12 +175,14 @@ AGENT_ROWS = {
             _appointment(agent.company, _call_of(agent).call_id)),
         "about a run for it": lambda agent: _audit(_run(agent)),
         "about a delivery of its call": lambda agent: _audit(_call_record(agent)),
+        "about its Twilio number": lambda agent: _audit(_twilio_number(agent.company, agent)),
     },
 }
 
 # Rows of the same models that belong to no agent: company-wide.
 AGENTLESS_ROWS = {
     Call: lambda company: make_call(company),
+    TwilioNumber: lambda company: _twilio_number(company),
     WebhookReceipt: lambda company: WebhookReceipt.objects.create(
         provider="twilio", company=company, endpoint="/api/voice-agent/incoming", body=b"", status="processed"),
     Appointment: lambda company: _appointment(company),

@@ -5,7 +5,8 @@ grants it (`tenants.models.TenantQuerySet.restrict`). This module tells `restric
 rows of the other models belong to an agent, so that such a member reaches only the rows of
 the agents it may view, in the admin, the configuration page, the gateway and any API alike:
 
-- a call belongs to its agent; a prompt version to its agent;
+- a call belongs to its agent; a prompt version to its agent; a Twilio number to the agent that
+  answers it;
 - a row that names a call (a webhook receipt, an appointment made in a call, a function
   invocation, a delivery of a call record or of an appointment's confirmation) belongs to the
   call's agent;
@@ -36,7 +37,7 @@ from audit.models import ActivityLogEntry, AuditEntry, Delivery, DeliveryAttempt
 from retell_config.models import Agent, PromptVersion, SyncRun
 from tenants.models import limited_scope_register, user_memberships
 
-from .models import Call
+from .models import Call, TwilioNumber
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,7 @@ ACTIVITY_REFERENCES = {
     "appointment_id": (Appointment, "pk"),
     "previous_appointment_id": (Appointment, "pk"),
     "run": (SyncRun, "pk"),
+    "twilio_number_id": (TwilioNumber, "pk"),
 }
 
 
@@ -145,6 +147,7 @@ def _audit(seen: Seen) -> Q:
 ROW_SCOPES = {
     Agent: _agent,
     Call: _call,
+    TwilioNumber: _call,  # as a call: its agent's, or company-wide while no agent answers it
     PromptVersion: _of_agent,
     SyncRun: _sync_run,
     WebhookReceipt: _names_call,

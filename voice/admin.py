@@ -1,12 +1,23 @@
 import json
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from audit.actor import Actor
 from audit.admin import ReadOnlyTenantAdmin
+from tenants.admin import TenantAdmin
+from tenants.selectors import companies_allowing
 
-from .models import Call
+from .models import Call, TwilioNumber
+from .selectors import twilio_webhook_urls
+from .twilio_client import TwilioError
+from .twilio_numbers import twilio_number_configure, twilio_number_save, twilio_numbers_pull
 
 
 @admin.register(Call)
@@ -54,3 +65,82 @@ def _outcome(turn: dict):
                                       (f"transfer to {turn.get('transfer_number')}", turn.get("transfer_number")))
               if on]
     return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in lines)) or "—"
+
+
+class PullForm(forms.Form):
+    company = forms.ModelChoiceField(queryset=None, help_text="Its Twilio account SID and auth token are used.")
+
+    def __init__(self, *args, companies, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["company"].queryset = companies
+        if len(companies) == 1:
+            self.fields["company"].initial = companies[0]
+
+
+@admin.register(TwilioNumber)
+class TwilioNumberAdmin(TenantAdmin):
+    """A company's Twilio numbers: which agent answers each, with which speech providers; pulled
+    from Twilio and configured on it (voice URL and status callback) from here."""
+
+    list_display = ["phone_number", "friendly_name", "company", "agent", "stt_provider", "tts_provider",
+                    "points_here", "configured_at"]
+    list_select_related = ["company", "agent"]
+    search_fields = ["phone_number", "friendly_name"]
+    readonly_fields = ["number_sid", "voice_url", "status_callback", "pulled_at", "configured_at"]
+    fieldsets = [
+        (None, {"fields": ["company", "phone_number", "friendly_name", "agent"]}),
+        ("Speech (empty: the company's choice)", {"fields": ["stt_provider", "tts_provider"]}),
+        ("On Twilio", {"fields": readonly_fields}),
+    ]
+    actions = ["configure_on_twilio"]
+
+    @admin.display(boolean=True, description="points here")
+    def points_here(self, number: TwilioNumber) -> bool:
+        """Does Twilio send this number's calls and status callbacks here (as last pulled or configured)?"""
+        return (number.voice_url, number.status_callback) == twilio_webhook_urls()
+
+    def save_instance(self, request, instance, m2m) -> None:
+        twilio_number_save(actor=Actor.from_request(request), number=instance)
+
+    @admin.action(description="Configure on Twilio (its calls and status callbacks come here)",
+                  permissions=["change"])
+    def configure_on_twilio(self, request, queryset) -> None:
+        actor = Actor.from_request(request)
+        allowed = TwilioNumber.objects.restrict(request.user, "change")
+        done = []
+        for number in queryset.filter(pk__in=allowed.values("pk")).select_related("company"):
+            try:
+                twilio_number_configure(actor=actor, number=number)
+            except (TwilioError, PermissionDenied) as exc:
+                self.message_user(request, f"{number.phone_number}: {getattr(exc, 'message', exc)}", messages.ERROR)
+            else:
+                done.append(number.phone_number)
+        if done:
+            voice_url, status_callback = twilio_webhook_urls()
+            self.message_user(request, f"Configured on Twilio: {', '.join(done)} (voice URL {voice_url}, status "
+                                       f"callback {status_callback}).", messages.SUCCESS)
+
+    def get_urls(self):
+        own = [path("pull/", self.admin_site.admin_view(self.pull_view), name="voice_twilionumber_pull")]
+        return own + super().get_urls()
+
+    def pull_view(self, request):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        companies = companies_allowing(user=request.user, model=TwilioNumber, action="add").filter(is_active=True)
+        form = PullForm(request.POST or None, companies=companies)
+        if request.method == "POST":
+            if not form.is_valid():
+                raise Http404("No such company of yours.")
+            company = form.cleaned_data["company"]
+            try:
+                result = twilio_numbers_pull(actor=Actor.from_request(request), company=company)
+            except TwilioError as exc:
+                self.message_user(request, f"Pulling from Twilio failed: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"Pulled the numbers of {company.name} from Twilio: {result.summary}.",
+                                  messages.SUCCESS)
+            return HttpResponseRedirect(reverse("admin:voice_twilionumber_changelist"))
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "form": form,
+                   "title": "Pull numbers from Twilio"}
+        return TemplateResponse(request, "admin/voice/twilionumber/pull.html", context)

@@ -1,9 +1,11 @@
 from typing import ClassVar
 
+from django.core.exceptions import ValidationError
 from django.db import models
 
-from tenants.models import TenantOwned
+from tenants.models import TenantOwned, stt_provider_choices, tts_provider_choices
 from tenants.roles import READ_ONLY_POLICY
+from tenants.validators import validate_e164
 
 
 class Call(TenantOwned):
@@ -18,6 +20,7 @@ class Call(TenantOwned):
     class Source(models.TextChoices):
         RETELL = "retell", "Retell"
         ELEVENLABS = "elevenlabs", "ElevenLabs"
+        TWILIO = "twilio", "Twilio"
 
     call_id = models.CharField("call id", max_length=128, unique=True)
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.RETELL)
@@ -70,3 +73,51 @@ class Call(TenantOwned):
     @property
     def duration_seconds(self) -> int | None:
         return None if self.duration_ms is None else round(self.duration_ms / 1000)
+
+
+# The one answer for a number that cannot be added, whichever company (this one or another) holds it.
+NUMBER_UNAVAILABLE = "This phone number cannot be added here. Check the number in your Twilio console."
+
+
+class TwilioNumber(TenantOwned):
+    """One of a company's Twilio phone numbers: the agent that answers calls to it, and the speech
+    providers of those calls. The called number (`To` of Twilio's webhook) names the company and
+    the agent, so a number belongs to one company only.
+
+    `voice_url`, `status_callback` and `number_sid` are what Twilio holds, as last pulled or
+    configured from the admin; they are never edited here.
+    """
+
+    phone_number = models.CharField(max_length=20, unique=True, validators=[validate_e164],
+                                    help_text="E.164, e.g. +493083793369.")
+    friendly_name = models.CharField(max_length=64, blank=True)
+    agent = models.ForeignKey("retell_config.Agent", null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="twilio_numbers",
+                              help_text="Answers calls to this number. Empty: callers hear that the number "
+                                        "is not in service.")
+    stt_provider = models.CharField(
+        "speech-to-text", max_length=16, blank=True, choices=stt_provider_choices,
+        help_text="Empty: the company's choice.")
+    tts_provider = models.CharField(
+        "text-to-speech", max_length=16, blank=True, choices=tts_provider_choices,
+        help_text="Empty: the company's choice.")
+    number_sid = models.CharField("Twilio number SID", max_length=34, blank=True, editable=False)
+    voice_url = models.URLField("voice URL on Twilio", max_length=500, blank=True, editable=False)
+    status_callback = models.URLField("status callback on Twilio", max_length=500, blank=True, editable=False)
+    pulled_at = models.DateTimeField("last pulled from Twilio", null=True, blank=True, editable=False)
+    configured_at = models.DateTimeField("last configured on Twilio", null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "Twilio number"
+        ordering = ["company__name", "phone_number"]
+
+    def __str__(self) -> str:
+        return f"{self.phone_number} ({self.friendly_name})" if self.friendly_name else self.phone_number
+
+    def unique_error_message(self, model_class, unique_check):
+        if model_class is TwilioNumber and tuple(unique_check) == ("phone_number",):
+            # Numbers are unique across companies: the answer must not tell that another one holds it.
+            return ValidationError(NUMBER_UNAVAILABLE, code="number_unavailable")
+        return super().unique_error_message(model_class, unique_check)

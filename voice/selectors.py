@@ -1,5 +1,5 @@
 """Reads of the voice app: the live call socket's (synchronous: callers on the event loop
-wrap them in database_sync_to_async) and the Retell webhook's."""
+wrap them in database_sync_to_async), the Retell webhook's and the Twilio webhooks'."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from appointments.selectors import phone_region
 
 from .dialog.base import AgentInfo, CallContext, CompanyInfo
 from .dialog.catalogue import company_services
+from .models import Call, TwilioNumber
 
 
 def agent_by_socket_token(token: str) -> Agent | None:
@@ -70,6 +71,39 @@ def agent_socket_url(agent: Agent) -> str:
         base = ("wss://" + public[len("https://"):] if public.startswith("https://")
                 else "ws://" + public.removeprefix("http://")) + "/retell-llm"
     return f"{base.rstrip('/')}/{agent.socket_token}"
+
+
+# --- Twilio ---------------------------------------------------------------------------------
+# The paths Twilio calls (config/urls.py, config/routing.py); Configure number gives it the first two.
+TWILIO_INCOMING_PATH = "/api/voice-agent/incoming"
+TWILIO_STATUS_PATH = "/api/voice-agent/status"
+TWILIO_MEDIA_STREAM_PATH = "/voice-agent/media-stream"
+
+
+def twilio_webhook_urls() -> tuple[str, str]:
+    """(voice URL, status callback URL) for a company's Twilio numbers: PUBLIC_BASE_URL + the paths."""
+    public = settings.PUBLIC_BASE_URL.rstrip("/")
+    return public + TWILIO_INCOMING_PATH, public + TWILIO_STATUS_PATH
+
+
+def twilio_number_called(phone_number: str) -> TwilioNumber | None:
+    """The Twilio number a webhook's `To` names, with its company and agent, if its company is
+    active; None for anything else (also for text that is no E.164 number)."""
+    digits = phone_number[1:] if phone_number.startswith("+") else ""
+    if not (digits.isascii() and digits.isdigit() and len(phone_number) <= 20):
+        return None
+    return (TwilioNumber.objects.select_related("company", "agent")
+            .filter(phone_number=phone_number, company__is_active=True).first())
+
+
+def twilio_number_of_call(*, company_id: int, call_sid: str) -> TwilioNumber | None:
+    """The company's Twilio number that call `call_sid` called (its speech providers override the
+    company's for the call), or None."""
+    to_number = (Call.objects.filter(company_id=company_id, call_id=call_sid)
+                 .values_list("to_number", flat=True).first())
+    if not to_number:
+        return None
+    return TwilioNumber.objects.filter(company_id=company_id, phone_number=to_number).first()
 
 
 # What the Retell webhook checks read about an agent and its company.

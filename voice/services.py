@@ -27,13 +27,15 @@ from audit.storable import identifier_problem, json_fit, json_loads, model_value
 from retell_config.models import Agent
 from tenants.models import Company
 
-from .models import Call
+from .models import Call, TwilioNumber
 from .protocols import retell_webhooks as retell
+from .protocols import twilio_webhooks as twilio
 
 logger = logging.getLogger(__name__)
 
 RETELL_ACTOR = Actor.system("retell webhook")
 ELEVENLABS_ACTOR = Actor.system("elevenlabs callback")
+TWILIO_ACTOR = Actor.system("twilio status callback")
 
 
 class Unprocessable(Exception):
@@ -185,6 +187,59 @@ def call_attach_elevenlabs(*, company: Company, data: dict, notes: list[str] | N
     return call
 
 
+# --- Twilio calls --------------------------------------------------------------------------
+def _twilio_events(call: Call, event: str) -> None:
+    call.events = sorted(set(call.events) | {event}, key=lambda e: (twilio.event_stage(e), e))
+    call.last_event = call.events[-1]
+
+
+def call_start_twilio(*, company: Company, agent: Agent, call_sid: str, form: twilio.Form, received_at: datetime,
+                      notes: list[str] | None = None) -> Call:
+    """Record a call Twilio announced with its (verified) incoming webhook, received at `received_at`
+    (its start: Twilio tells an inbound call's status callback only its end): the row is made, or,
+    if a status callback came first, completed; a field a later callback set is kept (the incoming
+    webhook ranks below every callback). Each field is fitted to its column on its own, what was
+    changed appended to `notes` when given. Raises CallOfAnotherCompany when the SID is another
+    company's call."""
+    fields = {**twilio.call_fields(form), "call_type": "phone_call", "started_at": received_at}
+    fields, fit_notes = model_values_fit(Call, fields, where="call.")
+    if notes is not None:
+        notes.extend(fit_notes)
+    with transaction.atomic():
+        call = _lock_or_create_call(company=company, call_id=call_sid, source=Call.Source.TWILIO)
+        _merge(call, fields, twilio.INCOMING_RANK)
+        if call.agent_id is None:
+            call.agent = agent
+        _twilio_events(call, twilio.INCOMING_EVENT)
+        call.full_clean()
+        call.save()
+    return call
+
+
+def call_apply_twilio_status(*, company: Company, form: twilio.Form, received_at: datetime,
+                             agent: Agent | None = None, notes: list[str] | None = None) -> tuple[Call, bool]:
+    """Apply one status callback to its call (made if unknown): callbacks in any order, or twice,
+    give the same row (twilio_webhooks.status_rank: by SequenceNumber, and a terminal status after
+    every other, so nothing reopens an ended call). Returns the call and whether this callback
+    ended it (its first terminal status). Raises CallOfAnotherCompany as call_start_twilio."""
+    call_status = form.first("CallStatus")
+    fields, read_notes = twilio.status_fields(form, received_at=received_at)
+    fields, fit_notes = model_values_fit(Call, fields, where="call.")
+    if notes is not None:
+        notes.extend([*read_notes, *fit_notes])
+    event = twilio.status_event(call_status)
+    with transaction.atomic():
+        call = _lock_or_create_call(company=company, call_id=form.first("CallSid"), source=Call.Source.TWILIO)
+        ended_before = any(twilio.is_terminal_event(e) for e in call.events)
+        _merge(call, fields, twilio.status_rank(call_status, twilio.sequence_number(form)))
+        if agent is not None and call.agent_id is None:
+            call.agent = agent
+        _twilio_events(call, event)
+        call.full_clean()
+        call.save()
+    return call, twilio.is_terminal_event(event) and not ended_before
+
+
 # --- Custom functions ------------------------------------------------------------------
 def custom_function_run(*, receipt: WebhookReceipt, company: Company, request: retell.RetellRequest) -> dict:
     """Run a verified custom-function call through the appointments handlers (idempotent per call,
@@ -217,9 +272,9 @@ def _newer_transcript_exists(receipt: WebhookReceipt) -> bool:
         status__in=WebhookReceipt.KEY_HOLDING).exists()
 
 
-def _call_ended(*, company: Company, call: Call, receipt: WebhookReceipt) -> None:
+def _call_ended(*, company: Company, call: Call, receipt: WebhookReceipt, actor: Actor = RETELL_ACTOR) -> None:
     """Confirm what the caller booked during the call and queue the backend deliveries."""
-    confirmed = appointments_confirm_for_call(actor=RETELL_ACTOR, company=company, call_id=call.call_id)
+    confirmed = appointments_confirm_for_call(actor=actor, company=company, call_id=call.call_id)
     if confirmed:
         _log(company, "webhook.function_data", "Custom function data found ✓", receipt)
     for appointment in confirmed:
@@ -280,9 +335,36 @@ def _process_elevenlabs_event(*, receipt: WebhookReceipt, company: Company) -> t
     return "", notes
 
 
+def _process_twilio_event(*, receipt: WebhookReceipt, company: Company) -> tuple[str, list[str]]:
+    """A status callback: the call's status (in SequenceNumber order); its end confirms the
+    appointments booked in it and forwards its record, as Retell's call_ended does."""
+    try:
+        form = twilio.form_parse(bytes(receipt.body))
+    except twilio.FormError as exc:
+        raise Unprocessable(str(exc)) from None
+    if not form.first("CallSid") or not form.first("CallStatus"):
+        raise Unprocessable("The status callback names no call or no status.")
+    # The event's name, not the status as sent: a status may hold what no log line can (NUL).
+    _log(company, "webhook.received", f"Twilio status callback: {twilio.status_event(form.first('CallStatus'))}",
+         receipt)
+    _log(company, "webhook.call", f"Call ID: {receipt.call_id}", receipt)
+    number = TwilioNumber.objects.filter(company=company, phone_number=form.first("To")).first()
+    notes: list[str] = []
+    call, ended = call_apply_twilio_status(company=company, form=form, received_at=receipt.received_at,
+                                           agent=number.agent if number else None, notes=notes)
+    if ended:
+        _call_ended(company=company, call=call, receipt=receipt, actor=TWILIO_ACTOR)
+    if notes:
+        _log(company, "webhook.cleaned", f"Fields cleaned or dropped to store the call: {len(notes)}", receipt,
+             level="warning", notes=notes)
+    _log(company, "webhook.processed", "Webhook processed successfully", receipt)
+    return "", notes
+
+
 PROCESSORS = {
     WebhookReceipt.Provider.RETELL: _process_retell_event,
     WebhookReceipt.Provider.ELEVENLABS: _process_elevenlabs_event,
+    WebhookReceipt.Provider.TWILIO: _process_twilio_event,
 }
 
 

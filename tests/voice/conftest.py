@@ -41,3 +41,38 @@ def live_db(transactional_db):
     deadline = time.monotonic() + 15
     while sessions_running() and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+# --- Twilio (issue 14) -------------------------------------------------------------------------
+TWILIO_PUBLIC = "https://voice.example.com"
+TWILIO_NUMBER = "+493083793369"
+
+
+@pytest.fixture
+def twilio_number(company_a, settings):
+    """company_a (German) takes calls over Twilio on TWILIO_NUMBER, answered by its main agent;
+    this server is at TWILIO_PUBLIC."""
+    from retell_config.models import Agent
+    from tests.fakes import twilio
+    from voice.models import TwilioNumber
+
+    settings.PUBLIC_BASE_URL = TWILIO_PUBLIC
+    company_a.twilio_account_sid = twilio.ACCOUNT_SID
+    company_a.twilio_auth_token = twilio.AUTH_TOKEN
+    company_a.twilio_enabled = True
+    company_a.save()
+    agent = Agent.objects.create(company=company_a, agent_id="agent_abc123", name="Main Reception Agent")
+    return TwilioNumber.objects.create(company=company_a, phone_number=TWILIO_NUMBER, agent=agent)
+
+
+@pytest.fixture
+def fake_twilio_api(settings):
+    """Twilio's REST API on loopback (tests.fakes.twilio_api), the twilio package pointed at it."""
+    from tests.fakes import twilio
+    from tests.fakes.twilio_api import FakeTwilioAPI
+
+    fake = FakeTwilioAPI(twilio.ACCOUNT_SID, twilio.AUTH_TOKEN).start()
+    settings.TWILIO_API_BASE_URL = fake.base_url
+    settings.TWILIO_RETRY_BACKOFF_SECONDS = 0
+    yield fake
+    fake.stop()

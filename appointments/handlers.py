@@ -57,6 +57,7 @@ class Context:
     now: datetime
     actor: Actor
     spoken: str | None = None       # the call's language when it is not the company's
+    is_test: bool = False           # the call is a testing tool's: what it books is marked as a test
 
     @property
     def language(self) -> str:
@@ -278,7 +279,7 @@ def _book(ctx: Context, *, name: str, start: datetime, service: Service | None, 
     try:
         appointment = services.appointment_book(
             actor=ctx.actor, company=ctx.company, customer_name=name, start=start, service=service, phone=phone,
-            call_id=ctx.call_id, status=Appointment.Status.PENDING, now=ctx.now)
+            call_id=ctx.call_id, status=Appointment.Status.PENDING, now=ctx.now, is_test=ctx.is_test)
     except services.SlotUnavailable as error:
         activity_log(company=ctx.company, kind="appointment", level="warning",
                      message=f"Appointment not created: {error.code}; {len(error.alternatives)} alternatives offered",
@@ -479,7 +480,7 @@ def _article(words: str) -> str:
 
 def run_custom_function(*, company: Company, name: str, args: dict, call_id: str | None,
                         caller_number: str | None = None, now: datetime | None = None,
-                        language: str | None = None) -> dict:
+                        language: str | None = None, is_test: bool = False) -> dict:
     """Validate, run and answer a custom function; a retry gets the answer of the request it repeats.
 
     With a `call_id`, a request that repeats the call's latest invocation (same function,
@@ -490,6 +491,8 @@ def run_custom_function(*, company: Company, name: str, args: dict, call_id: str
 
     `language` ("de" / "en"): the language the answer's message is said in, when the call speaks
     another than the company (a multilingual agent with a caller of the other language).
+    `is_test`: the call is a testing tool's (voice.selectors.call_test_origin); appointments it books
+    are marked as tests.
     Raises UnknownFunction for a name no handler has. Invalid arguments answer
     `{"ok": False, "error": "invalid_arguments", "message": ...}` and are not recorded.
     """
@@ -497,7 +500,8 @@ def run_custom_function(*, company: Company, name: str, args: dict, call_id: str
     if handler is None:
         raise UnknownFunction(name)
     ctx = Context(company=company, call_id=call_id or "", caller_number=caller_number or "",
-                  now=now or timezone.now(), actor=Actor.system(f"custom function {name}"), spoken=language)
+                  now=now or timezone.now(), actor=Actor.system(f"custom function {name}"), spoken=language,
+                  is_test=is_test)
     invalid = _invalid(ctx, function_schema(company, name), args)
     if invalid is not None:
         return invalid

@@ -131,6 +131,10 @@ class Appointment(TenantOwned):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
     call_id = models.CharField("Retell call id", max_length=128, blank=True, db_index=True)
     notes = models.TextField(blank=True)
+    is_test = models.BooleanField(
+        "test", default=False, db_index=True,
+        help_text="Made by a test call (webhook tester, call simulator, scenario): holds its time like any "
+                  "other, but is never sent to the practice's backend.")
     backend_id = models.CharField("practice backend id", max_length=128, blank=True)
     rescheduled_to = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True,
                                        related_name="rescheduled_from", editable=False)

@@ -79,13 +79,14 @@ def appointment_book(*, actor: Actor, company: Company, customer_name: str, star
                      service: Service | None = None, phone: str = "", resource: Resource | None = None,
                      call_id: str = "", notes: str = "", status: str = Appointment.Status.PENDING,
                      backend_id: str = "", confirmed_at: datetime | None = None,
-                     now: datetime | None = None) -> Appointment:
+                     now: datetime | None = None, is_test: bool = False) -> Appointment:
     """Book `start` on a free lane; raise SlotUnavailable (with alternatives) when it cannot be.
 
     Inside opening hours, not on a closure day, not in the past, and never overlapping
     another active appointment on the same lane. `start` is aware (ValueError if naive,
     NonexistentLocalTime for a wall-clock time in a ZoneInfo that the clocks skip) and is
     stored in UTC, so end and blocked_until lie the service's real duration and buffer after it.
+    `is_test`: made by a test call (it holds its time, but never reaches the practice's backend).
     """
     now = as_utc(now or timezone.now())
     if timezone.is_naive(start):
@@ -104,7 +105,7 @@ def appointment_book(*, actor: Actor, company: Company, customer_name: str, star
         appointment = Appointment(
             company=company, customer_name=customer_name.strip(), phone=phone, service=service, resource=lane,
             start=start, end=start + duration, blocked_until=start + duration + buffer, status=status,
-            call_id=call_id, notes=notes, backend_id=backend_id, confirmed_at=confirmed_at)
+            call_id=call_id, notes=notes, backend_id=backend_id, confirmed_at=confirmed_at, is_test=is_test)
         try:
             return instance_save(actor=actor, instance=appointment, action="book")  # a savepoint
         except IntegrityError as error:
@@ -162,7 +163,7 @@ def appointment_reschedule(*, actor: Actor, appointment: Appointment, start: dat
             instance_save(actor=actor, instance=old, action="reschedule")
             new = appointment_book(
                 actor=actor, company=company, customer_name=old.customer_name, start=start, service=service,
-                phone=old.phone, resource=resource, call_id=old.call_id, status=keep_status,
+                phone=old.phone, resource=resource, call_id=old.call_id, status=keep_status, is_test=old.is_test,
                 backend_id=old.backend_id, confirmed_at=old.confirmed_at,
                 notes=_append_note(old.notes, f"Moved from #{old.pk}."), now=now)
             old.rescheduled_to = new
@@ -234,6 +235,25 @@ def appointments_confirm_for_call(*, actor: Actor, company: Company, call_id: st
         appointment.confirmed_at = now
         confirmed.append(instance_save(actor=actor, instance=appointment, action="confirm"))
     return confirmed
+
+
+@transaction.atomic
+def appointments_release_for_test_call(*, actor: Actor, company: Company, call_id: str) -> list[Appointment]:
+    """Cancel the active test appointments a testing tool's call booked, so they stop holding their time.
+
+    Only rows marked `is_test` change; repeating it releases nothing more.
+    """
+    if not call_id:
+        return []
+    released = []
+    active = (Appointment.objects.select_for_update()
+              .filter(company=company, call_id=call_id, is_test=True, status__in=Appointment.ACTIVE_STATUSES)
+              .order_by("pk"))
+    for appointment in active:
+        appointment.status = Appointment.Status.CANCELLED
+        appointment.notes = _append_note(appointment.notes, f"Released: test call {call_id} ended.")
+        released.append(instance_save(actor=actor, instance=appointment, action="release"))
+    return released
 
 
 def appointments_release_expired(*, actor: Actor, now: datetime | None = None) -> int:

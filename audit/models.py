@@ -99,6 +99,10 @@ class WebhookReceipt(models.Model):
     provider = models.CharField(max_length=16, choices=Provider.choices)
     # Empty until the payload named a known agent (or key) of a company.
     company = models.ForeignKey(Company, null=True, blank=True, on_delete=models.CASCADE)
+    is_test = models.BooleanField(
+        "test", default=False, db_index=True,
+        help_text="Sent by the admin's testing tools (webhook tester, replay of a test): its call and "
+                  "appointments are marked as tests and nothing reaches the practice's backend.")
     endpoint = models.CharField(max_length=200)
     body = models.BinaryField()
     body_truncated = models.BooleanField(default=False, help_text="The body was over the size limit; "

@@ -22,8 +22,20 @@ class Call(TenantOwned):
         ELEVENLABS = "elevenlabs", "ElevenLabs"
         TWILIO = "twilio", "Twilio"
 
+    class TestOrigin(models.TextChoices):
+        """Which testing tool made the call; empty for a real caller's call."""
+
+        NONE = "", "Real call"
+        WEBHOOK_TESTER = "webhook_tester", "Webhook tester"
+        CALL_SIMULATOR = "call_simulator", "Call simulator"
+        SCENARIO = "scenario", "Scenario run"
+
     call_id = models.CharField("call id", max_length=128, unique=True)
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.RETELL)
+    test_origin = models.CharField(
+        "test", max_length=16, choices=TestOrigin.choices, default=TestOrigin.NONE, blank=True, db_index=True,
+        help_text="Set when a testing tool made the call: kept out of analytics and experiments, and nothing of "
+                  "it reaches the practice's backend.")
     agent = models.ForeignKey("retell_config.Agent", null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="calls")
     call_type = models.CharField(max_length=32, blank=True)
@@ -69,6 +81,10 @@ class Call(TenantOwned):
 
     def __str__(self) -> str:
         return self.call_id
+
+    @property
+    def is_test(self) -> bool:
+        return bool(self.test_origin)
 
     @property
     def duration_seconds(self) -> int | None:

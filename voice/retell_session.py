@@ -85,14 +85,14 @@ _cache_set = sync_to_async(cache.set, thread_sensitive=False)
 # --- the one tool runner ------------------------------------------------------------------------
 
 def _run_custom_function(*, company, name: str, args: dict, call_id: str, caller_number: str | None,
-                         language: str | None) -> dict:
+                         language: str | None, is_test: bool) -> dict:
     from appointments.handlers import run_custom_function
 
     # A worker thread of the pool: its own database connection, closed when stale.
     close_old_connections()
     try:
         return run_custom_function(company=company, name=name, args=args, call_id=call_id,
-                                   caller_number=caller_number, language=language)
+                                   caller_number=caller_number, language=language, is_test=is_test)
     finally:
         close_old_connections()
 
@@ -119,11 +119,12 @@ def tool_succeeded(result: dict) -> bool:
 
 
 async def run_tool(*, company, name: str, args: dict, call_id: str, caller_number: str | None,
-                   language: str | None = None) -> dict:
+                   language: str | None = None, is_test: bool = False) -> dict:
     """Run one custom function for a live call; a failure is a result the engine can speak about.
 
     `company` is the call's Company row, loaded once when the call started (with its agent);
-    `language` ("de" / "en") is the call's, in which the result's message is said.
+    `language` ("de" / "en") is the call's, in which the result's message is said; `is_test`: a
+    testing tool's call, whose bookings are marked as tests.
     The function runs on a worker thread of its own with its own database connection (not
     the one shared database thread), so parallel tool calls run side by side. Returns the
     handler's result dict; `{"error": "timeout" | "failed", "message": ""}` after
@@ -133,7 +134,7 @@ async def run_tool(*, company, name: str, args: dict, call_id: str, caller_numbe
         result = await asyncio.wait_for(
             sync_to_async(_run_custom_function, thread_sensitive=False)(
                 company=company, name=name, args=args, call_id=call_id, caller_number=caller_number,
-                language=language),
+                language=language, is_test=is_test),
             timeout=settings.RETELL_LLM_TOOL_TIMEOUT)
     except TimeoutError:
         logger.warning("Call %s: %s took longer than %ss.", call_id, name, settings.RETELL_LLM_TOOL_TIMEOUT)
@@ -490,7 +491,8 @@ class RetellCallSession:
 
     async def _run_tool(self, call: ToolCall, context: CallContext, response_id: int, record: dict) -> dict:
         result = await run_tool(company=self._agent.company, name=call.name, args=call.arguments,
-                                call_id=self.call_id, caller_number=context.caller_number, language=context.language)
+                                call_id=self.call_id, caller_number=context.caller_number, language=context.language,
+                                is_test=bool(context.test_origin))
         successful = tool_succeeded(result)
         record.update(result=result, successful=successful)
         self._handle(self.protocol.tool_result(call.tool_call_id, json.dumps(result, ensure_ascii=False, default=str),

@@ -58,7 +58,20 @@ def call_context(*, agent: Agent, call_id: str) -> CallContext:
             custom_instructions=agent.custom_instructions, dialog_engine=agent.dialog_engine),
     )
     context.services = company_services(company_id=company.pk, language=context.language, timezone=company.timezone)
+    context.test_origin = call_test_origin(company_id=company.pk, call_id=call_id)
     return context
+
+
+def call_test_origin(*, company_id: int, call_id: str) -> str:
+    """Which testing tool made the call (Call.TestOrigin value), or "" for a real caller's call.
+
+    A testing tool creates its Call row before the call's first event, so the mark comes from
+    this server, never from what a payload claims.
+    """
+    if not call_id:
+        return ""
+    return (Call.objects.filter(company_id=company_id, call_id=call_id)
+            .values_list("test_origin", flat=True).first() or "")
 
 
 def agent_socket_url(agent: Agent) -> str:

@@ -18,7 +18,7 @@ from django.utils import timezone
 from appointments.backend import backend_forward_call_end
 from appointments.handlers import run_custom_function
 from appointments.models import Appointment
-from appointments.services import appointments_confirm_for_call
+from appointments.services import appointments_confirm_for_call, appointments_release_for_test_call
 from audit.actor import Actor
 from audit.models import WebhookReceipt
 from audit.receipts import receipt_claim, receipt_failed, receipt_processed
@@ -28,6 +28,7 @@ from retell_config.models import Agent
 from tenants.models import Company
 
 from .models import Call, TwilioNumber
+from .selectors import call_test_origin
 from .protocols import retell_webhooks as retell
 from .protocols import twilio_webhooks as twilio
 
@@ -253,7 +254,8 @@ def custom_function_run(*, receipt: WebhookReceipt, company: Company, request: r
         _log(company, "webhook.function_data", "Custom function data found ✓", receipt)
     # The booking handler itself logs "Creating appointment..." and "Appointment created: #id ✓".
     result = run_custom_function(company=company, name=request.name, args=request.args,
-                                 call_id=request.call_id, caller_number=request.caller_number)
+                                 call_id=request.call_id, caller_number=request.caller_number,
+                                 is_test=bool(call_test_origin(company_id=company.pk, call_id=request.call_id)))
     if not result.get("ok"):
         _log(company, "function.declined", f"{request.name}: {result.get('message', '')}", receipt, level="warning")
     return result
@@ -273,7 +275,15 @@ def _newer_transcript_exists(receipt: WebhookReceipt) -> bool:
 
 
 def _call_ended(*, company: Company, call: Call, receipt: WebhookReceipt, actor: Actor = RETELL_ACTOR) -> None:
-    """Confirm what the caller booked during the call and queue the backend deliveries."""
+    """Confirm what the caller booked during the call and queue the backend deliveries.
+
+    A testing tool's call instead releases what it booked, and nothing reaches the backend.
+    """
+    if call.is_test:
+        released = appointments_release_for_test_call(actor=actor, company=company, call_id=call.call_id)
+        _log(company, "delivery.skipped", f"Test call ended: {len(released)} test appointment(s) released, "
+                                          "nothing forwarded to the practice's backend", receipt)
+        return
     confirmed = appointments_confirm_for_call(actor=actor, company=company, call_id=call.call_id)
     if confirmed:
         _log(company, "webhook.function_data", "Custom function data found ✓", receipt)

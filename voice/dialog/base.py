@@ -132,6 +132,8 @@ class CallContext:
     state: dict = field(default_factory=dict)
     # The call's ledger of effects: every tool the session really ran (shape in the module docstring).
     effects: list[dict] = field(default_factory=list)
+    # Which testing tool made the call (voice.models.Call.TestOrigin); "" for a real caller.
+    test_origin: str = ""
 
     @property
     def language(self) -> str:

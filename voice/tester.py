@@ -319,6 +319,10 @@ def signed_send(*, agent: Agent, url: str, body: bytes, method: str = "POST", qu
                     if len(received) > RESPONSE_BODY_LIMIT:
                         exchange.response_truncated = True
                         break
+                    if time.perf_counter() - started > total:  # httpx's timeouts are per read, not overall
+                        exchange.response_truncated = True
+                        exchange.error = f"The body was still arriving after {total:g} s; cut there."
+                        break
                 exchange.status = response.status_code
                 exchange.response_headers = dict(response.headers)
                 exchange.response_body = bytes(received[:RESPONSE_BODY_LIMIT]).decode("utf-8", errors="replace")

@@ -16,7 +16,6 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.views.decorators.http import require_POST
 
 from audit.actor import Actor
 from retell_config import selectors as config_selectors
@@ -28,10 +27,18 @@ from . import tester
 from .views import error_response
 
 
-def json_errors(view):
-    """A JSON endpoint: refusals, unknown rows and missing rights answer as JSON errors."""
+def json_errors(view=None, *, method: str = "GET"):
+    """A JSON endpoint answering `method`: another method, refusals, unknown rows and missing
+    rights answer as JSON errors."""
+    if view is None:
+        return functools.partial(json_errors, method=method)
+
     @functools.wraps(view)
     def wrapper(request, *args, **kwargs):
+        if request.method != method:
+            response = error_response(405, "method_not_allowed", f"Only {method} is accepted here.")
+            response["Allow"] = method
+            return response
         try:
             return view(request, *args, **kwargs)
         except tester.TestRefused as exc:
@@ -117,8 +124,7 @@ def tester_sample(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"body": json.dumps(body, indent=2, ensure_ascii=False), "call_id": call_id, "url": url})
 
 
-@require_POST
-@json_errors
+@json_errors(method="POST")
 def tester_send(request: HttpRequest) -> JsonResponse:
     """POST {agent, event, function?, url, body}: sent signed (voice.tester.webhook_test_send);
     answers what was sent and what came back."""
@@ -152,8 +158,7 @@ def simulator_page(request: HttpRequest, pk: int) -> HttpResponse:
               "run": reverse("voice-simulator-run", args=[function.pk]) + base}))
 
 
-@require_POST
-@json_errors
+@json_errors(method="POST")
 def simulator_validate(request: HttpRequest, pk: int) -> JsonResponse:
     """The editor's live check (the same {"errors": [...]} as the function editor's): do these
     arguments match the function's JSON Schema?"""
@@ -166,8 +171,7 @@ def simulator_validate(request: HttpRequest, pk: int) -> JsonResponse:
     return JsonResponse({"errors": tester.args_schema_errors(company=company, function=function, args=args)})
 
 
-@require_POST
-@json_errors
+@json_errors(method="POST")
 def simulator_run(request: HttpRequest, pk: int) -> JsonResponse:
     """POST {mode: "dry_run" | "send", args, agent (send), caller_number?}: the dry run's or the
     signed request's outcome (voice.tester.function_dry_run / function_test_send)."""

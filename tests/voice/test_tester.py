@@ -284,3 +284,10 @@ def test_the_private_address_check_refuses_what_resolves_inside(settings):
     assert tester._address_refused("169.254.169.254")  # link-local stays out whatever the setting
     with socket.socket():  # an unresolvable host is left to the send to report
         assert tester._address_refused("no-such-host.invalid") == ""
+
+
+def test_a_get_of_the_send_endpoint_is_a_json_405(owner_client, company_a):
+    response = owner_client.get(SEND, {"company": company_a.pk})
+
+    assert response.status_code == 405 and response["Allow"] == "POST"
+    assert response.json()["error"]["code"] == "method_not_allowed"

@@ -12,7 +12,7 @@ from audit.models import WebhookReceipt
 from retell_config.models import Agent, CustomFunction
 from tests.factories import make_company, make_member
 from tests.fakes import retell
-from tests.retell_config.test_browser import HAVE_CHROMIUM, browser_page, log_in  # noqa: F401 (a fixture)
+from tests.retell_config.test_browser import HAVE_CHROMIUM, log_in
 from voice import tester
 
 pytestmark = [

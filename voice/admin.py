@@ -169,7 +169,6 @@ class ReplayableReceiptAdmin(WebhookReceiptAdmin):
     one in a time range, each processed again through the worker's path (services.receipt_replay)
     by owners and admins of its company."""
 
-    list_display = [*WebhookReceiptAdmin.list_display, "is_test", "replay_count"]
     list_filter = [*WebhookReceiptAdmin.list_filter, "is_test"]
     fields = [*WebhookReceiptAdmin.fields[:WebhookReceiptAdmin.fields.index("status") + 1], "replay_button",
               "replay_count", "replayed_at", "is_test",

@@ -76,6 +76,7 @@ def test_a_given_up_call_ended_replayed_is_processed_confirms_and_forwards_once(
     assert again.status == WebhookReceipt.Status.PROCESSED and again.replay_count == 2
     assert Delivery.objects.count() == 2  # idempotency keys hold: no second record
     assert Appointment.objects.count() == 1
+    assert len(backend.answered(200)) == 2  # the backend got the confirmation and the record once each
 
 
 def test_a_replay_that_fails_again_says_why_on_the_receipt(bookable_agent):

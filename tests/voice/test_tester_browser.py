@@ -57,6 +57,12 @@ def test_the_tester_sends_to_this_server_and_shows_the_204_and_the_receipt(pract
     page.wait_for_selector("#vdt-body")
     page.wait_for_function("document.getElementById('vdt-body').value.indexOf('\"call_started\"') >= 0")
 
+    page.route("**/tester/send/**", lambda route: route.abort())  # the server is down
+    page.click("#vdt-send")
+    page.wait_for_function("document.getElementById('vdt-message').textContent.indexOf('did not answer') >= 0")
+    down = page.inner_text("#vdt-message")
+    page.unroute("**/tester/send/**")
+
     page.click("#vdt-send")
     page.wait_for_selector("#vdt-receipt-link")
     status = page.inner_text("#vdt-status")
@@ -68,6 +74,7 @@ def test_the_tester_sends_to_this_server_and_shows_the_204_and_the_receipt(pract
     page.wait_for_selector("#content-main")
     receipt_page = page.inner_text("#content")
 
+    assert "may be down" in down
     assert status == "204"
     assert signature.startswith("✓")
     assert "X-Retell-Signature" in request_headers

@@ -61,7 +61,7 @@ RESPONSE_BODY_LIMIT = 64 * 1024
 SAMPLE_CALLER = "+4915112345678"
 
 
-class TestRefused(Exception):
+class TesterRefused(Exception):
     """A test that is not sent: `code` and `message` for the JSON error, `status` its HTTP status."""
 
     def __init__(self, code: str, message: str, status: int = 400) -> None:
@@ -156,13 +156,13 @@ def webhook_sample(*, agent: Agent, event: str, function: CustomFunction | None 
     call_id = call_id or new_test_call_id()
     if event == FUNCTION_EVENT:
         if function is None:
-            raise TestRefused("function_missing", "Choose the custom function to call.")
+            raise TesterRefused("function_missing", "Choose the custom function to call.")
         args = sample_args(function.parameters or {})
         if function.args_at_root:
             return args
         return {"name": function.name, "call": sample_call(agent=agent, call_id=call_id, ended=False), "args": args}
     if event not in dict(EVENT_CHOICES):
-        raise TestRefused("unknown_event", f"Choose one of: {', '.join(dict(EVENT_CHOICES))}.")
+        raise TesterRefused("unknown_event", f"Choose one of: {', '.join(dict(EVENT_CHOICES))}.")
     call = sample_call(agent=agent, call_id=call_id, ended=event in ("call_ended", "call_analyzed"))
     body = {"event": event, "call": call}
     if event == "call_analyzed":
@@ -187,10 +187,9 @@ def is_this_server(url: str) -> bool:
     return (target.scheme, target.netloc) == (base.scheme, base.netloc)
 
 
-def test_targets(*, company: Company, agent: Agent | None = None) -> list[dict]:
+def tester_targets(*, company: Company) -> list[dict]:
     """The URLs a test of `company` may be sent to, each {url, label}: this server's endpoints,
-    the company's webhook URL, the agents' webhook URL overrides and the custom functions' URLs
-    (the agent's own first)."""
+    the company's webhook URL, the agents' webhook URL overrides and the custom functions' URLs."""
     ours = this_server_urls()
     targets = [{"url": ours["events"], "label": "This server: Retell webhook"},
                {"url": ours["function"], "label": "This server: custom functions"}]
@@ -198,8 +197,6 @@ def test_targets(*, company: Company, agent: Agent | None = None) -> list[dict]:
     if config is not None and config.url:
         targets.append({"url": config.url, "label": "Company webhook URL"})
     agents = Agent.objects.filter(company=company).exclude(webhook_url="").order_by("name")
-    if agent is not None:
-        agents = agents.filter(pk=agent.pk)
     targets += [{"url": a.webhook_url, "label": f"Webhook URL of {a.name}"} for a in agents]
     targets += [{"url": f.url, "label": f"Function {f.name}"}
                 for f in CustomFunction.objects.filter(company=company).order_by("name")]
@@ -229,18 +226,18 @@ def _address_refused(host: str) -> str:
 
 
 def target_check(*, company: Company, url: str) -> None:
-    """Raises TestRefused (`target_not_allowed`) unless `url` is one of `test_targets`, http(s),
+    """Raises TesterRefused (`target_not_allowed`) unless `url` is one of `tester_targets`, http(s),
     and (but for this server's own) outside the server's networks."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise TestRefused("target_not_allowed", "Only http and https URLs can be tested.")
-    if url not in {t["url"] for t in test_targets(company=company)}:
-        raise TestRefused("target_not_allowed", "Tests go only to this server or to a URL configured for this "
+        raise TesterRefused("target_not_allowed", "Only http and https URLs can be tested.")
+    if url not in {t["url"] for t in tester_targets(company=company)}:
+        raise TesterRefused("target_not_allowed", "Tests go only to this server or to a URL configured for this "
                                                 "company (its webhook URL, an agent's, a function's).")
     if not is_this_server(url):
         reason = _address_refused(parts.hostname)
         if reason:
-            raise TestRefused("target_not_allowed", reason)
+            raise TesterRefused("target_not_allowed", reason)
 
 
 # --- signed sending -----------------------------------------------------------------------
@@ -275,10 +272,10 @@ class Exchange:
 def signing_key(agent: Agent) -> str:
     """The key this server verifies `agent`'s Retell requests with now, which Retell signs them
     with (voice.selectors.retell_signing_keys: the agent's secret, else the company's, else its
-    Retell API key). Raises TestRefused when there is none."""
+    Retell API key). Raises TesterRefused when there is none."""
     keys = retell_signing_keys(agent_id=agent.agent_id, now=time.time())
     if not keys:
-        raise TestRefused("signature_key_missing", "No signing secret or Retell API key is configured for this "
+        raise TesterRefused("signature_key_missing", "No signing secret or Retell API key is configured for this "
                                                    "agent, so nothing can be signed as Retell signs.")
     return keys[0]
 
@@ -336,19 +333,19 @@ def signed_send(*, agent: Agent, url: str, body: bytes, method: str = "POST", qu
     return exchange
 
 
-def test_call_prepare(*, company: Company, agent: Agent, call_id: str) -> Call:
+def tester_call_prepare(*, company: Company, agent: Agent, call_id: str) -> Call:
     """The test call a test names, made (committed) before anything is sent, so that this
-    server's handling of it knows it is a test. Raises TestRefused when the id is no test id or
+    server's handling of it knows it is a test. Raises TesterRefused when the id is no test id or
     names a call that is not this company's tester call."""
     if not call_id.startswith(TEST_CALL_PREFIX) or len(call_id) > retell.ID_MAX_LENGTH:
-        raise TestRefused("not_a_test_call", f"The call_id must start with {TEST_CALL_PREFIX!r}: a test never "
+        raise TesterRefused("not_a_test_call", f"The call_id must start with {TEST_CALL_PREFIX!r}: a test never "
                                              "names a real call.")
     with transaction.atomic():
         call, _ = Call.objects.get_or_create(call_id=call_id, defaults={
             "company": company, "agent": agent, "source": Call.Source.RETELL,
             "test_origin": Call.TestOrigin.WEBHOOK_TESTER})
     if call.company_id != company.pk or not call.is_test:
-        raise TestRefused("not_a_test_call", "That call_id is taken; the sample's fresh test id is free.")
+        raise TesterRefused("not_a_test_call", "That call_id is taken; the sample's fresh test id is free.")
     return call
 
 
@@ -361,7 +358,7 @@ def _parsed(body_text: str):
     try:
         return json_loads(body_text.encode())
     except ValueError as exc:
-        raise TestRefused("bad_json", f"The body is not JSON: {exc}") from None
+        raise TesterRefused("bad_json", f"The body is not JSON: {exc}") from None
 
 
 def webhook_test_send(*, actor: Actor, agent: Agent, event: str, body_text: str, url: str,
@@ -369,7 +366,7 @@ def webhook_test_send(*, actor: Actor, agent: Agent, event: str, body_text: str,
     """Send an (edited) sample to `url`, signed as Retell signs, after making its test call.
 
     Returns `Exchange.as_dict()` plus `call_id`, and `receipt` ({id, status, is_test, url}) when
-    this server stored one. Raises TestRefused: `bad_json`, `agent_mismatch` (the body names
+    this server stored one. Raises TesterRefused: `bad_json`, `agent_mismatch` (the body names
     another agent), `not_a_test_call`, `target_not_allowed`, `signature_key_missing`,
     `function_missing`. Writes an audit entry on the call and an activity line.
     """
@@ -384,16 +381,16 @@ def webhook_test_send(*, actor: Actor, agent: Agent, event: str, body_text: str,
     try:
         request = retell.classify(payload, query)
     except retell.ProtocolError as exc:
-        raise TestRefused(exc.code, exc.message) from None
+        raise TesterRefused(exc.code, exc.message) from None
     if event == FUNCTION_EVENT and (request.kind != "function" or function is None
                                     or request.name != function.name):
-        raise TestRefused("function_mismatch", "The body must be a call of the function chosen.")
+        raise TesterRefused("function_mismatch", "The body must be a call of the function chosen.")
     if event != FUNCTION_EVENT and request.kind != "event":
-        raise TestRefused("event_mismatch", "The body must be an event {event, call}; choose the custom "
+        raise TesterRefused("event_mismatch", "The body must be an event {event, call}; choose the custom "
                                             "function call to send a function's.")
     if request.agent_id != agent.agent_id:
-        raise TestRefused("agent_mismatch", f"The body must name the agent tested ({agent.agent_id}).")
-    test_call_prepare(company=company, agent=agent, call_id=request.call_id)
+        raise TesterRefused("agent_mismatch", f"The body must name the agent tested ({agent.agent_id}).")
+    tester_call_prepare(company=company, agent=agent, call_id=request.call_id)
     since = timezone.now()
     method = function.method if event == FUNCTION_EVENT and function is not None else "POST"
     if event == FUNCTION_EVENT and function is not None and not query and function.query_params:
@@ -512,7 +509,7 @@ def function_test_send(*, actor: Actor, function: CustomFunction, agent: Agent, 
     "schema_errors", "result" (the response body as JSON, when it is) and "spoken"."""
     company = agent.company
     if not isinstance(args, dict):
-        raise TestRefused("bad_arguments", "The arguments must be a JSON object.")
+        raise TesterRefused("bad_arguments", "The arguments must be a JSON object.")
     call_id = new_test_call_id()
     if function.args_at_root:
         body = args

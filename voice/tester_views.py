@@ -41,7 +41,7 @@ def json_errors(view=None, *, method: str = "GET"):
             return response
         try:
             return view(request, *args, **kwargs)
-        except tester.TestRefused as exc:
+        except tester.TesterRefused as exc:
             return error_response(exc.status, exc.code, exc.message)
         except Http404 as exc:
             return error_response(404, "not_found", str(exc) or "Not found.")
@@ -54,9 +54,9 @@ def _body(request: HttpRequest) -> dict:
     try:
         data = json.loads(request.body or b"{}")
     except ValueError:
-        raise tester.TestRefused("bad_json", "The request body is not JSON.") from None
+        raise tester.TesterRefused("bad_json", "The request body is not JSON.") from None
     if not isinstance(data, dict):
-        raise tester.TestRefused("bad_json", "The request body must be a JSON object.")
+        raise tester.TesterRefused("bad_json", "The request body must be a JSON object.")
     return data
 
 
@@ -100,7 +100,7 @@ def tester_page(request: HttpRequest) -> HttpResponse:
         request, company, "Webhook Tester", agents=agents, sendable_ids=sorted(sendable),
         selected_agent=wanted if any(a.pk == wanted for a in agents) else (agents[0].pk if agents else None),
         events=tester.EVENT_CHOICES, functions=functions,
-        targets=tester.test_targets(company=company),
+        targets=tester.tester_targets(company=company),
         urls={"sample": reverse("voice-tester-sample") + f"?company={company.pk}",
               "send": reverse("voice-tester-send") + f"?company={company.pk}"}))
 
@@ -134,7 +134,7 @@ def tester_send(request: HttpRequest) -> JsonResponse:
     event = str(data.get("event") or "")
     function = _function(request, company, data.get("function")) if event == tester.FUNCTION_EVENT else None
     if not isinstance(data.get("body"), str) or not isinstance(data.get("url"), str):
-        raise tester.TestRefused("bad_request", "Send {agent, event, url, body} with the body as text.")
+        raise tester.TesterRefused("bad_request", "Send {agent, event, url, body} with the body as text.")
     answer = tester.webhook_test_send(actor=Actor.from_request(request), agent=agent, event=event,
                                       body_text=data["body"], url=data["url"], function=function)
     return JsonResponse(answer)
@@ -190,7 +190,7 @@ def simulator_run(request: HttpRequest, pk: int) -> JsonResponse:
         agent = _agent_to_send(request, company, data.get("agent"))
         return JsonResponse(tester.function_test_send(actor=actor, function=function, agent=agent,
                                                       args=data.get("args")))
-    raise tester.TestRefused("bad_mode", 'Choose mode "dry_run" or "send".')
+    raise tester.TesterRefused("bad_mode", 'Choose mode "dry_run" or "send".')
 
 
 urlpatterns = [

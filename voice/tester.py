@@ -187,17 +187,18 @@ def is_this_server(url: str) -> bool:
     return (target.scheme, target.netloc) == (base.scheme, base.netloc)
 
 
-def tester_targets(*, company: Company) -> list[dict]:
+def tester_targets(*, company: Company, agents) -> list[dict]:
     """The URLs a test of `company` may be sent to, each {url, label}: this server's endpoints,
-    the company's webhook URL, the agents' webhook URL overrides and the custom functions' URLs."""
+    the company's webhook URL, the webhook URL overrides of `agents` (those the user may see, or
+    the one tested) and the custom functions' URLs."""
     ours = this_server_urls()
     targets = [{"url": ours["events"], "label": "This server: Retell webhook"},
                {"url": ours["function"], "label": "This server: custom functions"}]
     config = WebhookConfig.objects.filter(company=company).first()
     if config is not None and config.url:
         targets.append({"url": config.url, "label": "Company webhook URL"})
-    agents = Agent.objects.filter(company=company).exclude(webhook_url="").order_by("name")
-    targets += [{"url": a.webhook_url, "label": f"Webhook URL of {a.name}"} for a in agents]
+    targets += [{"url": a.webhook_url, "label": f"Webhook URL of {a.name}"}
+                for a in sorted(agents, key=lambda a: a.name) if a.company_id == company.pk and a.webhook_url]
     targets += [{"url": f.url, "label": f"Function {f.name}"}
                 for f in CustomFunction.objects.filter(company=company).order_by("name")]
     seen, unique = set(), []
@@ -225,13 +226,13 @@ def _address_refused(host: str) -> str:
     return ""
 
 
-def target_check(*, company: Company, url: str) -> None:
-    """Raises TesterRefused (`target_not_allowed`) unless `url` is one of `tester_targets`, http(s),
-    and (but for this server's own) outside the server's networks."""
+def target_check(*, agent: Agent, url: str) -> None:
+    """Raises TesterRefused (`target_not_allowed`) unless `url` is one of `tester_targets` for a
+    test of `agent`, http(s), and (but for this server's own) outside the server's networks."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise TesterRefused("target_not_allowed", "Only http and https URLs can be tested.")
-    if url not in {t["url"] for t in tester_targets(company=company)}:
+    if url not in {t["url"] for t in tester_targets(company=agent.company, agents=[agent])}:
         raise TesterRefused("target_not_allowed", "Tests go only to this server or to a URL configured for this "
                                                 "company (its webhook URL, an agent's, a function's).")
     if not is_this_server(url):
@@ -371,7 +372,7 @@ def webhook_test_send(*, actor: Actor, agent: Agent, event: str, body_text: str,
     `function_missing`. Writes an audit entry on the call and an activity line.
     """
     company = agent.company
-    target_check(company=company, url=url)
+    target_check(agent=agent, url=url)
     payload = _parsed(body_text)
     query = {}
     if event == FUNCTION_EVENT and function is not None and function.args_at_root:

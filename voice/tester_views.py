@@ -100,7 +100,7 @@ def tester_page(request: HttpRequest) -> HttpResponse:
         request, company, "Webhook Tester", agents=agents, sendable_ids=sorted(sendable),
         selected_agent=wanted if any(a.pk == wanted for a in agents) else (agents[0].pk if agents else None),
         events=tester.EVENT_CHOICES, functions=functions,
-        targets=tester.tester_targets(company=company),
+        targets=tester.tester_targets(company=company, agents=agents),
         urls={"sample": reverse("voice-tester-sample") + f"?company={company.pk}",
               "send": reverse("voice-tester-send") + f"?company={company.pk}"}))
 

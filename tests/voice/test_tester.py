@@ -242,7 +242,8 @@ def test_a_member_limited_to_some_agents_tests_only_those(client, bookable_agent
     from guardian.shortcuts import assign_perm
 
     company = bookable_agent.company
-    other = Agent.objects.create(company=company, agent_id="agent_hidden", name="Hidden Agent")
+    other = Agent.objects.create(company=company, agent_id="agent_hidden", name="Hidden Agent",
+                                 webhook_url="https://hidden.example.com/hook")
     member = make_member(company, "editor", limited=True)
     for perm in ("view_agent", "change_agent"):
         assign_perm(f"retell_config.{perm}", member, bookable_agent)
@@ -253,7 +254,7 @@ def test_a_member_limited_to_some_agents_tests_only_those(client, bookable_agent
     granted = send(client, bookable_agent, "call_started", drawn["body"], drawn["url"])
     hidden = send(client, other, "call_started", drawn["body"], drawn["url"])
 
-    assert b"agent_hidden" not in page.content
+    assert b"agent_hidden" not in page.content and b"hidden.example.com" not in page.content
     assert granted.json()["response"]["status"] == 204
     assert hidden.status_code == 404
 

@@ -124,9 +124,18 @@ class WebhookReceipt(models.Model):
     notes = models.JSONField(default=list, blank=True,
                              help_text="What had to be cleaned, cut or dropped to store or process the request "
                                        "(e.g. \"call.transcript: NUL characters removed\").")
+    replay_count = models.PositiveIntegerField(
+        "replays", default=0, help_text="How often it was processed again from the admin (Replay); the status "
+                                        "and error say how the latest went, the audit trail who replayed it.")
+    replayed_at = models.DateTimeField("last replayed at", null=True, blank=True)
 
     objects = TenantQuerySet.as_manager()
-    tenant_policy: ClassVar = READ_ONLY_POLICY
+    # Rows only the receivers write; owners and admins may process a stored one again (Replay).
+    tenant_policy: ClassVar = {
+        **READ_ONLY_POLICY,
+        Role.OWNER: frozenset({"view", "replay"}),
+        Role.ADMIN: frozenset({"view", "replay"}),
+    }
 
     class Meta:
         ordering = ["-received_at", "-id"]

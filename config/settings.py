@@ -201,6 +201,11 @@ PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 RETELL_WEBHOOK_IPS = env.list("RETELL_WEBHOOK_IPS", default=["100.20.5.228"])
 # After a webhook signing secret is replaced, the previous one still verifies for this long (0: not at all).
 RETELL_WEBHOOK_SECRET_OVERLAP_SECONDS = env.int("RETELL_WEBHOOK_SECRET_OVERLAP_SECONDS", default=86400)
+# The admin's webhook tester and function simulator (voice/tester.py): Retell's 10 s webhook timeout,
+# and whether a configured URL in a private network (not this server's) may be tested.
+WEBHOOK_TESTER_TIMEOUT_SECONDS = env.float("WEBHOOK_TESTER_TIMEOUT_SECONDS", default=10.0)
+WEBHOOK_TESTER_CONNECT_TIMEOUT_SECONDS = env.float("WEBHOOK_TESTER_CONNECT_TIMEOUT_SECONDS", default=5.0)
+WEBHOOK_TESTER_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_TESTER_ALLOW_PRIVATE_TARGETS", default=False)
 
 # --- REST API ----------------------------------------------------------------------
 REST_FRAMEWORK = {

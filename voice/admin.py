@@ -3,19 +3,21 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from audit.actor import Actor
-from audit.admin import ReadOnlyTenantAdmin
+from audit.admin import ReadOnlyTenantAdmin, WebhookReceiptAdmin
+from audit.models import WebhookReceipt
 from tenants.admin import TenantAdmin
 from tenants.selectors import companies_allowing
 
 from .models import Call, TwilioNumber
 from .selectors import twilio_webhook_urls
+from .services import REPLAYABLE, receipts_replay
 from .twilio_client import TwilioError
 from .twilio_numbers import twilio_number_configure, twilio_number_save, twilio_numbers_pull
 
@@ -144,3 +146,95 @@ class TwilioNumberAdmin(TenantAdmin):
         context = {**self.admin_site.each_context(request), "opts": self.opts, "form": form,
                    "title": "Pull numbers from Twilio"}
         return TemplateResponse(request, "admin/voice/twilionumber/pull.html", context)
+
+
+# --- Receipt replay (the receipts admin of audit, with the processing this app owns) ------------
+class ReplayRangeForm(forms.Form):
+    since = forms.DateTimeField(help_text="Failed receipts received at or after this time (YYYY-MM-DD HH:MM, UTC).")
+    until = forms.DateTimeField(required=False, help_text="…and before this time; empty: until now.")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["until"] <= data["since"]:
+            raise forms.ValidationError("The end of the range must come after its start.")
+        return data
+
+
+admin.site.unregister(WebhookReceipt)
+
+
+@admin.register(WebhookReceipt)
+class ReplayableReceiptAdmin(WebhookReceiptAdmin):
+    """Receipts, with Replay: one (its page's button), a selection (the action) or every failed
+    one in a time range, each processed again through the worker's path (services.receipt_replay)
+    by owners and admins of its company."""
+
+    list_filter = [*WebhookReceiptAdmin.list_filter, "is_test"]
+    fields = [*WebhookReceiptAdmin.fields[:WebhookReceiptAdmin.fields.index("status") + 1], "replay_button",
+              "replay_count", "replayed_at", "is_test",
+              *WebhookReceiptAdmin.fields[WebhookReceiptAdmin.fields.index("status") + 1:]]
+    readonly_fields = fields
+    actions = ["replay_receipts"]
+
+    def has_replay_permission(self, request, obj=None) -> bool:
+        rows = WebhookReceipt.objects.restrict(request.user, "replay")
+        return rows.filter(pk=obj.pk).exists() if obj is not None else rows.exists()
+
+    def get_urls(self):
+        own = [
+            path("replay-failed/", self.admin_site.admin_view(self.replay_range_view),
+                 name="audit_webhookreceipt_replay_range"),
+            path("<path:object_id>/replay/", self.admin_site.admin_view(self.replay_one_view),
+                 name="audit_webhookreceipt_replay"),
+        ]
+        return own + super().get_urls()
+
+    @admin.display(description="replay")
+    def replay_button(self, receipt: WebhookReceipt):
+        if receipt.kind != "event" or receipt.status not in REPLAYABLE or receipt.company_id is None:
+            return "— (only a verified event receipt can be processed again)"
+        return format_html('<button type="submit" formaction="{}" formmethod="post" id="replay-receipt">'
+                           'Replay</button> <span class="help">processes it again now, as the worker does</span>',
+                           reverse("admin:audit_webhookreceipt_replay", args=[receipt.pk]))
+
+    def _replay(self, request, receipts) -> None:
+        allowed = receipts & WebhookReceipt.objects.restrict(request.user, "replay")
+        counts = receipts_replay(actor=Actor.from_request(request), receipts=allowed)
+        skipped = counts["skipped"] + receipts.count() - allowed.count()
+        done = counts["processed"] + counts["failed"]
+        text = (f"Replayed {done}: {counts['processed']} processed, {counts['failed']} failed"
+                + (f"; {skipped} not replayable (rejected, duplicate, a function call, or busy)" if skipped else "")
+                + ".")
+        level = messages.SUCCESS if done and not counts["failed"] else messages.WARNING
+        self.message_user(request, text if done else "Nothing replayed: only verified event receipts you may "
+                                                     "replay are processed again.", level)
+
+    @admin.action(description="Replay the selected receipts (process them again)", permissions=["replay"])
+    def replay_receipts(self, request, queryset):
+        self._replay(request, queryset)
+
+    def replay_one_view(self, request, object_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        receipt = self.get_object(request, object_id)
+        if receipt is None:
+            raise Http404("No such receipt.")
+        if not self.has_replay_permission(request, receipt):
+            raise PermissionDenied
+        self._replay(request, WebhookReceipt.objects.filter(pk=receipt.pk))
+        return HttpResponseRedirect(reverse("admin:audit_webhookreceipt_change", args=[receipt.pk]))
+
+    def replay_range_view(self, request):
+        if not self.has_replay_permission(request):
+            raise PermissionDenied
+        form = ReplayRangeForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            rows = WebhookReceipt.objects.filter(status=WebhookReceipt.Status.FAILED, kind="event",
+                                                 received_at__gte=form.cleaned_data["since"])
+            if form.cleaned_data.get("until"):
+                rows = rows.filter(received_at__lt=form.cleaned_data["until"])
+            self._replay(request, rows)
+            return HttpResponseRedirect(reverse("admin:audit_webhookreceipt_changelist"))
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "form": form,
+                   "title": "Replay failed receipts in a time range"}
+        return TemplateResponse(request, "admin/audit/webhookreceipt/replay_range.html", context)

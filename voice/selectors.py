@@ -207,6 +207,14 @@ def _webhook_agent_read(agent_id: str) -> WebhookAgent | None:
     return found
 
 
+def retell_signing_keys(*, agent_id: str, now: float) -> list[str]:
+    """The keys that verify the Retell requests of agent `agent_id` at `now` (unix seconds), the
+    one Retell signs with now first (WebhookAgent.signing_keys); [] for no active agent. Read
+    fresh: the webhook tester signs with the key the webhook view will check."""
+    found = _webhook_agent_read(agent_id)
+    return found.signing_keys(now) if found is not None else []
+
+
 def tool_key_agent(agent_id: str) -> Agent | None:
     """The agent (with its active company) an ElevenLabs webhook tool names, with its tool key's
     hash; None when no active company has it. Read fresh each time: a new key works at once and

@@ -22,7 +22,7 @@ from appointments.services import appointments_confirm_for_call, appointments_re
 from audit.actor import Actor
 from audit.models import WebhookReceipt
 from audit.receipts import receipt_claim, receipt_failed, receipt_processed
-from audit.services import activity_log
+from audit.services import activity_log, audit_entry_for
 from audit.storable import identifier_problem, json_fit, json_loads, model_values_fit
 from retell_config.models import Agent
 from tenants.models import Company
@@ -253,9 +253,12 @@ def custom_function_run(*, receipt: WebhookReceipt, company: Company, request: r
     if request.args:
         _log(company, "webhook.function_data", "Custom function data found ✓", receipt)
     # The booking handler itself logs "Creating appointment..." and "Appointment created: #id ✓".
+    is_test = bool(call_test_origin(company_id=company.pk, call_id=request.call_id))
+    if is_test:
+        receipt.is_test = True
+        WebhookReceipt.objects.filter(pk=receipt.pk).update(is_test=True)
     result = run_custom_function(company=company, name=request.name, args=request.args,
-                                 call_id=request.call_id, caller_number=request.caller_number,
-                                 is_test=bool(call_test_origin(company_id=company.pk, call_id=request.call_id)))
+                                 call_id=request.call_id, caller_number=request.caller_number, is_test=is_test)
     if not result.get("ok"):
         _log(company, "function.declined", f"{request.name}: {result.get('message', '')}", receipt, level="warning")
     return result
@@ -397,19 +400,90 @@ def receipt_process(*, receipt_id: int, now: datetime | None = None) -> WebhookR
                            status__in=[WebhookReceipt.Status.VERIFIED, WebhookReceipt.Status.FAILED]).first())
         if receipt is None:  # another worker took it over meanwhile
             return None
-        company = Company.objects.get(pk=receipt.company_id)
-        try:
-            with transaction.atomic():
-                note, notes = PROCESSORS[receipt.provider](receipt=receipt, company=company)
-        except Exception as exc:
-            logger.warning("Receipt %s failed to process", receipt.pk, exc_info=True)
-            receipt_failed(receipt=receipt, code=type(exc).__name__, message=str(exc) or type(exc).__name__,
-                           permanent=isinstance(exc, Unprocessable))
-            _log(company, "webhook.failed", f"Webhook processing failed: {type(exc).__name__}", receipt,
-                 level="error")
-        else:
-            receipt_processed(receipt=receipt, note=note, notes=notes)
+        _receipt_apply(receipt)
     return receipt
+
+
+def _receipt_apply(receipt: WebhookReceipt) -> None:
+    """Run the receipt's processor (its work rolled back if it fails) and record the outcome:
+    processed, or failed with the reason (retried unless no retry can mend it). A receipt of a
+    testing tool's call is marked as a test. Inside the caller's transaction, the receipt locked."""
+    company = Company.objects.get(pk=receipt.company_id)
+    try:
+        with transaction.atomic():
+            note, notes = PROCESSORS[receipt.provider](receipt=receipt, company=company)
+    except Exception as exc:
+        logger.warning("Receipt %s failed to process", receipt.pk, exc_info=True)
+        receipt_failed(receipt=receipt, code=type(exc).__name__, message=str(exc) or type(exc).__name__,
+                       permanent=isinstance(exc, Unprocessable))
+        _log(company, "webhook.failed", f"Webhook processing failed: {type(exc).__name__}", receipt,
+             level="error")
+    else:
+        receipt_processed(receipt=receipt, note=note, notes=notes)
+    _receipt_test_mark(receipt)
+
+
+def _receipt_test_mark(receipt: WebhookReceipt) -> None:
+    """Mark the receipt as a test when its call is a testing tool's (the mark is this server's
+    Call row, never the payload)."""
+    if receipt.is_test or not receipt.call_id or receipt.company_id is None:
+        return
+    if call_test_origin(company_id=receipt.company_id, call_id=receipt.call_id):
+        receipt.is_test = True
+        WebhookReceipt.objects.filter(pk=receipt.pk).update(is_test=True)
+
+
+# Receipts that passed their checks and may be processed again from the admin: never a
+# rejected one (its signature or agent was refused), nor a duplicate (its key holder is the one).
+REPLAYABLE = (WebhookReceipt.Status.VERIFIED, WebhookReceipt.Status.PROCESSED, WebhookReceipt.Status.FAILED)
+
+
+def receipt_replay(*, actor: Actor, receipt_id: int) -> WebhookReceipt | None:
+    """Process a stored event receipt again, through the worker's own path (`receipt_process`'s
+    processor and outcome), now and whatever its backoff.
+
+    Idempotent as the processing is: the call is merged, pending appointments are confirmed
+    once, and backend deliveries keep their idempotency keys (a replayed call_ended queues no
+    second delivery). The try counts in `attempts`; `replay_count` and `replayed_at` say it
+    was replayed, the status and error its outcome. Audited (action "replay", the status
+    before and after) and logged. Returns the receipt, or None when it is not a replayable
+    event receipt (`REPLAYABLE`, with a company) or a worker holds it right now.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        receipt = (WebhookReceipt.objects.select_for_update(skip_locked=True)
+                   .filter(pk=receipt_id, kind="event", provider__in=list(PROCESSORS), status__in=REPLAYABLE)
+                   .exclude(company=None).first())
+        if receipt is None:
+            return None
+        before = receipt.status
+        receipt.attempts += 1
+        receipt.replay_count += 1
+        receipt.replayed_at = now
+        receipt.next_attempt_at = None
+        WebhookReceipt.objects.filter(pk=receipt.pk).update(attempts=receipt.attempts, replay_count=receipt.replay_count,
+                                                           replayed_at=now, next_attempt_at=None)
+        _receipt_apply(receipt)
+        audit_entry_for(actor, "replay", receipt, {
+            "status": {"before": before, "after": receipt.status},
+            "replay_count": {"before": receipt.replay_count - 1, "after": receipt.replay_count}})
+        _log(receipt.company_id, "webhook.replayed", f"Webhook replayed by {actor.label}: {receipt.status}"
+             + (f" ({receipt.error_code})" if receipt.error_code else ""), receipt,
+             level="info" if receipt.status == WebhookReceipt.Status.PROCESSED else "warning")
+    return receipt
+
+
+def receipts_replay(*, actor: Actor, receipts) -> dict[str, int]:
+    """Replay each receipt of the queryset `receipts` (receipt_replay); returns how many were
+    {"processed", "failed", "skipped"} (not replayable, or held by a worker)."""
+    counts = {"processed": 0, "failed": 0, "skipped": 0}
+    for pk in receipts.order_by("received_at", "pk").values_list("pk", flat=True):
+        receipt = receipt_replay(actor=actor, receipt_id=pk)
+        if receipt is None:
+            counts["skipped"] += 1
+        else:
+            counts["processed" if receipt.status == WebhookReceipt.Status.PROCESSED else "failed"] += 1
+    return counts
 
 
 def receipts_sweep(*, now: datetime | None = None, limit: int = 200) -> int:

@@ -18,6 +18,7 @@ class Received:
     headers: dict
     body: dict | None
     status: int  # what the fake answered (0: it hung up without answering)
+    raw: bytes = b""  # the body as sent (a signature is over these bytes)
 
 
 class FakeBackend:
@@ -75,10 +76,10 @@ class FakeBackend:
                 if hang:
                     fake._stop.wait(hang)
                     with fake._lock:
-                        fake.requests.append(Received("POST", self.path, dict(self.headers), body, 0))
+                        fake.requests.append(Received("POST", self.path, dict(self.headers), body, 0, raw))
                     return  # hang up without an answer: the client has timed out by now
                 with fake._lock:
-                    fake.requests.append(Received("POST", self.path, dict(self.headers), body, status))
+                    fake.requests.append(Received("POST", self.path, dict(self.headers), body, status, raw))
                 answer = own_body if own_body is not None else json.dumps({"ok": status < 400}).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

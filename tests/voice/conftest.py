@@ -6,6 +6,7 @@ import time
 import pytest
 
 from tests.fakes import free_port
+from tests.retell_config.test_browser import browser_page  # noqa: F401 (a fixture: the admin's browser tests)
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ from appointments.selectors import phone_region
 from appointments.services import appointments_release_for_test_call
 from audit.actor import Actor
 from audit.log_filters import redact_secret_paths
-from audit.services import activity_log
+from audit.services import activity_log, audit_record
 from retell_config.models import Agent
 
 from .models import Call
@@ -84,6 +84,10 @@ def simulated_call_open(*, actor: Actor, agent: Agent, origin: str, from_number:
         agent=agent, call_type="phone_call", direction="inbound", status="ongoing", started_at=timezone.now(),
         from_number=from_number or example_caller_number(phone_region(company)),
         to_number=(agent.phone_numbers or [company.phone or ""])[0].replace(" ", ""))
+    audit_record(actor=actor, action="simulator.call", company_id=company.pk, object_type="voice.call",
+                 object_id=str(call.pk), object_repr=call.call_id,
+                 changes={"test_origin": {"before": None, "after": origin}, "agent": {"before": None,
+                                                                                      "after": agent.agent_id}})
     activity_log(company=company, kind="simulator.call_started",
                  message=f"{call.get_test_origin_display()}: {actor.label} called {agent.name}.",
                  data={"call_id": call.call_id, "agent_id": agent.agent_id})

@@ -241,10 +241,12 @@ def scenario_runs_start(*, actor: Actor, scenarios: list[Scenario], prompt_draft
             company_id=s.company_id, scenario=s, batch=batch, total=len(script_lines(s.script)),
             call_id=new_call_id(), prompt_draft=draft, triggered_by=actor.label[:200]) for s in scenarios]
         company_id = companies.pop()
-        audit_record(actor=actor, action="scenario.run", company_id=company_id, object_type="voice.scenariorun",
-                     object_id=str(batch), object_repr=f"{len(runs)} scenario run(s)",
-                     changes={"scenarios": {"before": None, "after": [s.pk for s in scenarios]},
-                              "against": {"before": None, "after": "prompt draft" if draft else "live agent"}})
+        for run in runs:
+            audit_record(actor=actor, action="scenario.run", company_id=company_id, object_type="voice.scenariorun",
+                         object_id=str(run.pk), object_repr=str(run)[:200],
+                         changes={"scenario": {"before": None, "after": run.scenario_id},
+                                  "against": {"before": None, "after": run.against},
+                                  "batch": {"before": None, "after": str(batch)}})
         activity_log(company=company_id, kind="scenario.queued",
                      message=f"{len(runs)} scenario run(s) queued by {actor.label}"
                              + (" against a prompt draft." if draft else "."),

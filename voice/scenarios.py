@@ -26,7 +26,7 @@ from websockets.exceptions import InvalidStatus, InvalidURI
 
 from appointments.models import Appointment, FunctionInvocation
 from audit.actor import Actor
-from audit.services import activity_log, audit_record
+from audit.services import activity_log, audit_record, instance_save
 from retell_config.models import Agent
 
 from .call_simulator import (
@@ -217,11 +217,24 @@ def expectations_check(scenario: Scenario, outcome: CallOutcome) -> list[dict]:
     return results
 
 
+# --- saving --------------------------------------------------------------------------------------
+
+def scenario_ensure(*, actor: Actor, agent: Agent, name: str, **fields) -> tuple[Scenario, bool]:
+    """The agent's scenario called `name`, made with `fields` (Scenario's) when it has none; an
+    existing one is left as it is. Returns (scenario, created); validated and audited."""
+    existing = Scenario.objects.filter(agent=agent, name=name).first()
+    if existing is not None:
+        return existing, False
+    scenario = Scenario(company_id=agent.company_id, agent=agent, name=name, **fields)
+    return instance_save(actor=actor, instance=scenario), True
+
+
 # --- starting runs -------------------------------------------------------------------------------
 
 def scenario_runs_start(*, actor: Actor, scenarios: list[Scenario], prompt_draft: dict | None = None,
-                        agent: Agent | None = None) -> list[ScenarioRun]:
-    """Queue one run per scenario (one batch) and, once committed, the Celery task that runs them.
+                        agent: Agent | None = None, enqueue: bool = True) -> list[ScenarioRun]:
+    """Queue one run per scenario (one batch) and, once committed, the Celery task that runs them
+    (`enqueue=False`: the caller runs them itself with scenario_run_execute).
 
     `prompt_draft`: prompt texts (ScenarioRun.DRAFT_FIELDS) to use instead of the agent's; then every scenario
     must be of `agent`. Raises ValidationError for no scenarios, scenarios of several companies, or a
@@ -251,10 +264,13 @@ def scenario_runs_start(*, actor: Actor, scenarios: list[Scenario], prompt_draft
                      message=f"{len(runs)} scenario run(s) queued by {actor.label}"
                              + (" against a prompt draft." if draft else "."),
                      data={"batch": str(batch)} | ({"agent_id": agent.agent_id} if agent is not None else {}))
-        from .tasks import scenario_runs_execute_task
+        if enqueue:
+            from audit.receipts import enqueue_task
 
-        ids = [run.pk for run in runs]
-        transaction.on_commit(lambda: scenario_runs_execute_task.delay(ids))
+            from .tasks import scenario_runs_execute_task
+
+            ids = [run.pk for run in runs]
+            transaction.on_commit(lambda: enqueue_task(scenario_runs_execute_task, ids))
     return runs
 
 

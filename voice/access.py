@@ -6,8 +6,7 @@ rows of the other models belong to an agent, so that such a member reaches only 
 the agents it may view, in the admin, the configuration page, the gateway and any API alike:
 
 - a call belongs to its agent; a prompt version and a saved scenario to its agent, a scenario run
-  to its scenario's agent; a Twilio number to the agent that
-  answers it;
+  to its scenario's agent; a Twilio number to the agent that answers it;
 - a row that names a call (a webhook receipt, an appointment made in a call, a function
   invocation, a delivery of a call record or of an appointment's confirmation) belongs to the
   call's agent;

@@ -286,3 +286,56 @@ def test_bad_messages_get_error_frames(asgi_server, client, demo):
     simulate(asgi_server, demo["de"].pk, session_cookie(client, owner), script)
 
     assert [e["code"] for e in held] == ["invalid", "invalid", "invalid"]
+
+
+@pytest.fixture
+def llm_agent(demo):
+    """The English demo agent answers with an OpenAI-compatible LLM (a loopback fake)."""
+    from audit.circuit import CircuitBreaker
+    from tests.fakes.llm import FakeLLM
+
+    agent = demo["en"]
+    fake = FakeLLM().start()
+    company = agent.company
+    company.llm_base_url, company.llm_model, company.llm_api_key = fake.base_url, "gpt-test", "sk-test"
+    company.save()
+    agent.dialog_engine = "openai"
+    agent.save()
+    CircuitBreaker(f"llm:company:{company.pk}").reset()
+    yield agent, fake
+    fake.stop()
+    CircuitBreaker(f"llm:company:{company.pk}").reset()
+
+
+def test_the_llm_engine_streams_its_chunks_runs_its_tool_and_answers_a_silence(asgi_server, client, llm_agent):
+    from tests.fakes.llm import Text, ToolCalls
+
+    agent, llm = llm_agent
+    llm.script(ToolCalls([("call_1", "check_availability",
+                           '{"date": "Thursday", "time": "09:00", "service": "Check-up"}')]),
+               Text(["Thursday at 9 ", "is ", "free."], delay=0.02), Text(["Are you ", "still there?"]))
+    owner = make_member(agent.company, "owner")
+    held = {}
+
+    async def script(page):
+        await page.next("ready")
+        await page.send(type="start")
+        await page.next("started")
+        await page.send(type="say", text="Is Thursday at 9 free for a check-up?")
+        held["answer"] = await page.next("turn")
+        await page.send(type="silence")
+        held["reminder"] = await page.next("turn")
+        await page.send(type="hang_up")
+        await page.next("ended")
+
+    page = simulate(asgi_server, agent.pk, session_cookie(client, owner), script)
+
+    answer, reminder = held["answer"], held["reminder"]
+    assert answer["text"] == "Thursday at 9 is free."
+    assert [m["text"] for m in page.of("chunk") if m["response_id"] == answer["response_id"]] == [
+        "Thursday at 9 ", "is ", "free."]
+    [tool] = answer["tools"]
+    assert tool["name"] == "check_availability" and json.loads(tool["arguments"])["time"] == "09:00"
+    assert json.loads(tool["result"])["ok"] is True
+    assert reminder["reminder"] is True and reminder["text"] == "Are you still there?"
+    assert len(llm.requests) == 3

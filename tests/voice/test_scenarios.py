@@ -349,3 +349,48 @@ def test_the_dashboard_test_button_opens_the_agents_call_simulator(client, compa
     assert (f'href="/admin/retell-webhook-configuration/agents/{agent.pk}/simulator/?company={company_a.pk}"'
             in html)
     assert 'data-soon="Test call for' not in html
+
+
+@pytest.mark.e2e
+def test_a_prompt_draft_reaches_the_llm_engine_as_its_system_prompt(demo):
+    from audit.circuit import CircuitBreaker
+    from tests.fakes.llm import FakeLLM, Text
+
+    agent = demo["en"]
+    llm = FakeLLM().start()
+    company = agent.company
+    company.llm_base_url, company.llm_model, company.llm_api_key = llm.base_url, "gpt-test", "sk-test"
+    company.save()
+    Agent.objects.filter(pk=agent.pk).update(dialog_engine="openai")
+    CircuitBreaker(f"llm:company:{company.pk}").reset()
+    llm.script(Text(["We open at 8."]))
+    scenario = Scenario.objects.create(company=company, agent=agent, name="Draft hours", script="When do you open?",
+                                       must_say="open at 8")
+    try:
+        run = run_now(scenario, agent=agent, prompt_draft={"general_prompt": "DRAFT: answer in one sentence."})
+    finally:
+        llm.stop()
+        CircuitBreaker(f"llm:company:{company.pk}").reset()
+
+    assert run.status == "passed", run.results
+    system = llm.requests[0]["messages"][0]
+    assert system["role"] == "system" and "DRAFT: answer in one sentence." in system["content"]
+    assert "DRAFT" not in Agent.objects.get(pk=agent.pk).general_prompt
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_all_of_the_agents_scenarios_from_the_list_queues_every_one_of_them(
+        client, company_a, celery_eager, settings):
+    settings.RETELL_LLM_WEBSOCKET_URL = "ws://127.0.0.1:1/retell-llm"   # nobody answers: each run errs, quickly
+    agent = Agent.objects.create(company=company_a, agent_id="agent_s1", name="S1")
+    other_agent = Agent.objects.create(company=company_a, agent_id="agent_s2", name="S2")
+    first = Scenario.objects.create(company=company_a, agent=agent, name="A", script="Hallo")
+    Scenario.objects.create(company=company_a, agent=agent, name="B", script="Hallo")
+    Scenario.objects.create(company=company_a, agent=other_agent, name="C", script="Hallo")
+    client.force_login(make_member(company_a, "editor"))
+
+    response = client.post("/admin/voice/scenario/", {"action": "run_all_of_agents", "_selected_action": [first.pk]})
+
+    assert response.status_code == 302
+    assert sorted(ScenarioRun.objects.values_list("scenario__name", "status")) == [("A", "error"), ("B", "error")]
+    assert len(set(ScenarioRun.objects.values_list("batch", flat=True))) == 1

@@ -119,3 +119,16 @@ def test_a_scenario_passes_and_one_fails_with_the_reason(asgi_server, demo, scen
     assert "Opening hours, then a person: Failed" in failed
     assert ("✗ The agent does not transfer the call: the agent transferred the call to +12125550134" in failed)
     assert "✓ Says \"9 am to 1 pm\"" in failed
+
+
+def test_without_the_socket_server_the_simulator_says_it_cannot_be_reached(live_server, demo, page):
+    """Django's live server answers HTTP only: the page's WebSocket finds nobody."""
+    agent = Agent.objects.get(agent_id="agent_abc123")
+
+    log_in(page, live_server.url, "demo-owner",
+           f"/admin/retell-webhook-configuration/agents/{agent.pk}/simulator/?company={agent.company_id}")
+    page.wait_for_selector("#rwc-sim-error:not([hidden])")
+
+    assert "The call simulator's server cannot be reached" in page.inner_text("#rwc-sim-error")
+    assert page.inner_text("#rwc-sim-status") == "Disconnected"
+    assert page.is_disabled("#rwc-sim-start")

@@ -305,6 +305,9 @@ def scenario_run_execute(*, run_id: int, socket_base: str | None = None) -> Scen
                      "is the agent's socket token current?")
     except (OSError, InvalidURI, TimeoutError, CallEnded) as error:
         run.error = f"The call over {socket_shown(url)} failed: {socket_shown(str(error)) or type(error).__name__}."
+    except Exception:  # the run must end and release its call's bookings whatever went wrong
+        logger.exception("Scenario run %s: the call failed.", run.pk)
+        run.error = "The call failed on this server (its log has the details)."
     outcome.effects, outcome.test_appointment_ids = call_effects(company_id=run.company_id, call_id=call.call_id)
     run.transcript = _transcript(outcome)
     if run.error:

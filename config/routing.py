@@ -9,7 +9,10 @@ import logging
 
 from django.urls import re_path
 
-from voice.consumers import RetellLLMConsumer
+from channels.auth import AuthMiddlewareStack
+from channels.security.websocket import AllowedHostsOriginValidator
+
+from voice.consumers import CallSimulatorConsumer, RetellLLMConsumer
 
 logger = logging.getLogger(__name__)
 
@@ -39,5 +42,8 @@ websocket_urlpatterns: list = [
     re_path(rf"^retell-llm/+{TOKEN}/+{CALL_ID}/?$", RetellLLMConsumer.as_asgi()),
     # The seed's plain form, for companies that enable it (the agent comes from call_details).
     re_path(rf"^retell-llm/+{CALL_ID}/?$", RetellLLMConsumer.as_asgi()),
+    # The admin's call simulator: the admin session's user, from a page of an allowed host only.
+    re_path(r"^admin/call-simulator/(?P<agent_pk>[0-9]{1,18})/?$",
+            AllowedHostsOriginValidator(AuthMiddlewareStack(CallSimulatorConsumer.as_asgi()))),
     re_path(r"", refuse),
 ]

@@ -3,6 +3,7 @@ only demo agents still as first seeded (no prompt, no greeting) are completed.""
 
 import os
 import secrets
+from datetime import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from appointments.services import service_ensure
 from audit.actor import Actor
 from retell_config.models import Agent, CustomFunction, WebhookConfig, agent_language_for, agent_language_matches
 from retell_config.services import agent_update, agent_upsert, custom_functions_seed, webhook_update
+from voice.scenarios import scenario_ensure
 
 from .models import Company, Membership
 from .roles import Role
@@ -103,6 +105,18 @@ DEMO_COMPANIES = [
                               "aber ich helfe Ihnen gern. Was kann ich für Sie tun?"},
         ],
         "owner": "demo-owner",
+        # Saved scenarios (voice.models.Scenario) of the first agent: run them from its Test page.
+        "scenarios": [
+            {"name": "Termin buchen: Kontrolluntersuchung am Mittwoch", "language": "de",
+             "script": "Guten Tag, ich hätte gern einen Termin für eine Kontrolluntersuchung\nMittwoch um 10 Uhr\n"
+                       "Mein Name ist Hans Müller\nJa, genau\nNein danke, auf Wiederhören",
+             "expect_outcome": "booked", "expect_service": "Kontrolluntersuchung", "expect_day": "wednesday",
+             "expect_time": time(10, 0), "expect_transfer": "no", "must_say": "Hans Müller", "max_turns": 5,
+             "max_latency_ms": 3000},
+            {"name": "Öffnungszeiten, dann ans Team", "language": "de",
+             "script": "Wann haben Sie geöffnet?\nKann ich bitte mit jemandem aus dem Team sprechen?",
+             "expect_outcome": "none", "expect_transfer": "yes", "must_say": "8 bis 18 Uhr"},
+        ],
         "services": [
             {"name": "Kontrolluntersuchung", "duration_minutes": 30, "price": Decimal("45.00")},
             {"name": "Professionelle Zahnreinigung", "duration_minutes": 60, "buffer_minutes": 10,
@@ -123,6 +137,17 @@ DEMO_COMPANIES = [
                               "How can I help you today?"},
         ],
         "owner": "dental-owner",
+        "scenarios": [
+            {"name": "Book a teeth cleaning on Wednesday", "language": "en",
+             "script": "Hi, I'd like to book a teeth cleaning\nWednesday at 10 am\nMy name is Anna Schmidt\n"
+                       "Yes, please\nNo, that's all, thanks",
+             "expect_outcome": "booked", "expect_service": "cleaning", "expect_day": "wednesday",
+             "expect_time": time(10, 0), "expect_transfer": "no", "must_say": "Anna Schmidt",
+             "must_not_say": "sorry", "max_turns": 5, "max_latency_ms": 3000},
+            {"name": "Opening hours, then a person", "language": "en",
+             "script": "What are your opening hours?\nCan I speak to a person please?",
+             "expect_outcome": "none", "expect_transfer": "yes", "must_say": "9 am to 1 pm"},
+        ],
         "services": [
             {"name": "Check-up", "duration_minutes": 30, "price": Decimal("120.00")},
             {"name": "Teeth cleaning", "duration_minutes": 45, "buffer_minutes": 15, "price": Decimal("150.00")},
@@ -183,7 +208,7 @@ def demo_seed(*, actor: Actor | None = None) -> dict:
     """Create whatever of the demo is missing; return what was created."""
     actor = actor or Actor.system("manage.py seed_demo")
     created = {"companies": [], "agents": [], "agents updated": [], "users": [], "services": [],
-               "custom functions": [], "webhooks": []}
+               "custom functions": [], "webhooks": [], "scenarios": []}
     password = demo_password()
     User = get_user_model()
     if not User.objects.filter(username=SUPERUSER).exists():
@@ -214,6 +239,10 @@ def demo_seed(*, actor: Actor | None = None) -> dict:
             webhook_update(actor=actor, company=company, url=demo_webhook_url(),
                            events=["call_started", "call_ended", "call_analyzed"], push=False)
             created["webhooks"].append(company.slug)
+        first_agent = Agent.objects.filter(company=company, agent_id=spec["agents"][0]["agent_id"]).first()
+        for scenario in spec["scenarios"] if first_agent is not None else []:
+            if scenario_ensure(actor=actor, agent=first_agent, **scenario)[1]:
+                created["scenarios"].append(scenario["name"])
         if not User.objects.filter(username=spec["owner"]).exists():
             _ensure_user(spec["owner"], password=password)
             created["users"].append(spec["owner"])

@@ -18,7 +18,7 @@ from appointments.models import Appointment, Closure, FunctionInvocation, Servic
 from audit.models import ActivityLogEntry, AuditEntry, Delivery, DeliveryAttempt, WebhookReceipt
 from retell_config.models import Agent, PromptVersion, SyncRun
 from tenants.models import Company, Membership, company_of_model
-from voice.models import Call, TwilioNumber
+from voice.models import Call, Scenario, ScenarioRun, TwilioNumber
 
 _sequence = itertools.count(1)
 
@@ -67,7 +67,22 @@ def _twilio_number(company: Company, agent: Agent | None = None) -> TwilioNumber
     return TwilioNumber.objects.create(company=company, agent=agent, phone_number=f"+4930555{next(_sequence):05d}")
 
 
+def _scenario(company: Company, agent: Agent | None = None) -> Scenario:
+    agent = agent or make_for(Agent, company)
+    return Scenario.objects.create(company=company, agent=agent, name=f"Scenario {next(_sequence)}",
+                                   script="Guten Tag\nWann haben Sie geöffnet?", must_say="8 Uhr")
+
+
+def _scenario_run(company: Company, agent: Agent | None = None) -> ScenarioRun:
+    import uuid
+
+    return ScenarioRun.objects.create(company=company, scenario=_scenario(company, agent), batch=uuid.uuid4(),
+                                      total=2, status="passed")
+
+
 FACTORIES = {
+    Scenario: _scenario,
+    ScenarioRun: _scenario_run,
     Membership: _membership,
     TwilioNumber: _twilio_number,
     Service: _service,
@@ -149,6 +164,8 @@ AGENT_ROWS = {
     Call: {"its call": _call_of},
     TwilioNumber: {"answered by it": lambda agent: _twilio_number(agent.company, agent)},
     PromptVersion: {"its prompt version": _version},
+    Scenario: {"its scenario": lambda agent: _scenario(agent.company, agent)},
+    ScenarioRun: {"a run of its scenario": lambda agent: _scenario_run(agent.company, agent)},
     SyncRun: {"a run naming it": _run},
     WebhookReceipt: {"a receipt of its call": _receipt},
     Appointment: {"made in its call": lambda agent: _appointment(agent.company, _call_of(agent).call_id)},
@@ -174,6 +191,7 @@ AGENT_ROWS = {
         "about an appointment made in its call": lambda agent: _audit(
             _appointment(agent.company, _call_of(agent).call_id)),
         "about a run for it": lambda agent: _audit(_run(agent)),
+        "about a run of its scenario": lambda agent: _audit(_scenario_run(agent.company, agent)),
         "about a delivery of its call": lambda agent: _audit(_call_record(agent)),
         "about its Twilio number": lambda agent: _audit(_twilio_number(agent.company, agent)),
     },

@@ -5,8 +5,8 @@ grants it (`tenants.models.TenantQuerySet.restrict`). This module tells `restric
 rows of the other models belong to an agent, so that such a member reaches only the rows of
 the agents it may view, in the admin, the configuration page, the gateway and any API alike:
 
-- a call belongs to its agent; a prompt version to its agent; a Twilio number to the agent that
-  answers it;
+- a call belongs to its agent; a prompt version and a saved scenario to its agent, a scenario run
+  to its scenario's agent; a Twilio number to the agent that answers it;
 - a row that names a call (a webhook receipt, an appointment made in a call, a function
   invocation, a delivery of a call record or of an appointment's confirmation) belongs to the
   call's agent;
@@ -37,7 +37,7 @@ from audit.models import ActivityLogEntry, AuditEntry, Delivery, DeliveryAttempt
 from retell_config.models import Agent, PromptVersion, SyncRun
 from tenants.models import limited_scope_register, user_memberships
 
-from .models import Call, TwilioNumber
+from .models import Call, Scenario, ScenarioRun, TwilioNumber
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,10 @@ def _sync_run(seen: Seen) -> Q:
             | ~Q(kind=SyncRun.Kind.SYNC_ALL) & ~Q(Exists(named)))
 
 
+def _scenario_run(seen: Seen) -> Q:
+    return Q(scenario__agent__in=seen.pks)
+
+
 def _agent(seen: Seen) -> Q:
     return Q(pk__in=seen.pks)
 
@@ -149,6 +153,8 @@ ROW_SCOPES = {
     Call: _call,
     TwilioNumber: _call,  # as a call: its agent's, or company-wide while no agent answers it
     PromptVersion: _of_agent,
+    Scenario: _of_agent,
+    ScenarioRun: _scenario_run,
     SyncRun: _sync_run,
     WebhookReceipt: _names_call,
     Appointment: _names_call,

@@ -15,7 +15,7 @@ from audit.models import WebhookReceipt
 from tenants.admin import TenantAdmin
 from tenants.selectors import companies_allowing
 
-from .models import Call, TwilioNumber
+from .models import Call, Scenario, ScenarioRun, TwilioNumber
 from .selectors import twilio_webhook_urls
 from .services import REPLAYABLE, receipts_replay
 from .twilio_client import TwilioError
@@ -238,3 +238,97 @@ class ReplayableReceiptAdmin(WebhookReceiptAdmin):
         context = {**self.admin_site.each_context(request), "opts": self.opts, "form": form,
                    "title": "Replay failed receipts in a time range"}
         return TemplateResponse(request, "admin/audit/webhookreceipt/replay_range.html", context)
+def _start_runs(request, scenarios) -> None:
+    """Queue runs of `scenarios` (those of agents the user may change), one batch per company."""
+    from retell_config.models import Agent
+
+    from .scenarios import scenario_runs_start
+
+    allowed = Agent.objects.restrict(request.user, "change").values("pk")
+    chosen = list(scenarios.filter(agent__in=allowed).select_related("agent").order_by("company_id", "name"))
+    skipped = scenarios.count() - len(chosen)
+    if not chosen:
+        messages.error(request, "None of these scenarios is of an agent you may run calls for.")
+        return None
+    actor = Actor.from_request(request)
+    batches = []
+    for company_id in sorted({s.company_id for s in chosen}):
+        runs = scenario_runs_start(actor=actor, scenarios=[s for s in chosen if s.company_id == company_id])
+        batches.append(runs[0])
+    links = format_html_join(", ", '<a href="{}?company={}">{} run(s)</a>', (
+        (reverse("retell-scenario-batch", args=[run.batch]), run.company_id,
+         sum(1 for s in chosen if s.company_id == run.company_id)) for run in batches))
+    messages.success(request, format_html("Scenario runs queued: {}.{}", links,
+                                          f" {skipped} skipped: your role may not run their agents." if skipped
+                                          else ""))
+    if len(batches) == 1:
+        return HttpResponseRedirect(reverse("retell-scenario-batch", args=[batches[0].batch])
+                                    + f"?company={batches[0].company_id}")
+    return None
+
+
+@admin.register(Scenario)
+class ScenarioAdmin(TenantAdmin):
+    """Saved scenarios: a caller script and its expectations; run from here or from the Call Simulator."""
+
+    list_display = ["name", "agent", "company", "language", "expect_outcome", "expect_service", "expect_day",
+                    "expect_time", "last_run"]
+    list_filter = ["language", "expect_outcome", "agent"]
+    search_fields = ["name", "script"]
+    list_select_related = ["company", "agent"]
+    actions = ["run_selected", "run_all_of_agents"]
+    fieldsets = [
+        (None, {"fields": ["company", "agent", "name", "language", "script"]}),
+        ("Expectations", {"fields": ["expect_outcome", "expect_service", "expect_day", "expect_time",
+                                     "expect_transfer", "must_say", "must_not_say", "max_turns", "max_latency_ms"],
+                          "description": "Checked against the scenario's own call: the appointments it booked, "
+                                         "moved or cancelled, and what the agent said. Leave empty what does not "
+                                         "matter."}),
+    ]
+
+    @admin.display(description="last run")
+    def last_run(self, scenario: Scenario) -> str:
+        run = scenario.runs.order_by("-created_at").first()
+        return run.get_status_display() if run else "—"
+
+    @admin.action(description="Run the selected scenarios", permissions=["change"])
+    def run_selected(self, request, queryset):
+        return _start_runs(request, queryset)
+
+    @admin.action(description="Run all scenarios of the selected scenarios' agents", permissions=["change"])
+    def run_all_of_agents(self, request, queryset):
+        agents = queryset.values("agent")
+        return _start_runs(request, self.get_queryset(request).filter(agent__in=agents))
+
+
+@admin.register(ScenarioRun)
+class ScenarioRunAdmin(ReadOnlyTenantAdmin):
+    list_display = ["scenario", "status", "progress_shown", "against", "triggered_by", "created_at", "batch_link"]
+    list_filter = ["status"]
+    search_fields = ["scenario__name", "call_id"]
+    list_select_related = ["scenario", "company"]
+    fields = ["scenario", "company", "status", "progress_shown", "against", "call_id", "results_table", "error",
+              "transcript_block", "prompt_draft", "triggered_by", "started_at", "finished_at", "created_at",
+              "batch_link"]
+    readonly_fields = fields
+
+    @admin.display(description="progress")
+    def progress_shown(self, run: ScenarioRun) -> str:
+        return f"{run.progress}/{run.total}"
+
+    @admin.display(description="run page")
+    def batch_link(self, run: ScenarioRun):
+        return format_html('<a href="{}?company={}">open</a>', reverse("retell-scenario-batch", args=[run.batch]),
+                           run.company_id)
+
+    @admin.display(description="expectations")
+    def results_table(self, run: ScenarioRun):
+        if not run.results:
+            return "—"
+        return format_html("<ul>{}</ul>", format_html_join("", "<li>{} {}: {}</li>", (
+            ("✓" if r.get("passed") else "✗", r.get("expectation", ""), r.get("reason", "")) for r in run.results)))
+
+    @admin.display(description="transcript")
+    def transcript_block(self, run: ScenarioRun):
+        return format_html("<pre>{}</pre>", "\n".join(f"{line.get('role')}: {line.get('text')}"
+                                                      for line in run.transcript)) if run.transcript else "—"

@@ -137,3 +137,125 @@ class TwilioNumber(TenantOwned):
             # Numbers are unique across companies: the answer must not tell that another one holds it.
             return ValidationError(NUMBER_UNAVAILABLE, code="number_unavailable")
         return super().unique_error_message(model_class, unique_check)
+
+
+class Scenario(TenantOwned):
+    """A saved test call of one agent: what the caller says, line by line, and what must come of it.
+
+    The expectations are checked against the effects of the scenario's own call (its appointments and
+    function invocations, by call id) and against its transcript (voice.scenarios.expectations_check).
+    """
+
+    class Outcome(models.TextChoices):
+        ANY = "", "Not checked"
+        BOOKED = "booked", "An appointment booked"
+        MOVED = "moved", "An appointment moved"
+        CANCELLED = "cancelled", "An appointment cancelled"
+        NONE = "none", "No appointment booked, moved or cancelled"
+
+    class Transfer(models.TextChoices):
+        ANY = "", "Not checked"
+        YES = "yes", "The agent transfers the call"
+        NO = "no", "The agent does not transfer the call"
+
+    agent = models.ForeignKey("retell_config.Agent", on_delete=models.CASCADE, related_name="scenarios")
+    name = models.CharField(max_length=200)
+    language = models.CharField(max_length=8, choices=[("en", "English"), ("de", "German")], default="en",
+                                help_text="The caller's language (the agent answers in its own).")
+    script = models.TextField(
+        "caller script", help_text="One caller line per line; blank lines and lines starting with # are skipped; "
+                                   "a line [silence] is the caller saying nothing (Retell asks for a reminder).")
+    expect_outcome = models.CharField("appointment", max_length=16, choices=Outcome.choices, blank=True)
+    expect_service = models.CharField("service", max_length=200, blank=True,
+                                      help_text="Part of the service's name, any case; empty: any service.")
+    expect_day = models.CharField(
+        "day", max_length=10, blank=True,
+        help_text="A date (2026-12-02) or a weekday in English (wednesday), in the company's time zone; "
+                  "empty: any day.")
+    expect_time = models.TimeField("time", null=True, blank=True, help_text="Local start time; empty: any time.")
+    expect_transfer = models.CharField("transfer", max_length=3, choices=Transfer.choices, blank=True)
+    must_say = models.TextField(blank=True, help_text="One word or phrase per line that the agent must say "
+                                                      "(any case, anywhere in the call).")
+    must_not_say = models.TextField(blank=True, help_text="One word or phrase per line the agent must never say.")
+    max_turns = models.PositiveIntegerField(null=True, blank=True,
+                                            help_text="The most answers the call may take (the greeting is none).")
+    max_latency_ms = models.PositiveIntegerField(
+        "max latency (ms)", null=True, blank=True,
+        help_text="The longest any answer may take to its first chunk, from response_required.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["agent__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["agent", "name"], name="scenario_name_per_agent")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        from .scenarios import day_problem, script_problem
+
+        errors = {}
+        if self.agent_id and self.company_id and self.agent.company_id != self.company_id:
+            errors["agent"] = "Choose one of this company's own agents."
+        if (problem := script_problem(self.script)) is not None:
+            errors["script"] = problem
+        if (problem := day_problem(self.expect_day)) is not None:
+            errors["expect_day"] = problem
+        if errors:
+            raise ValidationError(errors)
+
+
+class ScenarioRun(TenantOwned):
+    """One run of one scenario: its call (test_origin scenario), its transcript and each expectation's verdict.
+
+    Runs started together share a `batch` (the run page shows them with their progress). `prompt_draft`
+    holds the prompt texts the run's call uses instead of the agent's (an unsaved draft); empty: the
+    agent as saved.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        PASSED = "passed", "Passed"
+        FAILED = "failed", "Failed"
+        ERROR = "error", "Error (the call could not be made)"
+
+    FINISHED: ClassVar = (Status.PASSED, Status.FAILED, Status.ERROR)
+    # The agent's prompt texts a draft may replace for the run's call.
+    DRAFT_FIELDS: ClassVar = ("general_prompt", "begin_message", "custom_instructions")
+
+    scenario = models.ForeignKey(Scenario, on_delete=models.CASCADE, related_name="runs")
+    batch = models.UUIDField(db_index=True, help_text="Runs started together.")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    progress = models.PositiveIntegerField(default=0, help_text="Caller lines said so far.")
+    total = models.PositiveIntegerField(default=0, help_text="Caller lines in the script.")
+    call_id = models.CharField("call id", max_length=128, blank=True, db_index=True)
+    transcript = models.JSONField(default=list, blank=True,
+                                  help_text="[{role: caller|agent|tool, text, first_chunk_ms, complete_ms}]")
+    results = models.JSONField(default=list, blank=True,
+                               help_text="Per expectation: [{expectation, passed, reason}].")
+    error = models.TextField(blank=True)
+    prompt_draft = models.JSONField(default=dict, blank=True,
+                                    help_text="Prompt texts used instead of the agent's for this run's call.")
+    triggered_by = models.CharField(max_length=200, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    tenant_policy: ClassVar = READ_ONLY_POLICY
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.scenario} #{self.pk}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def against(self) -> str:
+        return "prompt draft" if self.prompt_draft else "live agent"

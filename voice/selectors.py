@@ -3,6 +3,7 @@ wrap them in database_sync_to_async), the Retell webhook's and the Twilio webhoo
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass, field
@@ -59,7 +60,21 @@ def call_context(*, agent: Agent, call_id: str) -> CallContext:
     )
     context.services = company_services(company_id=company.pk, language=context.language, timezone=company.timezone)
     context.test_origin = call_test_origin(company_id=company.pk, call_id=call_id)
+    if context.test_origin == Call.TestOrigin.SCENARIO:
+        _apply_prompt_draft(context, company_id=company.pk, call_id=call_id)
     return context
+
+
+def _apply_prompt_draft(context: CallContext, *, company_id: int, call_id: str) -> None:
+    """A scenario run against an unsaved prompt draft: that call, and only it, speaks with the draft's
+    texts (ScenarioRun.DRAFT_FIELDS); the agent's row is not touched."""
+    from .models import ScenarioRun
+
+    draft = (ScenarioRun.objects.filter(company_id=company_id, call_id=call_id)
+             .values_list("prompt_draft", flat=True).first()) or {}
+    changed = {name: draft[name] for name in ScenarioRun.DRAFT_FIELDS if isinstance(draft.get(name), str)}
+    if changed:
+        context.agent = dataclasses.replace(context.agent, **changed)
 
 
 def call_test_origin(*, company_id: int, call_id: str) -> str:

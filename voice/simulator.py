@@ -35,6 +35,7 @@ import secrets
 import socket
 import string
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from websockets.asyncio.client import connect
@@ -104,7 +105,8 @@ class SimulatedCall:
 
     def __init__(self, url: str, *, call_id: str, agent_id: str = "", from_number: str | None = None,
                  to_number: str | None = None, direction: str = "inbound", dynamic_variables: dict | None = None,
-                 updates: bool = True, ping_interval: float = PING_INTERVAL_SECONDS) -> None:
+                 updates: bool = True, ping_interval: float = PING_INTERVAL_SECONDS,
+                 on_frame: Callable[[dict], None] | None = None) -> None:
         self.url = url
         self.call_id = call_id
         self.agent_id = agent_id
@@ -114,6 +116,7 @@ class SimulatedCall:
         self.dynamic_variables = dynamic_variables or {}
         self.updates = updates
         self.ping_interval = ping_interval
+        self.on_frame = on_frame           # sees every frame from the server once it is taken in (streaming)
         self.config: dict | None = None
         self.greeting: str | None = None
         self.begin_messages: list[str] = []   # the begin message of each connection (a reconnect's is empty)
@@ -306,7 +309,10 @@ class SimulatedCall:
     async def _reader(self) -> None:
         try:
             async for data in self._ws:
-                self._on_frame(json.loads(data), time.perf_counter())
+                frame = json.loads(data)
+                self._on_frame(frame, time.perf_counter())
+                if self.on_frame is not None:
+                    self.on_frame(frame)
         except ConnectionClosed:
             pass
         finally:

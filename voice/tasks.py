@@ -15,3 +15,12 @@ def receipts_process_task(receipt_ids: list[int]) -> None:
 @shared_task(name="voice.receipts_sweep", ignore_result=True)
 def receipts_sweep_task() -> int:
     return services.receipts_sweep()
+
+
+@shared_task(name="voice.scenario_runs_execute", ignore_result=True)
+def scenario_runs_execute_task(run_ids: list[int]) -> None:
+    """Saved scenario runs, one after another (each is one simulated call over the real socket)."""
+    from .scenarios import scenario_run_execute
+
+    for run_id in run_ids:
+        scenario_run_execute(run_id=run_id)

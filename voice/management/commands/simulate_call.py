@@ -12,13 +12,13 @@ import json
 import sys
 from pathlib import Path
 
-import phonenumbers
 from django.core.management.base import BaseCommand, CommandError
 from websockets.exceptions import InvalidStatus, InvalidURI
 
 from appointments.selectors import phone_region
 from audit.log_filters import redact_secret_paths
 from retell_config.models import Agent
+from voice.call_simulator import example_caller_number
 from voice.selectors import agent_socket_url
 from voice.simulator import SILENCE, AgentTurn, CallEnded, SimulatedCall, new_call_id, percentile, script_lines
 
@@ -56,7 +56,7 @@ class Command(BaseCommand):
         socket_url = f"{_agent_url(found, url)}/{call_id}"
         call = SimulatedCall(
             socket_url, call_id=call_id, agent_id=found.agent_id,
-            from_number=from_number or _example_number(phone_region(company)),
+            from_number=from_number or example_caller_number(phone_region(company)),
             to_number=(found.phone_numbers or [company.phone or ""])[0] or None)
         self.stdout.write(f"Calling {found.name} ({found.agent_id}, {company.name}) from {call.from_number}")
         self.stdout.write(f"Socket {redact_secret_paths(socket_url)}")
@@ -122,11 +122,6 @@ def _agent_url(agent: Agent, base: str | None) -> str:
     if not base.endswith("/retell-llm"):
         base += "/retell-llm"
     return f"{base}/{agent.socket_token}"
-
-
-def _example_number(region: str) -> str:
-    example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
-    return phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164) if example else "+15555550100"
 
 
 async def _read_line() -> str | None:

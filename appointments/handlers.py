@@ -248,6 +248,10 @@ def _find_one(ctx: Context, args: dict, date_key: str) -> Appointment:
     else:
         day = _when(ctx, args.get(date_key)).day if args.get(date_key) else None
         found = selectors.appointments_for_caller(company=ctx.company, phone=phone, name=name, day=day, now=ctx.now)
+    if ctx.is_test:
+        # A testing tool's call reaches only test appointments: a practice's real ones are never moved or
+        # cancelled by a test, whatever name or number it uses.
+        found = [appointment for appointment in found if appointment.is_test]
     if phone and not name:
         who = ctx.say("who_phone")
     elif name:
@@ -305,6 +309,8 @@ def _cancelled_in_call(ctx: Context, args: dict, date_key: str) -> Appointment |
     found = Appointment.objects.filter(
         Q(call_id=ctx.call_id) | Q(pk__in=[pk for pk in cancelled_here if isinstance(pk, int)]),
         company=ctx.company, status=Appointment.Status.CANCELLED).select_related("service")
+    if ctx.is_test:
+        found = found.filter(is_test=True)
     name = (args.get("name") or "").strip()
     if name:
         found = found.filter(customer_name__icontains=name)
@@ -492,7 +498,7 @@ def run_custom_function(*, company: Company, name: str, args: dict, call_id: str
     `language` ("de" / "en"): the language the answer's message is said in, when the call speaks
     another than the company (a multilingual agent with a caller of the other language).
     `is_test`: the call is a testing tool's (voice.selectors.call_test_origin); appointments it books
-    are marked as tests.
+    are marked as tests, and it can move or cancel only test appointments.
     Raises UnknownFunction for a name no handler has. Invalid arguments answer
     `{"ok": False, "error": "invalid_arguments", "message": ...}` and are not recorded.
     """

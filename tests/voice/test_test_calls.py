@@ -76,3 +76,22 @@ def test_a_test_mark_in_the_payload_makes_no_test_call(client, bookable_agent, b
         {"name": "collect_appointment_information", "call": call, "args": args}).encode())
 
     assert Appointment.objects.get(pk=response.json()["appointment_id"]).is_test is False
+
+
+@pytest.mark.parametrize("function, extra", [
+    ("cancel_appointment", {}),
+    ("change_appointment_details", {"new_date": next_weekday_iso(), "new_time": "12:00"}),
+])
+def test_a_test_call_cannot_move_or_cancel_a_real_appointment(client, bookable_agent, function, extra):
+    real = book(client, "real_call_3")
+    Call.objects.create(company=bookable_agent.company, call_id="test_call_3",
+                        test_origin=Call.TestOrigin.CALL_SIMULATOR)
+    call = retell.call_object("test_call_3", "agent_abc123", status="ongoing", turns=2)  # the same caller number
+    args = {"name": "Erika Muster", "date": next_weekday_iso(), "current_date": next_weekday_iso(), **extra}
+
+    response = post(client, FUNCTIONS_URL, json.dumps({"name": function, "call": call, "args": args}).encode())
+
+    assert response.json()["ok"] is False
+    real.refresh_from_db()
+    assert (real.status, real.start) == (Appointment.Status.PENDING, real.start)
+    assert Appointment.objects.filter(is_test=True).count() == 0

@@ -9,6 +9,10 @@ import logging
 
 from django.urls import re_path
 
+from channels.auth import AuthMiddlewareStack
+from channels.security.websocket import AllowedHostsOriginValidator
+
+from monitoring.consumers import ConsoleConsumer
 from voice.consumers import RetellLLMConsumer
 
 logger = logging.getLogger(__name__)
@@ -39,5 +43,8 @@ websocket_urlpatterns: list = [
     re_path(rf"^retell-llm/+{TOKEN}/+{CALL_ID}/?$", RetellLLMConsumer.as_asgi()),
     # The seed's plain form, for companies that enable it (the agent comes from call_details).
     re_path(rf"^retell-llm/+{CALL_ID}/?$", RetellLLMConsumer.as_asgi()),
+    # The Live Debug Console: the admin's session cookie, from a page of this site only.
+    re_path(r"^admin/monitoring/console/socket/?$",
+            AllowedHostsOriginValidator(AuthMiddlewareStack(ConsoleConsumer.as_asgi()))),
     re_path(r"", refuse),
 ]

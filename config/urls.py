@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/mcp/gateway", retell_views.gateway, name="mcp-gateway"),
     path("admin/retell-webhook-configuration/", include("retell_config.dashboard")),
+    path("admin/monitoring/", include("monitoring.views")),
     path("admin/", admin.site.urls),
     # Provider webhooks (voice/views.py); with or without a trailing slash.
     re_path(r"^api/retell/webhook/?$", voice_views.retell_webhook, name="retell-events"),

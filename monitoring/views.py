@@ -101,23 +101,23 @@ def analytics_page(request: HttpRequest) -> HttpResponse:
         error = str(exc)
         span = analytics.range_parse(company=company)
     user, days = request.user, span.days
-    turn_agents = analytics.turn_latency_per_agent(user=user, span=span)
-    turn_engines = analytics.turn_latency_per_engine(user=user, span=span)
-    sections = [
-        ("Webhooks", [
-            charts.webhooks_per_event_type(analytics.webhooks_per_event_type(user=user, span=span), days),
-            charts.webhook_results(analytics.webhook_results(user=user, span=span)),
-            charts.webhook_latency(analytics.webhook_latency(user=user, span=span), days),
-        ]),
-        ("Calls", [
-            charts.calls_per_day(analytics.calls_per_day(user=user, span=span), days),
-            charts.call_outcomes(analytics.call_outcomes(user=user, span=span)),
-            charts.call_durations(analytics.call_durations(user=user, span=span)),
-            charts.booking_conversion(analytics.booking_conversion(user=user, span=span)),
-            charts.turn_latency(turn_agents, "Live-turn latency per agent (ms)"),
-            charts.turn_latency(turn_engines, "Live-turn latency per dialog engine (ms)"),
-        ]),
-    ]
+    with analytics.aggregate_session():
+        turns = analytics.turn_latency(user=user, span=span)
+        sections = [
+            ("Webhooks", [
+                charts.webhooks_per_event_type(analytics.webhooks_per_event_type(user=user, span=span), days),
+                charts.webhook_results(analytics.webhook_results(user=user, span=span)),
+                charts.webhook_latency(analytics.webhook_latency(user=user, span=span), days),
+            ]),
+            ("Calls", [
+                charts.calls_per_day(analytics.calls_per_day(user=user, span=span), days),
+                charts.call_outcomes(analytics.call_outcomes(user=user, span=span)),
+                charts.call_durations(analytics.call_durations(user=user, span=span)),
+                charts.booking_conversion(analytics.booking_conversion(user=user, span=span)),
+                charts.turn_latency(turns["agents"], "Live-turn latency per agent (ms)"),
+                charts.turn_latency(turns["engines"], "Live-turn latency per dialog engine (ms)"),
+            ]),
+        ]
     return TemplateResponse(request, "monitoring/analytics.html", _context(
         request, company, "Analytics", companies, span=span, error=error, sections=sections))
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import (Aggregate, Case, CharField, Count, Exists, F, FloatField, IntegerField, OuterRef, Q,
                               QuerySet, Value, When)
 from django.db.models.expressions import RawSQL
@@ -138,6 +139,20 @@ def _postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
+@contextmanager
+def aggregate_session():
+    """Run the page's aggregates in one transaction with PostgreSQL's JIT compiler off.
+
+    These queries scan tens of thousands of rows, which is enough for the planner's cost to
+    pass jit_above_cost: compiling then took longer than the query itself (400 ms of 900 ms
+    measured with bench/analytics_bench.py). One snapshot also makes the charts agree."""
+    with transaction.atomic():
+        if _postgres():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL jit = off")
+        yield
+
+
 def _percentiles_of(rows, group_count: int) -> dict[tuple, dict]:
     """SQLite's side: rows (group..., value) ordered by group then value -> {group: {p50, p95, n}}."""
     values: dict[tuple, list[float]] = defaultdict(list)
@@ -152,7 +167,7 @@ def _percentiles_of(rows, group_count: int) -> dict[tuple, dict]:
 def webhooks_per_event_type(*, user, span: Range) -> dict[str, dict[date, int]]:
     """{event type: {local day: receipts}}; a request that named no event is "(none)"."""
     rows = (_receipts(user, span).annotate(day=TruncDate("received_at", tzinfo=span.company.zone))
-            .values("day", "event_type").annotate(n=Count("id")).order_by())
+            .values("day", "event_type").annotate(n=Count("*")).order_by())
     series: dict[str, dict[date, int]] = defaultdict(dict)
     for row in rows:
         series[row["event_type"] or "(none)"][row["day"]] = row["n"]
@@ -163,7 +178,7 @@ def webhook_results(*, user, span: Range) -> dict:
     """{"total": n, "accepted": share, "rejected": share, "by_code": {status or error code: share}}:
     shares of all receipts in the range, 0..1. A receipt without an error code counts under
     its status (processed, duplicate, ...)."""
-    rows = list(_receipts(user, span).values("status", "error_code").annotate(n=Count("id")).order_by())
+    rows = list(_receipts(user, span).values("status", "error_code").annotate(n=Count("*")).order_by())
     total = sum(row["n"] for row in rows)
     by_code: dict[str, int] = defaultdict(int)
     rejected = 0
@@ -185,7 +200,7 @@ def webhook_latency(*, user, span: Range) -> dict[date, dict]:
                     '"audit_webhookreceipt"."received_at")) * 1000', [], output_field=FloatField())
         return {row["day"]: {"p50": row["p50"], "p95": row["p95"], "n": row["n"]}
                 for row in rows.values("day").annotate(p50=PercentileCont(ms, 0.5), p95=PercentileCont(ms, 0.95),
-                                                       n=Count("id")).order_by()}
+                                                       n=Count("*")).order_by()}
     ordered = [(day, (processed - received).total_seconds() * 1000) for day, received, processed in
                rows.order_by("day", "received_at").values_list("day", "received_at", "processed_at")]
     ordered.sort()
@@ -195,13 +210,13 @@ def webhook_latency(*, user, span: Range) -> dict[date, dict]:
 # --- calls ---------------------------------------------------------------------------------------
 def calls_per_day(*, user, span: Range) -> dict[date, int]:
     rows = (_calls(user, span).annotate(day=TruncDate("created_at", tzinfo=span.company.zone))
-            .values("day").annotate(n=Count("id")).order_by())
+            .values("day").annotate(n=Count("*")).order_by())
     return {row["day"]: row["n"] for row in rows}
 
 
 def call_outcomes(*, user, span: Range) -> dict[str, int]:
     """{outcome: calls} for each of OUTCOMES (see `_outcome` for the order they are decided in)."""
-    rows = _calls(user, span).annotate(outcome=_outcome()).values("outcome").annotate(n=Count("id")).order_by()
+    rows = _calls(user, span).annotate(outcome=_outcome()).values("outcome").annotate(n=Count("*")).order_by()
     counts = {row["outcome"]: row["n"] for row in rows}
     return {outcome: counts.get(outcome, 0) for outcome in OUTCOMES}
 
@@ -212,7 +227,7 @@ def call_durations(*, user, span: Range) -> dict[str, int]:
              if limit is not None]
     bucket = Case(*whens, default=Value(len(DURATION_BUCKETS) - 1), output_field=IntegerField())
     rows = (_calls(user, span).filter(duration_ms__isnull=False).annotate(bucket=bucket)
-            .values("bucket").annotate(n=Count("id")).order_by())
+            .values("bucket").annotate(n=Count("*")).order_by())
     counts = {row["bucket"]: row["n"] for row in rows}
     return {label: counts.get(n, 0) for n, (_, label) in enumerate(DURATION_BUCKETS)}
 
@@ -220,56 +235,56 @@ def call_durations(*, user, span: Range) -> dict[str, int]:
 def booking_conversion(*, user, span: Range) -> dict[str, dict]:
     """{agent name: {"calls", "booked", "rate" (0..1)}}; calls without an agent under "(no agent)"."""
     rows = (_calls(user, span).annotate(label=Coalesce(F("agent__name"), Value("(no agent)")))
-            .values("label").annotate(calls=Count("id"),
+            .values("label").annotate(calls=Count("*"),
                                       booked=Count("id", filter=Q(_succeeded(OUTCOME_FUNCTIONS["booked"]))))
             .order_by("label"))
     return {row["label"]: {"calls": row["calls"], "booked": row["booked"],
                            "rate": row["booked"] / row["calls"] if row["calls"] else 0.0} for row in rows}
 
 
-def _turn_latency(*, user, span: Range, label) -> dict[str, dict]:
-    """{label: {"first": {p50, p95, n}, "last": {p50, p95, n}}} over the live turns
-    (Call.live_turns) of the range's calls: ms from response_required to the first and to the
-    last chunk (voice.retell_session.TurnRecord)."""
-    calls = _calls(user, span).filter(agent__isnull=False).annotate(label=label).values("label", "live_turns")
+def turn_latency(*, user, span: Range) -> dict[str, dict[str, dict]]:
+    """{"agents": {agent name: figures}, "engines": {dialog engine: figures}}, where figures is
+    {"first": {"p50", "p95", "n"}, "last": {"p50", "p95", "n"}}: ms from response_required to
+    the first and to the last chunk of each live turn (Call.live_turns, written from
+    voice.retell_session.TurnRecord) of the range's calls; a call counts under its agent and
+    that agent's dialog engine. One query for both charts (grouping sets on PostgreSQL)."""
+    calls = (_calls(user, span).filter(agent__isnull=False)
+             .annotate(agent_label=F("agent__name"), engine_label=F("agent__dialog_engine"))
+             .values("agent_label", "engine_label", "live_turns").order_by())
     sql, params = calls.query.sql_with_params()
+    result: dict[str, dict[str, dict]] = {"agents": {}, "engines": {}}
     if _postgres():
-        # jsonb_typeof guards what a number cast cannot take (a turn without a figure is null).
+        # jsonb_to_recordset reads the two figures as numbers straight from each turn object (a
+        # turn without one, e.g. superseded, gives NULL, which the aggregates skip); one sort
+        # per figure gives both percentiles.
         query = f"""
-            SELECT c.label,
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY (t->>'first_chunk_ms')::float),
-                   percentile_cont(0.95) WITHIN GROUP (ORDER BY (t->>'first_chunk_ms')::float),
-                   count(t->'first_chunk_ms') FILTER (WHERE jsonb_typeof(t->'first_chunk_ms') = 'number'),
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY (t->>'complete_ms')::float),
-                   percentile_cont(0.95) WITHIN GROUP (ORDER BY (t->>'complete_ms')::float),
-                   count(t->'complete_ms') FILTER (WHERE jsonb_typeof(t->'complete_ms') = 'number')
-            FROM ({sql}) c CROSS JOIN LATERAL jsonb_array_elements(
-                 CASE WHEN jsonb_typeof(c.live_turns) = 'array' THEN c.live_turns ELSE '[]'::jsonb END) t
-            WHERE jsonb_typeof(t) = 'object'
-            GROUP BY c.label ORDER BY c.label"""
+            SELECT GROUPING(c.agent_label), c.agent_label, c.engine_label,
+                   percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY t.first_chunk_ms), count(t.first_chunk_ms),
+                   percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY t.complete_ms), count(t.complete_ms)
+            FROM ({sql}) c CROSS JOIN LATERAL jsonb_to_recordset(
+                 CASE WHEN jsonb_typeof(c.live_turns) = 'array' THEN c.live_turns ELSE '[]'::jsonb END)
+                 AS t(first_chunk_ms double precision, complete_ms double precision)
+            GROUP BY GROUPING SETS ((c.agent_label), (c.engine_label))"""
         with connection.cursor() as cursor:
             cursor.execute(query, params)
-            return {row[0]: {"first": {"p50": row[1], "p95": row[2], "n": row[3]},
-                             "last": {"p50": row[4], "p95": row[5], "n": row[6]}} for row in cursor.fetchall()}
+            for by_engine, agent, engine, first, first_n, last, last_n in cursor.fetchall():
+                first, last = first or [None, None], last or [None, None]
+                result["engines" if by_engine else "agents"][engine if by_engine else agent] = {
+                    "first": {"p50": first[0], "p95": first[1], "n": first_n},
+                    "last": {"p50": last[0], "p95": last[1], "n": last_n}}
+        return {key: dict(sorted(value.items())) for key, value in result.items()}
     query = f"""
-        SELECT c.label, json_extract(t.value, '$.first_chunk_ms'), json_extract(t.value, '$.complete_ms')
+        SELECT c.agent_label, c.engine_label, json_extract(t.value, '$.first_chunk_ms'),
+               json_extract(t.value, '$.complete_ms')
         FROM ({sql}) c, json_each(c.live_turns) t
         WHERE json_type(t.value) = 'object'"""
     with connection.cursor() as cursor:
         cursor.execute(query, params)
         rows = cursor.fetchall()
-    numeric = [row for row in rows if row[1] is None or isinstance(row[1], int | float)]
-    first = _percentiles_of(sorted(((r[0], r[1]) for r in numeric if r[1] is not None)), 1)
-    last = _percentiles_of(sorted(((r[0], r[2]) for r in rows if isinstance(r[2], int | float))), 1)
     empty = {"p50": None, "p95": None, "n": 0}
-    return {key[0]: {"first": first.get(key, empty), "last": last.get(key, empty)}
-            for key in sorted(set(first) | set(last))}
-
-
-def turn_latency_per_agent(*, user, span: Range) -> dict[str, dict]:
-    return _turn_latency(user=user, span=span, label=F("agent__name"))
-
-
-def turn_latency_per_engine(*, user, span: Range) -> dict[str, dict]:
-    """As turn_latency_per_agent, by the dialog engine of each call's agent."""
-    return _turn_latency(user=user, span=span, label=F("agent__dialog_engine"))
+    for key, column in (("agents", 0), ("engines", 1)):
+        first = _percentiles_of(sorted((r[column], r[2]) for r in rows if isinstance(r[2], int | float)), 1)
+        last = _percentiles_of(sorted((r[column], r[3]) for r in rows if isinstance(r[3], int | float)), 1)
+        result[key] = {label[0]: {"first": first.get(label, empty), "last": last.get(label, empty)}
+                       for label in sorted(set(first) | set(last))}
+    return result

@@ -136,10 +136,11 @@ def seed() -> tuple:
         "call_outcomes": {o: outcomes.get(o, 0) for o in analytics.OUTCOMES},
         "call_durations": {label: durations.get(label, 0) for _, label in analytics.DURATION_BUCKETS},
         "booking_conversion": {a: {**v, "rate": v["booked"] / v["calls"]} for a, v in conversion.items()},
-        "turn_latency_per_agent": {a: {"first": _percentiles(first[a]), "last": _percentiles(last[a])}
-                                   for a in (main.name, backup.name)},
-        "turn_latency_per_engine": {e: {"first": _percentiles(first[e]), "last": _percentiles(last[e])}
-                                    for e in ("embedded", "openai")},
+        "turn_latency": {
+            "agents": {a: {"first": _percentiles(first[a]), "last": _percentiles(last[a])}
+                       for a in (main.name, backup.name)},
+            "engines": {e: {"first": _percentiles(first[e]), "last": _percentiles(last[e])}
+                        for e in ("embedded", "openai")}},
         "webhooks_per_event_type": {e: {d.isoformat(): n for d, n in days.items()} for e, days in series.items()},
         "webhook_results": {"total": 40, "accepted": (40 - rejected) / 40, "rejected": rejected / 40,
                             "by_code": {c: n / 40 for c, n in by_code.items()}},
@@ -158,8 +159,7 @@ def figures(user, span) -> dict:
         "call_outcomes": analytics.call_outcomes(user=user, span=span),
         "call_durations": analytics.call_durations(user=user, span=span),
         "booking_conversion": analytics.booking_conversion(user=user, span=span),
-        "turn_latency_per_agent": analytics.turn_latency_per_agent(user=user, span=span),
-        "turn_latency_per_engine": analytics.turn_latency_per_engine(user=user, span=span),
+        "turn_latency": analytics.turn_latency(user=user, span=span),
         "webhooks_per_event_type": {e: iso(days) for e, days in
                                     analytics.webhooks_per_event_type(user=user, span=span).items()},
         "webhook_results": analytics.webhook_results(user=user, span=span),

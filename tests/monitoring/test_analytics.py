@@ -57,7 +57,7 @@ def test_a_member_limited_to_one_agent_counts_only_its_calls():
     assign_perm("retell_config.view_agent", limited, main)
 
     conversion = analytics.booking_conversion(user=limited, span=span)
-    per_agent = analytics.turn_latency_per_agent(user=limited, span=span)
+    per_agent = analytics.turn_latency(user=limited, span=span)["agents"]
 
     assert set(conversion) == {"Main Agent"}
     assert conversion["Main Agent"]["calls"] == expected["booking_conversion"]["Main Agent"]["calls"]

@@ -55,12 +55,24 @@ def console_page(request: HttpRequest) -> HttpResponse:
         first_screen=console.FIRST_SCREEN))
 
 
+def _json_company(request: HttpRequest) -> Company | JsonResponse:
+    """The console's company for a JSON read, or the JSON error that says why there is none."""
+    try:
+        return _company(request, console.console_companies(request.user))
+    except Http404:
+        return error_response(404, "not_found", "No such company, or you may not view its activity log.")
+    except PermissionDenied as exc:
+        return error_response(403, "forbidden", str(exc))
+
+
 def console_lines(request: HttpRequest) -> JsonResponse:
     """GET ?company=&kind=&level=&agent=&call_id=&after=&limit= -> {"lines": [line, ...]} oldest
     first (the newest `limit`, default 100, at most 500; only ids above `after` when given).
-    400 {"error": {"code": "bad_filter", ...}} for a filter that names nothing valid."""
-    companies = console.console_companies(request.user)
-    company = _company(request, companies)
+    400 {"error": {"code": "bad_filter", ...}} for a filter that names nothing valid; 404
+    {"error": {"code": "not_found", ...}} for a company the user may not view."""
+    company = _json_company(request)
+    if isinstance(company, JsonResponse):
+        return company
     try:
         line_filter = console.line_filter_parse(user=request.user, company=company, params=request.GET)
     except ValueError as exc:
@@ -74,8 +86,9 @@ def console_lines(request: HttpRequest) -> JsonResponse:
 
 def console_line(request: HttpRequest, pk: int) -> JsonResponse:
     """GET -> monitoring.selectors.console.line_debug's shape; 404 for a line the user may not see."""
-    companies = console.console_companies(request.user)
-    company = _company(request, companies)
+    company = _json_company(request)
+    if isinstance(company, JsonResponse):
+        return company
     debug = console.line_debug(user=request.user, company=company, line_id=pk)
     if debug is None:
         return error_response(404, "not_found", "No such line in this company's activity log.")

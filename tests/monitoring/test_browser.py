@@ -4,6 +4,7 @@ line caused by a webhook sent during the test and never a line of the other comp
 holds lines and resume shows them; a line opens its debug information; the analytics page
 draws its charts."""
 
+import functools
 import json
 import re
 from datetime import timedelta
@@ -44,11 +45,19 @@ def companies(live_db):
     return alpha, beta
 
 
-def _reconnect() -> None:
+def own_connection(test):
     """Under Playwright's sync API a test's body runs in a context of its own, so Django gives it
-    a connection of its own, which the previous browser test's teardown ended (it ends every
-    connection but the fixtures'): start this body on a new one."""
-    connection.close()
+    a connection of its own, which a browser test's teardown ends (it ends every connection but
+    the fixtures') and which a later test's body would inherit: the body starts on a new
+    connection and closes it when done."""
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        connection.close()
+        try:
+            return test(*args, **kwargs)
+        finally:
+            connection.close()
+    return run
 
 
 def _http(asgi_server: str) -> str:
@@ -71,10 +80,10 @@ def _log_in(page, base: str, next_path: str) -> None:
     page.click("input[type=submit]")
 
 
+@own_connection
 def test_the_console_shows_a_webhook_sent_now_and_never_the_other_companys(companies, asgi_server, browser_page):
     alpha, beta = companies
     base, page = _http(asgi_server), browser_page
-    _reconnect()
     _log_in(page, base, "/admin/retell-webhook-configuration/")
     page.click("#rwc-view-logs")  # the dashboard's View Logs
     page.wait_for_selector("#mon-state.mon-live")
@@ -111,8 +120,22 @@ def test_the_console_shows_a_webhook_sent_now_and_never_the_other_companys(compa
     assert "An info line sent now" not in page.inner_text("#mon-lines")
 
 
+@own_connection
+def test_the_console_says_so_when_its_server_is_down(companies, asgi_server, browser_page):
+    base, page = _http(asgi_server), browser_page
+    # The socket's server and the lines' reads fail as they would with the server down.
+    page.route_web_socket(re.compile(r".*/admin/monitoring/console/socket/.*"), lambda socket: socket.close())
+    _log_in(page, base, "/admin/monitoring/console/")
+    page.wait_for_selector("#mon-state.mon-down")
+    assert page.inner_text("#mon-state").startswith("Live connection lost: the server is not answering; retrying")
+
+    page.route(re.compile(r".*/admin/monitoring/console/lines/.*"), lambda route: route.abort())
+    page.select_option("#mon-level", "error")
+    page.wait_for_selector("#mon-error:has-text('The server is not answering')")
+
+
+@own_connection
 def test_the_analytics_page_draws_its_charts(companies, asgi_server, browser_page):
-    _reconnect()
     alpha, _ = companies
     agent = Agent.objects.get(agent_id="agent_alpha_live")
     for n in range(6):

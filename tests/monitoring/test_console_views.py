@@ -83,7 +83,8 @@ def test_the_first_screen_and_a_line_of_another_company_stay_with_that_company(c
     assert "beta" not in page.content.decode().lower().replace("beta praxis", "")
     assert client.get("/admin/monitoring/console/", {"company": beta.pk}).status_code == 404
     assert client.get(f"/admin/monitoring/console/lines/{theirs.pk}/", {"company": alpha.pk}).status_code == 404
-    assert client.get(f"/admin/monitoring/console/lines/{theirs.pk}/", {"company": beta.pk}).status_code == 404
+    refused = client.get(f"/admin/monitoring/console/lines/{theirs.pk}/", {"company": beta.pk})
+    assert refused.status_code == 404 and refused.json()["error"]["code"] == "not_found"
     assert [line["message"] for line in _lines(client, alpha)[1]["lines"]] == ["alpha's line"]
 
 

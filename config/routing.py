@@ -12,6 +12,7 @@ from django.urls import re_path
 from channels.auth import AuthMiddlewareStack
 from channels.security.websocket import AllowedHostsOriginValidator
 
+from monitoring.consumers import ConsoleConsumer
 from voice.consumers import CallSimulatorConsumer, RetellLLMConsumer
 
 logger = logging.getLogger(__name__)
@@ -45,5 +46,8 @@ websocket_urlpatterns: list = [
     # The admin's call simulator: the admin session's user, from a page of an allowed host only.
     re_path(r"^admin/call-simulator/(?P<agent_pk>[0-9]{1,18})/?$",
             AllowedHostsOriginValidator(AuthMiddlewareStack(CallSimulatorConsumer.as_asgi()))),
+    # The Live Debug Console: the admin's session cookie, from a page of this site only.
+    re_path(r"^admin/monitoring/console/socket/?$",
+            AllowedHostsOriginValidator(AuthMiddlewareStack(ConsoleConsumer.as_asgi()))),
     re_path(r"", refuse),
 ]

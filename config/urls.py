@@ -20,6 +20,7 @@ urlpatterns = [
     path("admin/retell-webhook-configuration/", include("retell_config.dashboard")),
     path("admin/retell-webhook-configuration/", include("voice.tester_views")),  # webhook tester, function simulator
     path("admin/retell-webhook-configuration/", include("voice.testing_pages")),
+    path("admin/monitoring/", include("monitoring.views")),
     path("admin/", admin.site.urls),
     # Provider webhooks (voice/views.py); with or without a trailing slash.
     re_path(r"^api/retell/webhook/?$", voice_views.retell_webhook, name="retell-events"),

@@ -95,7 +95,7 @@ async def _refused(receipt: WebhookReceipt, refusal: Refusal) -> JsonResponse:
     if refusal.company is not None and refusal.status in (401, 403):
         await sync_to_async(activity_log)(company=refusal.company, kind="webhook.rejected", level="warning",
                                           message=f"Webhook rejected: {refusal.message}",
-                                          data={"receipt_id": receipt.pk})
+                                          data={"receipt_id": receipt.pk, "status": refusal.status})
     return error_response(refusal.status, refusal.code, refusal.message)
 
 

@@ -1,0 +1,1 @@
+"""Reads of the monitoring tools: the Live Debug Console (console) and Analytics (analytics)."""

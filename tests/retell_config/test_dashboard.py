@@ -308,3 +308,21 @@ def test_a_company_without_a_retell_key_is_shown_as_not_configured(owner_client,
 
     assert 'id="rwc-status" class="rwc-status rwc-not_configured"' in html
     assert '<span class="rwc-dot"></span>Not configured</span>' in html
+
+
+@pytest.mark.django_db
+def test_every_control_of_the_page_leads_somewhere_and_none_says_coming_soon(owner_client, company_a, retell_agents,
+                                                                               functions):
+    """Each button opens a dialog of the page or is a link to a page that answers (the testing tools)."""
+    import re
+
+    html = page(owner_client, company_a).content.decode()
+
+    assert "Coming soon" not in html and "data-soon" not in html
+    for target in re.findall(r'data-open="([^"]+)"', html):
+        assert f'id="{target}"' in html, target
+    links = set(re.findall(r'href="(/admin/[^"#]+)"', html.replace("&amp;", "&")))
+    for label in ("Test Webhook", "View Logs"):
+        assert re.search(rf'<a [^>]*href="/admin/[^"]+"[^>]*>[^<]*{label}', html), label
+    for href in links:
+        assert owner_client.get(href).status_code == 200, href

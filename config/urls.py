@@ -4,6 +4,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from config.health import health
+from config.ratelimits import admin_login_limited
 from config.static import favicon
 from retell_config import views as retell_views
 from voice import twilio_views, views as voice_views
@@ -18,6 +19,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/mcp/gateway", retell_views.gateway, name="mcp-gateway"),
     path("admin/retell-webhook-configuration/", include("retell_config.dashboard")),
+    # The admin's own login view, its posts limited per address (config.ratelimits); before the admin's routes.
+    path("admin/login/", admin_login_limited(admin.site.login)),
     path("admin/", admin.site.urls),
     # Provider webhooks (voice/views.py); with or without a trailing slash.
     re_path(r"^api/retell/webhook/?$", voice_views.retell_webhook, name="retell-events"),

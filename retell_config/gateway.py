@@ -24,9 +24,10 @@ PERMISSION_DENIED = -32003
 NOT_FOUND = -32004
 CONFLICT = -32009
 UPSTREAM_FAILURE = -32010
+RATE_LIMITED = -32029
 
 APPLICATION_ERRORS = {UNAUTHORIZED: "Unauthorized", PERMISSION_DENIED: "Permission denied", NOT_FOUND: "Not found",
-                      CONFLICT: "Conflict", UPSTREAM_FAILURE: "Retell failure"}
+                      CONFLICT: "Conflict", UPSTREAM_FAILURE: "Retell failure", RATE_LIMITED: "Too many requests"}
 
 
 def app_error(code: int, reason: str, **data) -> RpcError:

@@ -129,7 +129,11 @@ def axes_lockout(request, original_response=None, credentials=None) -> JsonRespo
 # --- the REST API (DRF throttling) -------------------------------------------------------------------
 class _Throttle(SimpleRateThrottle):
     """DRF's throttle with its rate read from REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] when a request
-    comes (DRF reads it once, when the class is made)."""
+    comes (DRF reads it once, when the class is made), its cache keys under the limits' own prefix."""
+
+    @property
+    def cache_format(self) -> str:
+        return getattr(settings, "RATELIMIT_CACHE_PREFIX", "rl:") + "throttle_%(scope)s_%(ident)s"
 
     def get_rate(self):
         if not settings.RATE_LIMITS_ENABLED:

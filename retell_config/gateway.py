@@ -367,16 +367,22 @@ METHODS: dict[str, Callable[[Context, Call], Any]] = {
 }
 
 
+def run_method(method: Callable[[Context, Call], Any], ctx: Context, call: Call) -> Any:
+    """Run one method (of METHODS, or an operation of the same shape: integrations.operations) for
+    `ctx`: its result, or an RpcError."""
+    try:
+        return method(ctx, call)
+    except PermissionDenied as exc:
+        # The services' own refusal (a write that touches an agent the user may not change).
+        raise app_error(PERMISSION_DENIED, str(exc) or "permission denied") from None
+
+
 def dispatcher(ctx: Context) -> Callable[[Call], Any]:
     def dispatch(call: Call) -> Any:
         method = METHODS.get(call.method)
         if method is None:
             raise RpcError(METHOD_NOT_FOUND, data={"reason": f"no method {call.method}",
                                                    "methods": sorted(METHODS)})
-        try:
-            return method(ctx, call)
-        except PermissionDenied as exc:
-            # The services' own refusal (a write that touches an agent the user may not change).
-            raise app_error(PERMISSION_DENIED, str(exc) or "permission denied") from None
+        return run_method(method, ctx, call)
 
     return dispatch

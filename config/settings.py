@@ -454,3 +454,5 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_CLIENT_IP_CALLABLE = "audit.middleware.client_ip"
 AXES_LOCKOUT_CALLABLE = "config.ratelimits.axes_lockout"
 AXES_RESET_ON_SUCCESS = True
+# The attempts live in the cache (or, embedded, in tables no one needs to browse): no admin pages for them.
+AXES_ENABLE_ADMIN = False

@@ -200,8 +200,8 @@ def scope_address(scope) -> str | None:
 
 class SocketHandshakeLimit:
     """ASGI middleware before the WebSocket routes: a handshake over socket.address (Retell's
-    addresses not counted) or socket.credential (the path's credential segment: an agent's socket
-    token, or the call id of the plain path) is refused before any consumer runs: 429 with
+    addresses not counted) or socket.credential (a Retell LLM socket path's credential segment: an
+    agent's socket token, or the call id of the plain path) is refused before any consumer runs: 429 with
     Retry-After and the JSON error where the server can answer a handshake with HTTP
     (the ASGI "websocket.http.response" extension), else a close before accept (HTTP 403)."""
 
@@ -231,8 +231,10 @@ class SocketHandshakeLimit:
         refused = check_address("socket.address", scope_address(scope), retell=True)
         if refused is not None:
             return refused
-        # /retell-llm/<token>/<call id>, /retell-llm/<call id>, /voice-agent/media-stream: the segment after
-        # the kind (hashed in the cache key by django-ratelimit, never stored as sent).
+        # /retell-llm/<token>/<call id> and /retell-llm/<call id>: the segment after the kind (hashed in
+        # the cache key by django-ratelimit, never stored as sent). The Twilio media stream's path names no
+        # credential (its one-time token comes in its first frame): counted by address only.
         parts = [p for p in scope.get("path", "").split("/") if p]
-        credential = "/".join(parts[:2])
-        return check("socket.credential", credential)
+        if len(parts) >= 2 and parts[0] == "retell-llm":
+            return check("socket.credential", "/".join(parts[:2]))
+        return None

@@ -273,6 +273,21 @@ def test_socket_handshakes_from_retells_address_are_not_limited_by_address(setti
     assert SocketHandshakeLimit._refused(other).name == "socket.address"
 
 
+def test_twilio_media_streams_share_no_credential_limit(settings):
+    """The stream's path is the same for every call (its token comes in the first frame): counted by address only."""
+    from config.ratelimits import SocketHandshakeLimit
+
+    limits(settings, socket__address="100/m", socket__credential="1/m")
+    streams = [{"type": "websocket", "path": "/voice-agent/media-stream", "client": (f"198.51.100.{i}", 5000),
+                "headers": []} for i in range(3)]
+    sockets = [{"type": "websocket", "path": "/retell-llm/" + "k" * 20 + f"/call_{i}", "client": ("198.51.100.9", 1),
+                "headers": []} for i in range(2)]
+
+    assert [SocketHandshakeLimit._refused(scope) for scope in streams] == [None, None, None]
+    assert SocketHandshakeLimit._refused(sockets[0]) is None
+    assert SocketHandshakeLimit._refused(sockets[1]).name == "socket.credential"  # the same agent token
+
+
 # --- per-company rates ---------------------------------------------------------------------------------------------------
 def test_a_company_rate_replaces_only_the_limits_it_may(company_a, settings):
     company_a.rate_limits = {"webhook.company": "9000/m"}

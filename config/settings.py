@@ -271,6 +271,8 @@ LOGGING = {
         "twilio.http_client": {"level": "WARNING"},
         # django-axes announces itself at INFO whenever Django starts (every command).
         "axes": {"level": "WARNING"},
+        # The MCP SDK logs every stateless request's transport at INFO ("Terminating session: None").
+        "mcp": {"level": "WARNING"},
         # The ASGI server's connection and access lines carry paths: through our handler,
         # so agent socket tokens are masked there too.
         **{name: {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False}

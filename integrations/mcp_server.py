@@ -24,6 +24,7 @@ import io
 import json
 import logging
 import re
+import uuid
 import weakref
 from typing import Any
 
@@ -224,7 +225,7 @@ class McpEndpoint:
         supplied = request.META.get("HTTP_X_REQUEST_ID", "")
         scope[SCOPE_TOKEN] = token
         scope[SCOPE_ACTOR] = Actor(kind="token", label=token.audit_label, user=token.user, ip=address,
-                                   request_id=supplied if _SANE_REQUEST_ID.match(supplied) else "")
+                                   request_id=supplied if _SANE_REQUEST_ID.match(supplied) else uuid.uuid4().hex)
         return None
 
     async def _manager(self) -> StreamableHTTPSessionManager:

@@ -163,7 +163,7 @@ class Company(models.Model):
     llm_model = models.CharField("LLM model", max_length=100, blank=True)
     llm_api_key = SecretField(verbose_name="LLM API key")
     rate_limits = models.JSONField(
-        "own rate limits", default=dict, blank=True, validators=[validate_company_limits],
+        "own rate limits", default=dict, db_default={}, blank=True, validators=[validate_company_limits],
         help_text='Replaces the platform\'s rates (RATE_LIMITS) for this company, e.g. {"webhook.company": '
                   '"12000/m", "function.agent": "2400/m"}. Empty: the platform\'s. Superusers only.')
 

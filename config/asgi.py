@@ -10,12 +10,24 @@ django_http = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from config.ratelimits import SocketHandshakeLimit  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
+from integrations.mcp_server import application as mcp_http  # noqa: E402
+
+
+async def http(scope, receive, send):
+    """/mcp (and below it) is the MCP server (integrations.mcp_server); every other path is Django's."""
+    path = scope.get("path", "")
+    if path == "/mcp" or path.startswith("/mcp/"):
+        return await mcp_http(scope, receive, send)
+    return await django_http(scope, receive, send)
+
 
 application = ProtocolTypeRouter(
     {
-        "http": django_http,
-        "websocket": URLRouter(websocket_urlpatterns),
+        "http": http,
+        # Handshakes over their rate limit are refused before any route or consumer runs.
+        "websocket": SocketHandshakeLimit(URLRouter(websocket_urlpatterns)),
     }
 )
 

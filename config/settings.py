@@ -6,6 +6,7 @@ layer and a Celery broker on the filesystem, so `make run` needs nothing but Pyt
 Setting DATABASE_URL and REDIS_URL switches to PostgreSQL and Redis.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -27,11 +28,13 @@ SECRET_KEY = env("DJANGO_SECRET_KEY", default=EMBEDDED_SECRET_KEY)
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
-# Trusted reverse proxies in front of the app; their X-Forwarded-For gives the client IP.
-NUM_PROXIES = env.int("NUM_PROXIES", default=0)
 # Behind a TLS-terminating proxy: X-Forwarded-Proto tells the scheme the client used (and
 # X-Forwarded-Host the host, where a provider's signature covers the URL it called).
 BEHIND_TLS_PROXY = env.bool("DJANGO_BEHIND_TLS_PROXY", default=False)
+# Trusted reverse proxies in front of the app; their X-Forwarded-For gives the client IP. Without the
+# TLS proxy no one in front is trusted: a client's own X-Forwarded-For would name any address it liked
+# (and pass the Retell address check, or dodge a rate limit).
+NUM_PROXIES = env.int("NUM_PROXIES", default=1 if BEHIND_TLS_PROXY else 0)
 if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = True
@@ -56,6 +59,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "channels",
     "guardian",
+    "axes",
     "tenants",
     "audit",
     "retell_config",
@@ -74,6 +78,8 @@ MIDDLEWARE = [
     "config.middleware.AuthenticationMiddleware",
     "config.middleware.MessageMiddleware",
     "config.middleware.XFrameOptionsMiddleware",
+    # Turns django-axes' lockout of a sign-in into its answer (config.ratelimits.axes_lockout).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -161,6 +167,8 @@ CELERY_BEAT_SCHEDULE: dict = {}
 
 # --- Auth, tenancy and secrets -----------------------------------------------------
 AUTHENTICATION_BACKENDS = [
+    # First: refuses a sign-in while its user name and address are locked out (failed passwords).
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     # Role permissions inside a company, narrowed by django-guardian grants; the one
     # place object permissions are decided (tenants.models.TenantQuerySet.restrict).
@@ -213,6 +221,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Rate limits (config.ratelimits): per client address and per credential; rates below, in RATE_LIMITS.
+    "DEFAULT_THROTTLE_CLASSES": ["config.ratelimits.AddressThrottle", "config.ratelimits.CredentialThrottle"],
+    "EXCEPTION_HANDLER": "config.ratelimits.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "VoiceDesk API",
@@ -264,6 +275,10 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
         # The twilio package logs every request and its headers at INFO; our client logs what matters.
         "twilio.http_client": {"level": "WARNING"},
+        # django-axes announces itself at INFO whenever Django starts (every command).
+        "axes": {"level": "WARNING"},
+        # The MCP SDK logs every stateless request's transport at INFO ("Terminating session: None").
+        "mcp": {"level": "WARNING"},
         # The ASGI server's connection and access lines carry paths: through our handler,
         # so agent socket tokens are masked there too.
         **{name: {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False}
@@ -416,3 +431,36 @@ TWILIO_CIRCUIT_RESET_SECONDS = env.float("TWILIO_CIRCUIT_RESET_SECONDS", default
 # Seconds the one-time token of a call's media stream (a <Parameter> of the TwiML answer) is valid:
 # Twilio opens the stream right after it reads the answer.
 TWILIO_STREAM_TOKEN_TTL_SECONDS = env.int("TWILIO_STREAM_TOKEN_TTL_SECONDS", default=60)
+
+# --- Rate limits (config.ratelimits; issue 15) ------------------------------------------------------
+# Requests per period ("600/m": s, m, h, d; "5/10s") per limit, each overridable as
+# RATE_LIMIT_<NAME> (e.g. RATE_LIMIT_WEBHOOK_COMPANY=12000/m; empty: not limited). The defaults keep
+# far from a practice's call volume: Retell's addresses are never limited by address, and one call
+# sends a few events and function calls a minute. Counted in the default cache (Redis in production).
+_RATE_LIMIT_DEFAULTS = {
+    "webhook.address": "600/m", "webhook.company": "6000/m",
+    "function.address": "600/m", "function.agent": "1200/m",
+    "gateway.address": "300/m", "gateway.token": "120/m",
+    "api.address": "600/m", "api.credential": "300/m",
+    "mcp.address": "300/m", "mcp.token": "120/m",
+    "socket.address": "300/m", "socket.credential": "120/m",
+    "admin_login.address": "30/m",
+}
+RATE_LIMITS = {name: env(f"RATE_LIMIT_{name.upper().replace('.', '_')}", default=rate)
+               for name, rate in _RATE_LIMIT_DEFAULTS.items()}
+RATE_LIMITS_ENABLED = env.bool("RATE_LIMITS_ENABLED", default=True)
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {name: RATE_LIMITS[name] for name in ("api.address", "api.credential")}
+# A cache that cannot be reached limits nothing (the endpoints keep answering; receipts keep being stored).
+RATELIMIT_FAIL_OPEN = True
+# django-axes: failed admin sign-ins per user name and address, counted in the cache; the lockout
+# ends after the cool-off and is answered 429 (config.ratelimits.axes_lockout).
+# The embedded run's local-memory cache is its web process's alone: there attempts go to the database.
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler" if REDIS_URL else "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "audit.middleware.client_ip"
+AXES_LOCKOUT_CALLABLE = "config.ratelimits.axes_lockout"
+AXES_RESET_ON_SUCCESS = True
+# The attempts live in the cache (or, embedded, in tables no one needs to browse): no admin pages for them.
+AXES_ENABLE_ADMIN = False

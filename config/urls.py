@@ -4,6 +4,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from config.health import health
+from config.ratelimits import admin_login_limited
 from config.static import favicon
 from retell_config import views as retell_views
 from voice import twilio_views, views as voice_views
@@ -21,6 +22,8 @@ urlpatterns = [
     path("admin/retell-webhook-configuration/", include("voice.tester_views")),  # webhook tester, function simulator
     path("admin/retell-webhook-configuration/", include("voice.testing_pages")),
     path("admin/monitoring/", include("monitoring.views")),
+    # The admin's own login view, its posts limited per address (config.ratelimits); before the admin's routes.
+    path("admin/login/", admin_login_limited(admin.site.login)),
     path("admin/", admin.site.urls),
     # Provider webhooks (voice/views.py); with or without a trailing slash.
     re_path(r"^api/retell/webhook/?$", voice_views.retell_webhook, name="retell-events"),

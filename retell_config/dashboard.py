@@ -127,6 +127,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         selected_agent_ids=data["selected_agent_ids"],
         secret_mask=config.secret.masked if config.secret else "",
         secret_overlap=_duration(settings.RETELL_WEBHOOK_SECRET_OVERLAP_SECONDS),
+        retell_ips=settings.RETELL_WEBHOOK_IPS, trusted_proxies=settings.NUM_PROXIES,
         agents=agents, functions=data["functions"], deployed_count=data["deployed_count"],
         last_sync=data["last_sync"], last_run=data["last_run"],
         can_webhook=can_webhook,

@@ -24,9 +24,10 @@ PERMISSION_DENIED = -32003
 NOT_FOUND = -32004
 CONFLICT = -32009
 UPSTREAM_FAILURE = -32010
+RATE_LIMITED = -32029
 
 APPLICATION_ERRORS = {UNAUTHORIZED: "Unauthorized", PERMISSION_DENIED: "Permission denied", NOT_FOUND: "Not found",
-                      CONFLICT: "Conflict", UPSTREAM_FAILURE: "Retell failure"}
+                      CONFLICT: "Conflict", UPSTREAM_FAILURE: "Retell failure", RATE_LIMITED: "Too many requests"}
 
 
 def app_error(code: int, reason: str, **data) -> RpcError:
@@ -366,16 +367,22 @@ METHODS: dict[str, Callable[[Context, Call], Any]] = {
 }
 
 
+def run_method(method: Callable[[Context, Call], Any], ctx: Context, call: Call) -> Any:
+    """Run one method (of METHODS, or an operation of the same shape: integrations.operations) for
+    `ctx`: its result, or an RpcError."""
+    try:
+        return method(ctx, call)
+    except PermissionDenied as exc:
+        # The services' own refusal (a write that touches an agent the user may not change).
+        raise app_error(PERMISSION_DENIED, str(exc) or "permission denied") from None
+
+
 def dispatcher(ctx: Context) -> Callable[[Call], Any]:
     def dispatch(call: Call) -> Any:
         method = METHODS.get(call.method)
         if method is None:
             raise RpcError(METHOD_NOT_FOUND, data={"reason": f"no method {call.method}",
                                                    "methods": sorted(METHODS)})
-        try:
-            return method(ctx, call)
-        except PermissionDenied as exc:
-            # The services' own refusal (a write that touches an agent the user may not change).
-            raise app_error(PERMISSION_DENIED, str(exc) or "permission denied") from None
+        return run_method(method, ctx, call)
 
     return dispatch

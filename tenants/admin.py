@@ -269,10 +269,15 @@ class CompanyAdmin(TenantAdmin):
         ("Practice backend", {"fields": ["backend_url", "backend_api_key"]}),
         ("Language model", {"fields": ["llm_base_url", "llm_model", "llm_api_key"],
                             "description": "For agents whose dialog engine is an OpenAI-compatible LLM."}),
+        ("Rate limits", {"fields": ["rate_limits"],
+                         "description": "This company's own rates of the limits that count its agents and "
+                                        "company (see the README, \"Rate limits\"). Shown to superusers only."}),
     ]
+    superuser_fieldsets = ("Rate limits",)
 
     def get_fieldsets(self, request, obj=None):
-        fieldsets = super().get_fieldsets(request, obj)
+        fieldsets = [(name, options) for name, options in super().get_fieldsets(request, obj)
+                     if request.user.is_superuser or name not in self.superuser_fieldsets]
         return [(name, {**options, "fields": [f for field in options["fields"]
                                               for f in ([field, *self.beside_opening_hours]
                                                         if field == "opening_hours" else [field])]})

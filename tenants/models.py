@@ -8,7 +8,7 @@ from django.db.models import Q
 
 from .fields import CredentialField, SecretField
 from .roles import DEFAULT_POLICY, Role, role_allows
-from .validators import validate_e164, validate_opening_hours
+from .validators import validate_company_limits, validate_e164, validate_opening_hours
 
 
 def validate_timezone(value: str) -> None:
@@ -162,6 +162,10 @@ class Company(models.Model):
                                    help_text="An OpenAI-compatible chat-completions API, e.g. https://api.openai.com/v1.")
     llm_model = models.CharField("LLM model", max_length=100, blank=True)
     llm_api_key = SecretField(verbose_name="LLM API key")
+    rate_limits = models.JSONField(
+        "own rate limits", default=dict, db_default={}, blank=True, validators=[validate_company_limits],
+        help_text='Replaces the platform\'s rates (RATE_LIMITS) for this company, e.g. {"webhook.company": '
+                  '"12000/m", "function.agent": "2400/m"}. Empty: the platform\'s. Superusers only.')
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

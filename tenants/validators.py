@@ -115,3 +115,27 @@ def validate_sendable_secret(value: str) -> None:
         raise ValidationError("This secret cannot be used: it holds %(problem)s, and an HTTP header cannot carry "
                               "that. Paste it again as the provider shows it.",
                               params={"problem": problem}, code="unsendable")
+
+
+# Rates of the rate limits (config.ratelimits): requests/period, e.g. "600/m", "5/10s".
+RATE = re.compile(r"^[1-9][0-9]{0,8}/([1-9][0-9]{0,4})?[smhd]$")
+# The limits a company may be given its own rate for: those that count one of its own credentials.
+COMPANY_LIMITS = ("webhook.company", "function.agent")
+
+
+def validate_rate(value) -> None:
+    if not isinstance(value, str) or not RATE.match(value):
+        raise ValidationError("%(value)s is not a rate: write requests/period, e.g. 600/m (s, m, h, d; "
+                              "5/10s is 5 per 10 seconds).", params={"value": value}, code="rate")
+
+
+def validate_company_limits(value) -> None:
+    """A company's own rates: an object of COMPANY_LIMITS names to rates."""
+    if not isinstance(value, dict):
+        raise ValidationError('Write an object of limit names to rates, e.g. {"webhook.company": "12000/m"}.',
+                              code="limits")
+    for name, rate in value.items():
+        if name not in COMPANY_LIMITS:
+            raise ValidationError("%(name)s is not a limit a company can change; these can: %(names)s.",
+                                  params={"name": name, "names": ", ".join(COMPANY_LIMITS)}, code="limit_name")
+        validate_rate(rate)

@@ -137,7 +137,8 @@ def twilio_number_of_call(*, company_id: int, call_sid: str) -> TwilioNumber | N
 # What the Retell webhook checks read about an agent and its company.
 _AGENT_COLUMNS = ["id", "agent_id", "company_id", "webhook_secret", "previous_webhook_secret",
                   "previous_webhook_secret_expires_at", "company__id", "company__name", "company__slug",
-                  "company__is_active", "company__retell_api_key", "company__retell_require_published_ip"]
+                  "company__is_active", "company__retell_api_key", "company__retell_require_published_ip",
+                  "company__rate_limits"]
 AGENT_CACHE_SECONDS = 5.0
 
 
@@ -236,7 +237,7 @@ def tool_key_agent(agent_id: str) -> Agent | None:
     the old one stops."""
     return (Agent.objects.select_related("company").filter(agent_id=agent_id, company__is_active=True)
             .only("id", "agent_id", "name", "elevenlabs_tool_key_hash", "company_id", "company__id",
-                  "company__name", "company__slug", "company__is_active").first())
+                  "company__name", "company__slug", "company__is_active", "company__rate_limits").first())
 
 
 def webhook_agent_forget() -> None:

@@ -26,6 +26,7 @@ from audit.receipts import (UNSTORABLE, enqueue_batched, read_in_thread, receipt
                             receipt_store)
 from audit.services import activity_log
 from audit.storable import identifier_problem, json_fit, json_loads
+from config import ratelimits
 from retell_config.models import tool_key_hash
 from tenants.models import Company
 
@@ -40,10 +41,15 @@ logger = logging.getLogger(__name__)
 
 class Refusal(Exception):
     def __init__(self, status: int, code: str, message: str, *, company: Company | None = None,
-                 receipt_status: str = Status.REJECTED, provider: str = "") -> None:
+                 receipt_status: str = Status.REJECTED, provider: str = "", retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.company, self.receipt_status, self.provider = company, receipt_status, provider
+        self.retry_after = retry_after
+
+    @classmethod
+    def rate_limited(cls, refused: ratelimits.Refused, *, company: Company | None = None) -> "Refusal":
+        return cls(429, "rate_limited", refused.message, company=company, retry_after=refused.retry_after)
 
     def receipt_fields(self) -> dict:
         return {"status": self.receipt_status, "error_code": self.code, "error_message": self.message,
@@ -64,6 +70,7 @@ class Checked:
     error_code: str = ""
     error_message: str = ""
     provider: str = ""  # the endpoint's own provider unless set (an ElevenLabs tool call to Retell's URL)
+    agent_id: str = ""  # a custom-function call's agent (its rate limit counts per agent)
 
     def receipt_fields(self) -> dict:
         fields = {name: getattr(self, name) for name in
@@ -96,7 +103,31 @@ async def _refused(receipt: WebhookReceipt, refusal: Refusal) -> JsonResponse:
         await sync_to_async(activity_log)(company=refusal.company, kind="webhook.rejected", level="warning",
                                           message=f"Webhook rejected: {refusal.message}",
                                           data={"receipt_id": receipt.pk, "status": refusal.status})
-    return error_response(refusal.status, refusal.code, refusal.message)
+    response = error_response(refusal.status, refusal.code, refusal.message)
+    if refusal.retry_after is not None:
+        response["Retry-After"] = str(refusal.retry_after)
+    return response
+
+
+def _over_address_limit(request) -> Refusal | None:
+    """The sender's address over its limit (function.address on the custom-function URL, else
+    webhook.address); Retell's published addresses are not counted."""
+    match = getattr(request, "resolver_match", None)
+    name = "function.address" if match is not None and match.url_name == "retell-custom-function" \
+        else "webhook.address"
+    refused = ratelimits.check_address(name, client_ip(request), retell=True)
+    return Refusal.rate_limited(refused) if refused is not None else None
+
+
+def _over_credential_limit(checked: Checked) -> Refusal | None:
+    """A checked request over its agent's (a custom function) or its company's limit."""
+    if checked.company is None:
+        return None
+    if checked.kind == "function" and checked.agent_id:
+        refused = ratelimits.check("function.agent", checked.agent_id, company=checked.company)
+    else:
+        refused = ratelimits.check("webhook.company", str(checked.company.pk), company=checked.company)
+    return Refusal.rate_limited(refused, company=checked.company) if refused is not None else None
 
 
 async def _answered(status: int, payload: dict | None = None) -> HttpResponse:
@@ -164,6 +195,11 @@ def receipt_first(provider: str, *, named: Callable[[object, dict], dict] | None
                 refusal = Refusal(413, "body_too_large", f"The body is larger than {limit} bytes.")
                 return await _refused(await store(body=body[:limit], body_truncated=True, **refusal.receipt_fields()),
                                       refusal)
+            # The limits' cache is local memory or one Redis round trip: asked on the event loop.
+            over = _over_address_limit(request)
+            if over is not None:  # stored all the same, refused as such: nothing received is lost
+                return await _refused(await store(body=body, **_named_in(named, body, request),
+                                                  **over.receipt_fields()), over)
             try:
                 checked = await run_check(request, body)
             except Refusal as refusal:
@@ -173,6 +209,10 @@ def receipt_first(provider: str, *, named: Callable[[object, dict], dict] | None
                 receipt = await store(body=body, error_code="check_failed", error_message=type(exc).__name__)
                 logger.exception("Checking %s receipt %s failed", provider, receipt.pk)
                 return error_response(500, "internal_error", "The request could not be checked; please retry.")
+            over = _over_credential_limit(checked)
+            if over is not None:  # what the check found is kept, but no dedupe key: the retry is not a duplicate
+                fields = {**checked.receipt_fields(), **over.receipt_fields(), "dedupe_key": ""}
+                return await _refused(await store(body=body, **fields), over)
             receipt = await store(body=body, **checked.receipt_fields())
             if receipt.error_code == UNSTORABLE:  # stored without what the check found: nothing to act on
                 return _unstorable()
@@ -276,7 +316,7 @@ def _retell_function(company: Company, call_request: retell.RetellRequest) -> Ch
         return response
 
     return Checked(respond=respond, company=company, kind="function", event_type=call_request.name,
-                   call_id=call_request.call_id)
+                   call_id=call_request.call_id, agent_id=call_request.agent_id)
 
 
 # --- ElevenLabs webhook tools (exported by retell_config, sent to the custom-function URL) ------

@@ -39,6 +39,8 @@ NOT_CREDENTIALS = {
     "sessions.Session.session_data": "the session's contents; the session key is what opens it",
     "retell_config.Agent.previous_webhook_secret_expires_at": "when the replaced signing secret stops verifying",
     "retell_config.WebhookConfig.previous_secret_expires_at": "when the replaced signing secret stops verifying",
+    "axes.AccessLog.session_hash": "django-axes' SHA-256 of a session key, to match a sign-out to its sign-in; "
+                                   "it opens nothing (a session is found by its key, never by this hash)",
 }
 
 

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "retell_config",
     "voice",
     "appointments",
+    "experiments",
 ]
 
 MIDDLEWARE = [

@@ -72,8 +72,19 @@ def experiment_create(*, actor: Actor, agent: Agent, name: str, variants: list[d
         company_id=agent.company_id, agent=agent, name=name, primary_metric=primary_metric, baseline=baseline,
         minimum_detectable_effect=minimum_detectable_effect, starts_at=starts_at, ends_at=ends_at))
     for values in variants:
-        instance_save(actor=actor, instance=Variant(company_id=agent.company_id, experiment=experiment, **values))
+        variant_save(actor=actor, variant=Variant(company_id=agent.company_id, experiment=experiment, **values))
     return experiment
+
+
+def variant_save(*, actor: Actor, variant: Variant) -> Variant:
+    """Save a variant of a draft (texts it leaves empty filled, variant_fill), audited.
+    ValidationError once its experiment has started: what callers heard stays as it was."""
+    experiment = variant.experiment
+    _require_change(actor, experiment.agent, f"Changing the variants of {experiment.name}")
+    if experiment.status != Experiment.Status.DRAFT:
+        raise ValidationError("The variants of a started experiment cannot change.")
+    variant_fill(variant)
+    return instance_save(actor=actor, instance=variant)
 
 
 def variant_fill(variant: Variant) -> None:

@@ -16,6 +16,7 @@ from model_bakery import baker
 
 from appointments.models import Appointment, Closure, FunctionInvocation, Service
 from audit.models import ActivityLogEntry, AuditEntry, Delivery, DeliveryAttempt, WebhookReceipt
+from experiments.models import Experiment
 from retell_config.models import Agent, PromptVersion, SyncRun
 from tenants.models import Company, Membership, company_of_model
 from voice.models import Call, TwilioNumber
@@ -144,11 +145,16 @@ def _run(agent: Agent) -> SyncRun:
     return SyncRun.objects.create(company=agent.company, kind="agent_update", params={"agent_ids": [agent.agent_id]})
 
 
+def _experiment(agent: Agent) -> Experiment:
+    return Experiment.objects.create(company=agent.company, agent=agent, name=f"test {next(_sequence)}")
+
+
 AGENT_ROWS = {
     Agent: {"itself": lambda agent: agent},
     Call: {"its call": _call_of},
     TwilioNumber: {"answered by it": lambda agent: _twilio_number(agent.company, agent)},
     PromptVersion: {"its prompt version": _version},
+    Experiment: {"its experiment": _experiment},
     SyncRun: {"a run naming it": _run},
     WebhookReceipt: {"a receipt of its call": _receipt},
     Appointment: {"made in its call": lambda agent: _appointment(agent.company, _call_of(agent).call_id)},

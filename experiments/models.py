@@ -96,7 +96,8 @@ class Variant(TenantOwned):
     source_version = models.ForeignKey(
         "retell_config.PromptVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         verbose_name="from prompt version",
-        help_text="Empty texts below are taken from this version of the agent's prompt.")
+        help_text="Empty texts below are taken from this version of the agent's prompt (without one: from "
+                  "the agent's live prompt).")
     general_prompt = models.TextField("system prompt", blank=True)
     begin_message = models.TextField("greeting", blank=True)
     custom_instructions = models.TextField(blank=True)

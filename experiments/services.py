@@ -88,16 +88,13 @@ def variant_save(*, actor: Actor, variant: Variant) -> Variant:
 
 
 def variant_fill(variant: Variant) -> None:
-    """Texts a variant leaves empty come from its source version; a variant with no text and no
-    source speaks the agent's current prompt (the control)."""
-    texts = ("general_prompt", "begin_message", "custom_instructions")
-    source = variant.source_version
-    if source is None and not any(getattr(variant, name) for name in texts):
-        source = variant.experiment.agent
-    if source is not None:
-        for name in texts:
-            if not getattr(variant, name):
-                setattr(variant, name, getattr(source, name))
+    """Texts a variant leaves empty come from its source version, else from the agent's live
+    prompt: a variant that changes only the greeting keeps the prompt, and one that changes
+    nothing is the control."""
+    source = variant.source_version or variant.experiment.agent
+    for name in ("general_prompt", "begin_message", "custom_instructions"):
+        if not getattr(variant, name):
+            setattr(variant, name, getattr(source, name))
 
 
 # --- start, stop, promote ----------------------------------------------------------------------------

@@ -197,6 +197,20 @@ def experiment_promote(*, actor: Actor, experiment: Experiment, variant: Variant
     return experiment
 
 
+def experiments_stop_due(*, now=None) -> list[Experiment]:
+    """Stop every running experiment whose planned end has passed (Celery beat), as the system;
+    a Retell LLM agent's numbers get their single binding back."""
+    now = now or timezone.now()
+    stopped = []
+    for experiment in Experiment.objects.filter(status=Experiment.Status.RUNNING, ends_at__lte=now):
+        actor = Actor.system(f"planned end of experiment #{experiment.pk}")
+        try:
+            stopped.append(experiment_stop(actor=actor, experiment=experiment))
+        except ValidationError:  # stopped meanwhile by someone else
+            continue
+    return stopped
+
+
 # --- a call's start --------------------------------------------------------------------------------
 def experiment_apply(context, caller_number: str | None) -> Assignment | None:
     """Give a starting call its variant, once: the agent's running experiment (read into

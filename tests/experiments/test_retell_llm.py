@@ -96,3 +96,20 @@ def test_retell_refusing_the_split_is_kept_on_the_experiment(experiment, fake_re
     experiment_start(actor=SYSTEM, experiment=experiment)
 
     assert "Retell answered 400" in Experiment.objects.get(pk=experiment.pk).retell_error
+
+
+def test_an_experiment_past_its_planned_end_is_stopped_and_retell_gets_one_binding_back(experiment, fake_retell):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from experiments.tasks import experiments_stop_due_task
+
+    experiment_start(actor=SYSTEM, experiment=experiment)
+    Experiment.objects.filter(pk=experiment.pk).update(ends_at=timezone.now() - timedelta(seconds=1))
+
+    assert experiments_stop_due_task() == 1
+
+    assert Experiment.objects.get(pk=experiment.pk).status == Experiment.Status.STOPPED
+    assert binding(fake_retell) == [{"agent_id": "agent_abc123", "weight": 1}]
+    assert experiments_stop_due_task() == 0

@@ -264,17 +264,17 @@ def call_assignment_record(*, company_id: int, agent_id: int, call_id: str, vari
         rows.filter(experiment_variant__isnull=True).update(experiment_variant_id=variant_id)
 
 
-def call_variant_record(call, call_payload: dict) -> None:
+def call_variant_record(call, call_payload: dict, agent: Agent | None) -> None:
     """From a Retell call object: the agent version that answered (`agent_version`) on the call,
-    and for a Retell LLM agent in an experiment the variant published as that version. Changes
+    and for a Retell LLM `agent` in an experiment the variant published as that version. Changes
     `call` unsaved (voice.services.call_apply_event saves it)."""
     version = call_payload.get("agent_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 0:
         return
     call.agent_version = version
-    if call.experiment_variant_id is None and call.agent_id is not None:
-        variant_id = (Variant.objects.filter(experiment__agent_id=call.agent_id, retell_agent_version=version,
-                                             experiment__agent__response_engine=Agent.ResponseEngine.RETELL_LLM)
+    if call.experiment_variant_id is None and agent is not None and call.agent_id == agent.pk \
+            and agent.response_engine == Agent.ResponseEngine.RETELL_LLM:
+        variant_id = (Variant.objects.filter(experiment__agent_id=agent.pk, retell_agent_version=version)
                       .order_by("-pk").values_list("pk", flat=True).first())
         if variant_id is not None:
             call.experiment_variant_id = variant_id

@@ -91,7 +91,7 @@ def call_apply_event(*, company: Company, event: str, call_payload: dict, agent:
         _merge(call, fields, retell.event_rank(event, call_payload))
         if agent is not None and call.agent_id is None:
             call.agent = agent
-        call_variant_record(call, call_payload)
+        call_variant_record(call, call_payload, agent)
         call.events = sorted(set(call.events) | {event}, key=lambda e: (retell.EVENT_STAGE.get(e, 0), e))
         call.last_event = call.events[-1]
         call.full_clean()

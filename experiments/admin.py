@@ -108,6 +108,12 @@ class ExperimentAdmin(TenantAdmin):
         readonly = list(super().get_readonly_fields(request, obj))
         return [*readonly, "agent"] if obj is not None else readonly
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # A running experiment is stopped first, so Retell's split and the assignment end with it.
+        if obj is not None and obj.status == Experiment.Status.RUNNING:
+            return False
+        return super().has_delete_permission(request, obj)
+
     def get_changeform_initial_data(self, request) -> dict:
         initial = super().get_changeform_initial_data(request)
         agent_id = str(initial.get("agent", ""))

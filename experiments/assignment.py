@@ -44,7 +44,8 @@ class ExperimentPlan:
 @dataclass(frozen=True)
 class Assignment:
     """The variant a call was given. `sticky_key` is what it was bucketed by: the caller's
-    E.164 number, or "call:<call id>" when the call had none."""
+    E.164 number, "call:<call id>" when the call had none, or "recorded" when the call's row
+    already held its variant (a reconnect)."""
     experiment_id: int
     variant_id: int
     variant_name: str

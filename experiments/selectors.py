@@ -65,6 +65,14 @@ def experiment_plan(*, agent_id: int, now=None) -> ExperimentPlan | None:
     return ExperimentPlan(experiment_id=experiment.pk, variants=variants) if len(variants) >= 2 else None
 
 
+def call_variant_of(*, company_id: int, call_id: str) -> int | None:
+    """The variant the call's row recorded, or None."""
+    if not call_id:
+        return None
+    return (Call.objects.filter(company_id=company_id, call_id=call_id)
+            .values_list("experiment_variant_id", flat=True).first())
+
+
 def experiment_list(*, user, agent=None):
     """The experiments the user may see (restrict()), newest first; of one agent when given."""
     rows = Experiment.objects.restrict(user, "view").select_related("agent", "company")

@@ -222,7 +222,7 @@ def experiment_apply(context, caller_number: str | None) -> Assignment | None:
     (None: the Retell socket before call_details) nothing is assigned and None is returned;
     call again once it is known, with "" for a call that has none (it is then bucketed by its
     call id). A second call after an assignment returns the same one and changes nothing, so
-    a call never switches variants. Test calls are assigned (a simulated call hears its
+    a call never switches variants (a reconnect keeps the variant its row recorded). Test calls are assigned (a simulated call hears its
     variant) and never counted (experiments.selectors). Reads and writes the database: call
     it from a thread (database_sync_to_async on the socket)."""
     if context.experiment is not None:
@@ -232,7 +232,12 @@ def experiment_apply(context, caller_number: str | None) -> Assignment | None:
     plan = context.experiment_plan
     if not plan or caller_number is None:
         return None
-    variant, key = assign(plan, caller_number=caller_number or None, call_id=context.call_id)
+    recorded = selectors.call_variant_of(company_id=context.company.id, call_id=context.call_id)
+    variant = next((v for v in plan.variants if v.id == recorded), None)
+    if variant is not None:   # a reconnect of a call that has its variant keeps it
+        key = "recorded"
+    else:
+        variant, key = assign(plan, caller_number=caller_number or None, call_id=context.call_id)
     changes = {"general_prompt": variant.general_prompt, "begin_message": variant.begin_message,
                "custom_instructions": variant.custom_instructions}
     if variant.dialog_engine:

@@ -135,3 +135,15 @@ def test_another_company_never_sees_the_experiment_its_agent_or_its_calls(client
     assert not re.search(rf'<option value="{agent.pk}"', add.content.decode())
     draft.refresh_from_db()
     assert draft.status == Experiment.Status.DRAFT
+
+
+def test_a_running_experiment_cannot_be_deleted_until_it_is_stopped(owner_client, draft):
+    owner_client.post(action_url(draft, "start"))
+
+    refused = owner_client.post(reverse("admin:experiments_experiment_delete", args=[draft.pk]), {"post": "yes"})
+
+    assert refused.status_code == 403
+    assert Experiment.objects.filter(pk=draft.pk, status=Experiment.Status.RUNNING).exists()
+    owner_client.post(action_url(draft, "stop"))
+    deleted = owner_client.post(reverse("admin:experiments_experiment_delete", args=[draft.pk]), {"post": "yes"})
+    assert deleted.status_code == 302 and not Experiment.objects.filter(pk=draft.pk).exists()

@@ -101,3 +101,18 @@ def test_without_a_running_experiment_the_call_hears_the_agents_own_prompt(draft
     assert context.experiment is None
     assert context.agent.general_prompt == "Live prompt."
     assert Call.objects.get(call_id="c1").experiment_variant_id is None
+
+
+@pytest.mark.django_db
+def test_a_reconnect_keeps_the_variant_its_row_recorded_whatever_the_number_says(draft, agent):
+    experiment_start(actor=SYSTEM, experiment=draft)
+    a, b = draft.variants.order_by("pk")
+    the_plan = experiment_plan(agent_id=agent.pk)
+    number_of_a = next(n for n in callers(100) if assign(the_plan, caller_number=n, call_id="")[0].id == a.pk)
+    Call.objects.create(company=agent.company, agent=agent, call_id="reconnected", from_number=number_of_a,
+                        experiment_variant=b)   # the first connection was given B (bucketed before the number)
+
+    context = call_context(agent=agent, call_id="reconnected")
+
+    assert context.experiment.variant_id == b.pk and context.experiment.sticky_key == "recorded"
+    assert context.agent.general_prompt == "Prompt B."

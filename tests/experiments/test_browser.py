@@ -6,6 +6,7 @@ page is also read with JavaScript off: the charts are server-drawn SVG."""
 import re
 
 import pytest
+from django.db import connections
 
 from experiments.models import Experiment
 from retell_config.models import Agent, PromptVersion
@@ -61,6 +62,7 @@ def test_an_admin_runs_an_experiment_end_to_end(agent, live_server, browser_page
     page.click("input[value='Promote to live prompt']")
     page.wait_for_selector(".messagelist")
     assert "promoted variant is now the agent's live prompt" in page.inner_text(".messagelist")
+    page.close()   # the live server's request threads finish (and give back their database sessions)
 
     experiment.refresh_from_db()
     agent.refresh_from_db()
@@ -74,4 +76,8 @@ def test_an_admin_runs_an_experiment_end_to_end(agent, live_server, browser_page
     no_js.wait_for_selector("#experiment-results")
     assert no_js.locator("#experiment-results svg").count() == 2
     assert "Winner: B: warmer greeting" in no_js.inner_text("#experiment-results")
+    no_js.close()
     no_js.context.close()
+    # This body's ORM reads ran inside Playwright's greenlet, on a database session of their own that the
+    # browser fixture's teardown terminates; closed here, so a later test does not inherit it dead.
+    connections.close_all()

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "voice",
     "appointments",
     "monitoring",
+    "experiments",
 ]
 
 MIDDLEWARE = [
@@ -383,6 +384,13 @@ RETELL_VOICES_RETRY_SECONDS = env.int("RETELL_VOICES_RETRY_SECONDS", default=60)
 CELERY_BEAT_SCHEDULE["retell-sync-all-companies"] = {
     "task": "retell_config.tasks.sync_all_companies",
     "schedule": RETELL_SYNC_INTERVAL_SECONDS,
+}
+# --- Prompt A/B testing (experiments) ------------------------------------------------------
+# How often Celery beat stops the experiments whose planned end has passed (seconds).
+EXPERIMENTS_STOP_DUE_INTERVAL_SECONDS = env.float("EXPERIMENTS_STOP_DUE_INTERVAL_SECONDS", default=60.0)
+CELERY_BEAT_SCHEDULE["experiments-stop-due"] = {
+    "task": "experiments.tasks.experiments_stop_due",
+    "schedule": EXPERIMENTS_STOP_DUE_INTERVAL_SECONDS,
 }
 # The JSON-RPC gateway's bounds: the largest body (bytes; larger: 413), the most calls in
 # one batch and the deepest nesting of arrays and objects (more: one 400 error, nothing run).

@@ -53,7 +53,7 @@ class AgentAdmin(TenantAdmin):
     list_display = ["name", "agent_id", "company", "phone_numbers", "response_engine", "synced_at"]
     search_fields = ["name", "agent_id"]
     list_select_related = ["company"]
-    readonly_fields = ["synced_at", "elevenlabs_tools_exported_at"]
+    readonly_fields = ["synced_at", "elevenlabs_tools_exported_at", "experiments"]
     actions = ["rotate_socket_token"]
     fieldsets = [
         (None, {"fields": ["company", "name", "agent_id", "phone_numbers", "language"]}),
@@ -64,7 +64,14 @@ class AgentAdmin(TenantAdmin):
         ("Prompt", {"fields": ["begin_message", "general_prompt", "custom_instructions"]}),
         ("Webhook", {"fields": ["webhook_url", "webhook_secret"]}),
         ("Sync", {"fields": ["synced_at", "elevenlabs_tools_exported_at"]}),
+        ("Prompt A/B testing", {"fields": ["experiments"]}),
     ]
+
+    @admin.display(description="experiments")
+    def experiments(self, agent):
+        from experiments.admin import agent_experiments_links
+
+        return agent_experiments_links(agent)
 
     def get_readonly_fields(self, request, obj=None):
         readonly = list(super().get_readonly_fields(request, obj))

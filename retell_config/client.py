@@ -194,6 +194,14 @@ class RetellClient:
         return self._call(f"update agent {agent_id}",
                           lambda: self._sdk.agent.with_raw_response.update(agent_id, **body), idempotent=False)
 
+    def publish_agent(self, agent_id: str, *, version: int, title: str = "") -> None:
+        """Publish the agent's draft `version` (POST /publish-agent-version/{agent_id}); Retell
+        answers with no body, and a new draft (version + 1) takes the edits after it."""
+        extra = {"version_title": title} if title else {}
+        self._call(f"publish agent {agent_id} version {version}",
+                   lambda: _NoBody(self._sdk.agent.with_raw_response.publish(agent_id, version=version, **extra)),
+                   idempotent=False)
+
     def list_agents(self) -> list[dict]:
         """Every voice agent (POST /v2/list-agents; a query, so it may be retried)."""
         return [a for a in self._list_all("list agents", self._sdk.agent) if a.get("channel", "voice") == "voice"]
@@ -221,6 +229,27 @@ class RetellClient:
     # --- phone numbers ----------------------------------------------------------------------
     def list_phone_numbers(self) -> list[dict]:
         return self._list_all("list phone numbers", self._sdk.phone_number)
+
+    def update_phone_number(self, phone_number: str, body: dict) -> dict:
+        """PATCH /update-phone-number/{number}, e.g. {"inbound_agents": [{agent_id, weight,
+        agent_version?}]} (weights sum to 1; Retell picks one per call, reference retell.md 5.4)."""
+        return self._call(f"update phone number {phone_number}",
+                          lambda: self._sdk.phone_number.with_raw_response.update(phone_number, **body),
+                          idempotent=False)
+
+
+class _NoBody:
+    """A raw answer without a JSON body (publish): read as {}."""
+
+    def __init__(self, raw) -> None:
+        self._raw = raw
+
+    def json(self) -> dict:
+        try:
+            data = self._raw.json()
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
 
 
 def _error_message(exc: retell.APIStatusError) -> str:

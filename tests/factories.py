@@ -16,6 +16,7 @@ from model_bakery import baker
 
 from appointments.models import Appointment, Closure, FunctionInvocation, Service
 from audit.models import ActivityLogEntry, AuditEntry, Delivery, DeliveryAttempt, WebhookReceipt
+from experiments.models import Experiment
 from retell_config.models import Agent, PromptVersion, SyncRun
 from tenants.models import Company, Membership, company_of_model
 from voice.models import Call, Scenario, ScenarioRun, TwilioNumber
@@ -159,6 +160,10 @@ def _run(agent: Agent) -> SyncRun:
     return SyncRun.objects.create(company=agent.company, kind="agent_update", params={"agent_ids": [agent.agent_id]})
 
 
+def _experiment(agent: Agent) -> Experiment:
+    return Experiment.objects.create(company=agent.company, agent=agent, name=f"test {next(_sequence)}")
+
+
 AGENT_ROWS = {
     Agent: {"itself": lambda agent: agent},
     Call: {"its call": _call_of},
@@ -166,6 +171,7 @@ AGENT_ROWS = {
     PromptVersion: {"its prompt version": _version},
     Scenario: {"its scenario": lambda agent: _scenario(agent.company, agent)},
     ScenarioRun: {"a run of its scenario": lambda agent: _scenario_run(agent.company, agent)},
+    Experiment: {"its experiment": _experiment},
     SyncRun: {"a run naming it": _run},
     WebhookReceipt: {"a receipt of its call": _receipt},
     Appointment: {"made in its call": lambda agent: _appointment(agent.company, _call_of(agent).call_id)},

@@ -66,6 +66,11 @@ class Call(TenantOwned):
     live_transcript = models.JSONField(
         default=list, blank=True,
         help_text="The transcript as the live socket last saw it (Retell's utterances, tool calls included).")
+    experiment_variant = models.ForeignKey(
+        "experiments.Variant", null=True, blank=True, on_delete=models.SET_NULL, related_name="calls",
+        editable=False, help_text="The prompt experiment's variant this call was given at its start.")
+    agent_version = models.PositiveIntegerField(
+        null=True, blank=True, editable=False, help_text="The Retell agent version that answered (call webhooks).")
     live_turns = models.JSONField(
         default=list, blank=True,
         help_text="Each answer on the live socket: what was said, the tools run with their results, and the "

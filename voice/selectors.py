@@ -60,6 +60,11 @@ def call_context(*, agent: Agent, call_id: str) -> CallContext:
     )
     context.services = company_services(company_id=company.pk, language=context.language, timezone=company.timezone)
     context.test_origin = call_test_origin(company_id=company.pk, call_id=call_id)
+    # A running prompt experiment gives the call its variant (the caller's number known from the Call row).
+    from experiments.services import experiment_apply
+
+    experiment_apply(context, call_caller_number(company_id=company.pk, call_id=call_id))
+    # A scenario run against an unsaved draft speaks the draft, whatever variant it drew.
     if context.test_origin == Call.TestOrigin.SCENARIO:
         _apply_prompt_draft(context, company_id=company.pk, call_id=call_id)
     return context
@@ -75,6 +80,17 @@ def _apply_prompt_draft(context: CallContext, *, company_id: int, call_id: str) 
     changed = {name: draft[name] for name in ScenarioRun.DRAFT_FIELDS if isinstance(draft.get(name), str)}
     if changed:
         context.agent = dataclasses.replace(context.agent, **changed)
+
+
+def call_caller_number(*, company_id: int, call_id: str) -> str | None:
+    """The caller's number as the call's row holds it (an inbound call's from_number, an outbound
+    call's to_number), or None when the row or the number is not known yet."""
+    row = (Call.objects.filter(company_id=company_id, call_id=call_id)
+           .values_list("direction", "from_number", "to_number").first()) if call_id else None
+    if row is None:
+        return None
+    direction, from_number, to_number = row
+    return (to_number if direction == "outbound" else from_number) or None
 
 
 def call_test_origin(*, company_id: int, call_id: str) -> str:

@@ -24,6 +24,7 @@ from audit.models import WebhookReceipt
 from audit.receipts import receipt_claim, receipt_failed, receipt_processed
 from audit.services import activity_log, audit_entry_for
 from audit.storable import identifier_problem, json_fit, json_loads, model_values_fit
+from experiments.services import call_variant_record
 from retell_config.models import Agent
 from tenants.models import Company
 
@@ -90,6 +91,7 @@ def call_apply_event(*, company: Company, event: str, call_payload: dict, agent:
         _merge(call, fields, retell.event_rank(event, call_payload))
         if agent is not None and call.agent_id is None:
             call.agent = agent
+        call_variant_record(call, call_payload, agent)
         call.events = sorted(set(call.events) | {event}, key=lambda e: (retell.EVENT_STAGE.get(e, 0), e))
         call.last_event = call.events[-1]
         call.full_clean()

@@ -59,6 +59,8 @@ class FakeRetellState:
     llms: dict = field(default_factory=dict)
     phone_numbers: dict = field(default_factory=dict)
     voices: dict = field(default_factory=_default_voices)
+    # agent_id -> {version: the agent as published, with its LLM's prompt and greeting then}
+    agent_versions: dict = field(default_factory=dict)
 
 
 def _now_ms() -> int:
@@ -253,10 +255,57 @@ class FakeRetellAPI:
                 return 201, state.agents[agent_id]
             if method == "GET" and path == "/list-voices":  # a plain array, not paginated
                 return 200, [copy.deepcopy(v) for v in state.voices.values()]
+            match = re.fullmatch(r"/publish-agent-version/([^/]+)", path)
+            if method == "POST" and match:
+                return self._publish(match[1], body)
+            match = re.fullmatch(r"/get-agent-versions/([^/]+)", path)
+            if method == "GET" and match:
+                if match[1] not in state.agents:
+                    return 404, {"error_message": "Agent not found"}
+                return 200, [copy.deepcopy(v) for _, v in sorted(state.agent_versions.get(match[1], {}).items())]
+            match = re.fullmatch(r"/update-phone-number/([^/]+)", path)
+            if method == "PATCH" and match and isinstance(body, dict) and "inbound_agents" in body:
+                problem = self._binding_problem(body["inbound_agents"])
+                if problem:
+                    return 400, {"error_message": problem}
             for pattern, rows, noun in ((r"/(get|update)-agent/([^/]+)", state.agents, "Agent"),
+                                        (r"/(get|update)-phone-number/([^/]+)", state.phone_numbers,
+                                         "Phone number"),
                                         (r"/(get)-voice/([^/]+)", state.voices, "Voice"),
                                         (r"/(get|update)-retell-llm/([^/]+)", state.llms, "LLM")):
                 match = re.fullmatch(pattern, path)
                 if match:
                     return self._get_or_update(method, match[1], rows.get(match[2]), body, noun)
         return 404, {"error_message": f"No route {method} {path}"}
+
+    # --- versions and weighted bindings (reference retell.md 5.2, 5.4); called under the lock ---------
+    def _publish(self, agent_id: str, body) -> tuple[int, object]:
+        agent = self.state.agents.get(agent_id)
+        if agent is None:
+            return 404, {"error_message": "Agent not found"}
+        if not isinstance(body, dict) or body.get("version") != agent["version"]:
+            return 400, {"error_message": "Only the draft version can be published"}
+        snapshot = {**copy.deepcopy(agent), "is_published": True}
+        engine = agent.get("response_engine") or {}
+        llm = self.state.llms.get(engine.get("llm_id")) if engine.get("type") == "retell-llm" else None
+        if llm is not None:
+            snapshot["llm"] = {"general_prompt": llm.get("general_prompt"), "begin_message": llm.get("begin_message")}
+        self.state.agent_versions.setdefault(agent_id, {})[agent["version"]] = snapshot
+        agent["version"] += 1
+        agent["is_published"] = False
+        return 200, None
+
+    def _binding_problem(self, bindings) -> str:
+        if bindings is None:
+            return ""
+        if not isinstance(bindings, list) or not all(isinstance(b, dict) for b in bindings):
+            return "inbound_agents must be a list of objects"
+        for binding in bindings:
+            if binding.get("agent_id") not in self.state.agents:
+                return f"Unknown agent {binding.get('agent_id')}"
+            version = binding.get("agent_version")
+            if version is not None and version not in self.state.agent_versions.get(binding["agent_id"], {}):
+                return f"Agent version {version} is not published"
+        if bindings and abs(sum(float(b.get("weight", 0)) for b in bindings) - 1) > 1e-6:
+            return "The weights of inbound_agents must sum to 1"
+        return ""

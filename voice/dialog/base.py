@@ -134,6 +134,10 @@ class CallContext:
     effects: list[dict] = field(default_factory=list)
     # Which testing tool made the call (voice.models.Call.TestOrigin); "" for a real caller.
     test_origin: str = ""
+    # Prompt A/B testing: the agent's running experiment (experiments.assignment.ExperimentPlan) and
+    # the variant this call was given (an Assignment), None while it has none (experiments.services).
+    experiment_plan: Any = None
+    experiment: Any = None
 
     @property
     def language(self) -> str:

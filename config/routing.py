@@ -9,7 +9,7 @@ import logging
 
 from django.urls import re_path
 
-from voice.consumers import RetellLLMConsumer
+from voice.consumers import RetellLLMConsumer, TwilioMediaConsumer
 
 logger = logging.getLogger(__name__)
 
@@ -39,5 +39,7 @@ websocket_urlpatterns: list = [
     re_path(rf"^retell-llm/+{TOKEN}/+{CALL_ID}/?$", RetellLLMConsumer.as_asgi()),
     # The seed's plain form, for companies that enable it (the agent comes from call_details).
     re_path(rf"^retell-llm/+{CALL_ID}/?$", RetellLLMConsumer.as_asgi()),
+    # Twilio's Media Streams (the <Stream url> of voice.twilio_views; the call is named by its start frame).
+    re_path(r"^voice-agent/media-stream/?$", TwilioMediaConsumer.as_asgi()),
     re_path(r"", refuse),
 ]

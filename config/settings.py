@@ -410,3 +410,9 @@ TWILIO_CIRCUIT_RESET_SECONDS = env.float("TWILIO_CIRCUIT_RESET_SECONDS", default
 # Seconds the one-time token of a call's media stream (a <Parameter> of the TwiML answer) is valid:
 # Twilio opens the stream right after it reads the answer.
 TWILIO_STREAM_TOKEN_TTL_SECONDS = env.int("TWILIO_STREAM_TOKEN_TTL_SECONDS", default=60)
+# The media-stream socket: audio is sent in real time with this lead (seconds) ahead of what the
+# caller hears (so a barge-in's clear drops little); the caller is reminded after this many seconds
+# of silence; a socket without Twilio's `start` within the timeout is closed (1008).
+TWILIO_PLAYBACK_LEAD_SECONDS = env.float("TWILIO_PLAYBACK_LEAD_SECONDS", default=0.2)
+TWILIO_REMINDER_SECONDS = env.float("TWILIO_REMINDER_SECONDS", default=8.0)
+TWILIO_START_TIMEOUT_SECONDS = env.float("TWILIO_START_TIMEOUT_SECONDS", default=5.0)

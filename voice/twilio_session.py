@@ -139,7 +139,7 @@ class TwilioCallSession(CallSession):
         self.ready = False
         self._starting = False
         self._language = "en"
-        self.stt = self.tts = self._hints = self._voice = None
+        self.stt = self.tts = self._hints = self._voice_settings = None
         self._detector: TurnDetector | None = None
         self._hold_bytes = 0
         # audio out: ("media", bytes, response_id) / ("mark", name, response_id) / ("clear", None, None)
@@ -202,7 +202,17 @@ class TwilioCallSession(CallSession):
             await self._finish_records()
 
     async def _begin(self, started: media.Started) -> None:
-        """Verify the token, load the call and its speech providers, and say the greeting."""
+        """Verify the token, load the call and its speech providers, and say the greeting; a fault of
+        ours on the way closes the socket (1011) rather than leaving the caller in silence."""
+        try:
+            await self._prepare(started)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("Twilio call %s: the call could not be prepared; closing.", started.call_sid)
+            await self._refuse("server error", CLOSE_SERVER_ERROR)
+
+    async def _prepare(self, started: media.Started) -> None:
         token = started.custom_parameters.get(STREAM_TOKEN_PARAMETER)
         try:
             grant = await sync_to_async(verify_and_consume, thread_sensitive=False)(token, started.call_sid)
@@ -226,7 +236,7 @@ class TwilioCallSession(CallSession):
         await self._load_context(call.agent)
         self.context.caller_number = call.caller_number
         self._language = loaded["language"]
-        self.stt, self.tts, self._hints, self._voice = loaded["stt"], loaded["tts"], loaded["hints"], loaded["voice"]
+        self.stt, self.tts, self._hints, self._voice_settings = loaded["stt"], loaded["tts"], loaded["hints"], loaded["voice"]
         self._detector = TurnDetector(loaded["turn_settings"])
         self._hold_bytes = (loaded["turn_settings"].end_silence_ms // audio.FRAME_MS + 1) * audio.FRAME_BYTES
         if hasattr(self.stt, "prepare"):
@@ -422,7 +432,7 @@ class TwilioCallSession(CallSession):
             while (sentence := await speech.sentences.get()) is not None:
                 began = time.perf_counter()
                 pending = b""
-                async with aclosing(self.tts.synthesize_sentence(sentence, language=self._language, voice=self._voice,
+                async with aclosing(self.tts.synthesize_sentence(sentence, language=self._language, voice=self._voice_settings,
                                                                  previous_text=" ".join(spoken))) as chunks:
                     async for chunk in chunks:
                         if record is not None and record.tts_first_byte_ms is None:

@@ -182,6 +182,8 @@ class TwilioCallSession(CallSession):
             for response_id in list(self._open_turns):
                 self._end_turn(response_id, superseded=True)
             await self._finish_records()
+            logger.info("Twilio call %s: stopped; %d turn(s), %d bad frame(s).", self.call_id, len(self.turns),
+                        sum(self.bad_frames.values()))
 
     async def _start_deadline(self) -> None:
         await asyncio.sleep(settings.TWILIO_START_TIMEOUT_SECONDS)

@@ -425,8 +425,14 @@ class CallSession:
         self._recordings.add(recording)
         recording.add_done_callback(self._recordings.discard)
 
+    def _task_done(self, task: asyncio.Task) -> None:
+        # A task's failure is logged when it happens, with the call, not when the task is collected.
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("Call %s: a task of the call failed.", self.call_id, exc_info=task.exception())
+
     def _spawn(self, coroutine, *, track: bool = True) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coroutine)
+        task.add_done_callback(self._task_done)
         if track:
             self._background.add(task)
             task.add_done_callback(self._background.discard)

@@ -388,6 +388,9 @@ STT_OPENAI_MODEL = env("STT_OPENAI_MODEL", default="whisper-1")
 SPEECH_CONNECT_TIMEOUT = env.float("SPEECH_CONNECT_TIMEOUT", default=3.0)
 SPEECH_READ_TIMEOUT = env.float("SPEECH_READ_TIMEOUT", default=10.0)
 # eSpeak NG voices of the offline text-to-speech, per language (language[+variant]).
+# Worker processes of the offline recogniser (pocketsphinx holds the GIL while it decodes, so it
+# decodes outside the server's process); 0: in a thread of the server process.
+OFFLINE_STT_PROCESSES = env.int("OFFLINE_STT_PROCESSES", default=2)
 OFFLINE_VOICE_EN = env("OFFLINE_VOICE_EN", default="en-us+f2")
 OFFLINE_VOICE_DE = env("OFFLINE_VOICE_DE", default="de+f2")
 # Voice activity and end of turn: aggressiveness 0-3, and milliseconds of voice that start a

@@ -67,7 +67,7 @@ def _stt(name: str, company) -> SpeechToText:
     if (provider := _by_path(name)) is not None:
         return provider
     if name == OFFLINE:
-        return PocketsphinxSTT()
+        return PocketsphinxSTT(processes=settings.OFFLINE_STT_PROCESSES)
     if name == ELEVENLABS:
         return ElevenLabsRealtimeSTT(api_key=elevenlabs_api_key(company), ws_url=settings.ELEVENLABS_WS_URL,
                                      model_id=settings.ELEVENLABS_STT_MODEL,

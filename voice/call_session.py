@@ -141,7 +141,7 @@ class TurnRecord:
 
     The Twilio path also times its speech, in milliseconds: `stt_ms` from the end of the
     caller's speech to the transcript, `engine_first_chunk_ms` from the engine's start to its
-    first words, `tts_first_byte_ms` from the first sentence handed to text-to-speech to its
+    first words, `tts_first_byte_ms` from the engine's first words reaching text-to-speech to its
     first audio byte.
     """
     response_id: int

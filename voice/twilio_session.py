@@ -15,8 +15,8 @@ turn records) is the call session's (voice/call_session.py), the same as on Rete
   caller speaks, held back by the end-of-turn silence, so the recogniser gets exactly the
   utterance the detector cut (its pre-roll in, the silence after it out). A non-empty final
   transcript is a caller turn.
-- Speech out: the engine's words are cut into sentences as they stream (voice.speech.tts.
-  SentenceBuffer); each sentence is synthesized while the previous one plays, its audio sent as
+- Speech out: the engine's words are spoken sentence by sentence as they stream (voice.speech.
+  tts.speak_sentences); each sentence is synthesized while the previous one plays, its audio sent as
   20 ms `media` frames paced in real time TWILIO_PLAYBACK_LEAD_SECONDS ahead of what the caller
   hears, then a `mark` named after the sentence. A mark's echo says the sentence was heard; the
   transcript holds only heard sentences. A turn is answered (its engine memory kept, its tools
@@ -56,7 +56,7 @@ from .dialog.base import DialogEngine, Turn
 from .protocols import twilio_media as media
 from .speech import audio
 from .speech.errors import SpeechError
-from .speech.tts import SentenceBuffer
+from .speech.tts import speak_sentences
 from .speech.turns import SpeechEnded, SpeechStarted, TurnDetector
 from .twilio_tokens import STREAM_TOKEN_PARAMETER, StreamTokenRefused, verify_and_consume
 
@@ -75,7 +75,7 @@ class _Speech:
     """What one answer (or the greeting) says: sentences in, audio and marks out, marks heard back."""
 
     response_id: int
-    sentences: asyncio.Queue = field(default_factory=asyncio.Queue)   # str, then None
+    pieces: asyncio.Queue = field(default_factory=asyncio.Queue)      # the words as they come, then None
     marks: list = field(default_factory=list)        # mark names, in order
     heard: list = field(default_factory=list)        # sentences whose marks came back
     complete: bool = False                           # every sentence's audio and mark is queued
@@ -251,9 +251,8 @@ class TwilioCallSession(CallSession):
         greeting = self.context.greeting()
         if greeting:
             speech = self._new_speech(GREETING)
-            for sentence in _sentences(greeting):
-                speech.sentences.put_nowait(sentence)
-            speech.sentences.put_nowait(None)
+            speech.pieces.put_nowait(greeting)
+            speech.pieces.put_nowait(None)
 
     # --- inbound -----------------------------------------------------------------------------------
 
@@ -380,14 +379,12 @@ class TwilioCallSession(CallSession):
     async def _answer(self, turn: Turn, working: dict, record: TurnRecord) -> None:
         response_id = turn.response_id
         speech = self._new_speech(response_id)
-        sentences = SentenceBuffer()
         began = time.perf_counter()
 
         def say(text: str) -> None:
             if record.engine_first_chunk_ms is None:
                 record.engine_first_chunk_ms = (time.perf_counter() - began) * 1000
-            for sentence in sentences.feed(text):
-                speech.sentences.put_nowait(sentence)
+            speech.pieces.put_nowait(text)
 
         outcome = await self._converse(turn, working, say)
         if outcome is None:
@@ -395,9 +392,7 @@ class TwilioCallSession(CallSession):
         speech.end_call, speech.transfer = outcome[0], (outcome[1] if not outcome[0] else None)
         record.end_call, record.transfer_number = speech.end_call, speech.transfer
         self._memories[response_id] = working   # kept once the caller heard the answer
-        for sentence in sentences.flush():
-            speech.sentences.put_nowait(sentence)
-        speech.sentences.put_nowait(None)
+        speech.pieces.put_nowait(None)
 
     def _interrupt(self, *, clear: bool) -> None:
         """The caller went on: what the agent is saying or about to say is dropped (`clear` when some
@@ -427,30 +422,38 @@ class TwilioCallSession(CallSession):
         return speech
 
     async def _voice(self, speech: _Speech) -> None:
-        """Synthesize the speech's sentences one by one, queueing each one's audio and then its mark."""
-        spoken: list[str] = []
+        """Speak the speech's words sentence by sentence (voice.speech.tts.speak_sentences): each
+        sentence's audio queued in 20 ms frames, then its mark."""
         record = self._open_turns.get(speech.response_id)
+        words_at: list[float] = []
+
+        async def pieces():
+            while (piece := await speech.pieces.get()) is not None:
+                if not words_at:
+                    words_at.append(time.perf_counter())
+                yield piece
+
+        pending = b""
         try:
-            while (sentence := await speech.sentences.get()) is not None:
-                began = time.perf_counter()
-                pending = b""
-                async with aclosing(self.tts.synthesize_sentence(sentence, language=self._language, voice=self._voice_settings,
-                                                                 previous_text=" ".join(spoken))) as chunks:
-                    async for chunk in chunks:
-                        if record is not None and record.tts_first_byte_ms is None:
-                            record.tts_first_byte_ms = (time.perf_counter() - began) * 1000
-                        pending += chunk
-                        whole = len(pending) - len(pending) % audio.FRAME_BYTES
-                        for start in range(0, whole, audio.FRAME_BYTES):
-                            self._queue(("media", pending[start:start + audio.FRAME_BYTES], speech.response_id))
-                        pending = pending[whole:]
-                if pending:
-                    self._queue(("media", next(audio.frames(pending)), speech.response_id))
-                name = f"{speech.response_id}.{len(speech.marks)}"
-                self._marks[name] = (speech.response_id, sentence)
-                speech.marks.append(name)
-                self._queue(("mark", name, speech.response_id))
-                spoken.append(sentence)
+            async with aclosing(speak_sentences(pieces(), self.tts, language=self._language,
+                                                voice=self._voice_settings)) as chunks:
+                async for chunk in chunks:
+                    if chunk.sentence_end:
+                        if pending:
+                            self._queue(("media", next(audio.frames(pending)), speech.response_id))
+                            pending = b""
+                        name = f"{speech.response_id}.{chunk.index}"
+                        self._marks[name] = (speech.response_id, chunk.sentence)
+                        speech.marks.append(name)
+                        self._queue(("mark", name, speech.response_id))
+                        continue
+                    if record is not None and record.tts_first_byte_ms is None and words_at:
+                        record.tts_first_byte_ms = (time.perf_counter() - words_at[0]) * 1000
+                    pending += chunk.audio
+                    whole = len(pending) - len(pending) % audio.FRAME_BYTES
+                    for start in range(0, whole, audio.FRAME_BYTES):
+                        self._queue(("media", pending[start:start + audio.FRAME_BYTES], speech.response_id))
+                    pending = pending[whole:]
         except asyncio.CancelledError:
             raise
         except SpeechError as error:
@@ -574,7 +577,3 @@ class TwilioCallSession(CallSession):
     def _live_transcript(self) -> list:
         return copy.deepcopy(self.transcript)
 
-
-def _sentences(text: str) -> list[str]:
-    buffer = SentenceBuffer()
-    return buffer.feed(text) + buffer.flush()

@@ -188,6 +188,8 @@ class Line:
         self.lateness: list[float] = []  # the client's own lag at each tick
         self.received = 0
         self.failure = ""
+        self.opened_at = 0.0
+        self.greeted_at = 0.0            # the first audio back: the call has begun
 
     async def run(self) -> None:
         from websockets.asyncio.client import connect
@@ -212,11 +214,16 @@ class Line:
             self.failure = f"{type(error).__name__}: {error}"
 
     async def _line(self) -> None:
+        """Frames until `seconds` after the greeting began (the bare echo: `seconds` after opening)."""
         frames_speaking = int(SPEAK_SECONDS * 50)
         cycle = int((SPEAK_SECONDS + QUIET_SECONDS) * 50)
         silence = bytes([0xFF]) * 160
-        started = time.monotonic()
-        for tick in range(int(self.seconds * 50)):
+        started = self.opened_at = time.monotonic()
+        for tick in itertools.count():
+            now = time.monotonic()
+            begun = self.greeted_at if self.call is not None else started
+            if (begun and now - begun >= self.seconds) or now - started >= self.seconds + 30:
+                return
             due = started + tick * 0.02
             now = time.monotonic()
             if due > now:
@@ -237,6 +244,7 @@ class Line:
             frame = json.loads(message)
             event = frame.get("event")
             if event == "media" and self.call is not None:
+                self.greeted_at = self.greeted_at or now
                 size = len(frame["media"]["payload"]) * 3 // 4
                 if self.answer_frames and now > self.buffer_end + 0.02:
                     self.gaps += 1
@@ -340,6 +348,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=18.0, help="length of each call in a round")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL))
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL))
+    parser.add_argument("--logs", default="", help="keep the servers' logs in this folder")
     parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
@@ -362,9 +371,11 @@ def main() -> None:
           f"process; database {args.database_url.rsplit('/', 1)[-1]}; client and servers on this machine "
           f"({os.cpu_count()} CPUs)")
 
-    with tempfile.TemporaryDirectory(prefix="twilio-bench-") as logs:
-        rows = stream_rounds(args, env, Path(logs), agent, serial, speech, free_port)
-        offline_rows = offline_rounds(args, env, Path(logs), agent, serial, speech, free_port)
+    with tempfile.TemporaryDirectory(prefix="twilio-bench-") as scratch:
+        logs = Path(args.logs or scratch)
+        logs.mkdir(parents=True, exist_ok=True)
+        rows = stream_rounds(args, env, logs, agent, serial, speech, free_port)
+        offline_rows = offline_rounds(args, env, logs, agent, serial, speech, free_port)
     report(rows, offline_rows)
 
 
@@ -397,14 +408,19 @@ def stream_rounds(args, env, logs: Path, agent, serial, speech, free_port) -> li
             finally:
                 server.stop()
             lateness = [x for line in lines for x in line.lateness]
+            waits = [line.greeted_at - line.opened_at for line in lines if line.greeted_at]
             row = {"kind": kind, "streams": size, "frames": len(times), "p50": ms(times, 0.5), "p99": ms(times, 0.99),
                    "cores": cores, "answers": sum(line.received for line in lines),
                    "failures": [line.failure for line in lines if line.failure],
-                   "client_lag_p99": percentile(lateness, 0.99) * 1000 if lateness else None}
+                   "client_lag_p99": percentile(lateness, 0.99) * 1000 if lateness else None,
+                   "greeting_p50": percentile(waits, 0.5), "greeting_max": max(waits, default=None),
+                   "greeted": len(waits)}
             rows.append(row)
             print(f"  (a) {kind:<7} N={size:<4} frames {row['frames']:>7}: in-server p50 {fmt(row['p50'], 3)} ms, "
                   f"p99 {fmt(row['p99'], 3)} ms; server CPU {row['cores']:.2f} cores; frames back {row['answers']}; "
-                  f"client lag p99 {fmt(row['client_lag_p99'], 1)} ms; failures {len(row['failures'])}", flush=True)
+                  f"client lag p99 {fmt(row['client_lag_p99'], 1)} ms; failures {len(row['failures'])}"
+                  + (f"; greeting after p50 {fmt(row['greeting_p50'])} s, max {fmt(row['greeting_max'])} s "
+                     f"({row['greeted']} of {size} calls)" if kind == "session" else ""), flush=True)
             for failure in row["failures"][:2]:
                 print(f"      {failure}")
     return rows

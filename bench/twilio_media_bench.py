@@ -268,9 +268,16 @@ def percentile(values, share: float):
 
 
 def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds of process `pid` and its live children (the offline recogniser's workers)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        total += sum(cpu_seconds(int(child)) for child in children.read_text().split())
+    return total
 
 
 async def run_round(url: str, calls, speech: bytes, seconds: float, count: int) -> list[Line]:

@@ -235,9 +235,10 @@ class CallSession:
     def _register(self) -> None:
         _running.add(self)
 
-    async def _load_context(self, agent) -> None:
-        """The engines' view of the call's company and agent, and the engine the agent is set to."""
-        self.context = await database_sync_to_async(call_context)(agent=agent, call_id=self.call_id)
+    async def _load_context(self, agent, context: CallContext | None = None) -> None:
+        """The engines' view of the call's company and agent (read now, unless the path read it
+        already as `context`), and the engine the agent is set to."""
+        self.context = context or await database_sync_to_async(call_context)(agent=agent, call_id=self.call_id)
         self.engine = self.engine or engine_for(self.context.agent)
 
     async def _wait_for_tools(self) -> None:

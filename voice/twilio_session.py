@@ -86,6 +86,7 @@ class _Speech:
 
 
 def _stream_call(company_id: int, agent_id: int, call_sid: str):
+    """Everything a verified stream reads from the database, in one hop to the database thread."""
     from .speech.registry import (
         speech_hints_for,
         speech_to_text_for,
@@ -93,7 +94,7 @@ def _stream_call(company_id: int, agent_id: int, call_sid: str):
         turn_settings,
         voice_settings_for,
     )
-    from .selectors import twilio_stream_call
+    from .selectors import call_context, twilio_stream_call
 
     call = twilio_stream_call(company_id=company_id, agent_id=agent_id, call_sid=call_sid)
     if call is None:
@@ -104,7 +105,7 @@ def _stream_call(company_id: int, agent_id: int, call_sid: str):
             "stt": speech_to_text_for(company, choice=call.stt_choice, language=language),
             "tts": text_to_speech_for(company, choice=call.tts_choice, language=language),
             "hints": speech_hints_for(company), "voice": voice_settings_for(call.agent),
-            "turn_settings": turn_settings()}
+            "turn_settings": turn_settings(), "context": call_context(agent=call.agent, call_id=call_sid)}
 
 
 def _twilio(action: str, company, call_sid: str, number: str | None = None) -> bool:
@@ -235,7 +236,7 @@ class TwilioCallSession(CallSession):
             return
         call = loaded["call"]
         self.call_id, self._agent = grant.call_sid, call.agent
-        await self._load_context(call.agent)
+        await self._load_context(call.agent, loaded["context"])
         self.context.caller_number = call.caller_number
         self._language = loaded["language"]
         self.stt, self.tts, self._hints, self._voice_settings = loaded["stt"], loaded["tts"], loaded["hints"], loaded["voice"]

@@ -159,7 +159,7 @@ class TwilioCaller:
         return self.close_code
 
     # --- listening -----------------------------------------------------------------------------------
-    async def listen(self, *, quiet: float = 0.8, timeout: float = 30.0) -> bytes:
+    async def listen(self, *, quiet: float = 0.7, timeout: float = 30.0) -> bytes:
         """Wait for the agent's next words and until it has finished (all its audio played, nothing new
         for `quiet` seconds); the audio it said."""
         began = time.monotonic()

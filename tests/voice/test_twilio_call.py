@@ -46,7 +46,7 @@ def _practice(name, slug, *, language, timezone, phone, number, agent_language, 
     for service in services:
         Service.objects.create(company=company, name=service, duration_minutes=30)
     agent = Agent.objects.create(company=company, agent_id=f"agent_{slug}", name="Sophie", language=agent_language,
-                                 begin_message=greeting, voice_speed=1.3)
+                                 begin_message=greeting, voice_speed=1.5)
     TwilioNumber.objects.create(company=company, phone_number=number, agent=agent)
     return company
 

@@ -13,7 +13,7 @@ from channels.auth import AuthMiddlewareStack
 from channels.security.websocket import AllowedHostsOriginValidator
 
 from monitoring.consumers import ConsoleConsumer
-from voice.consumers import CallSimulatorConsumer, RetellLLMConsumer
+from voice.consumers import CallSimulatorConsumer, RetellLLMConsumer, TwilioMediaConsumer
 
 logger = logging.getLogger(__name__)
 
@@ -49,5 +49,7 @@ websocket_urlpatterns: list = [
     # The Live Debug Console: the admin's session cookie, from a page of this site only.
     re_path(r"^admin/monitoring/console/socket/?$",
             AllowedHostsOriginValidator(AuthMiddlewareStack(ConsoleConsumer.as_asgi()))),
+    # Twilio's Media Streams (the <Stream url> of voice.twilio_views; the call is named by its start frame).
+    re_path(r"^voice-agent/media-stream/?$", TwilioMediaConsumer.as_asgi()),
     re_path(r"", refuse),
 ]

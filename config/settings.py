@@ -417,6 +417,9 @@ STT_OPENAI_MODEL = env("STT_OPENAI_MODEL", default="whisper-1")
 SPEECH_CONNECT_TIMEOUT = env.float("SPEECH_CONNECT_TIMEOUT", default=3.0)
 SPEECH_READ_TIMEOUT = env.float("SPEECH_READ_TIMEOUT", default=10.0)
 # eSpeak NG voices of the offline text-to-speech, per language (language[+variant]).
+# Worker processes of the offline recogniser (pocketsphinx holds the GIL while it decodes, so it
+# decodes outside the server's process); 0: in a thread of the server process.
+OFFLINE_STT_PROCESSES = env.int("OFFLINE_STT_PROCESSES", default=2)
 OFFLINE_VOICE_EN = env("OFFLINE_VOICE_EN", default="en-us+f2")
 OFFLINE_VOICE_DE = env("OFFLINE_VOICE_DE", default="de+f2")
 # Voice activity and end of turn: aggressiveness 0-3, and milliseconds of voice that start a
@@ -472,3 +475,9 @@ AXES_LOCKOUT_CALLABLE = "config.ratelimits.axes_lockout"
 AXES_RESET_ON_SUCCESS = True
 # The attempts live in the cache (or, embedded, in tables no one needs to browse): no admin pages for them.
 AXES_ENABLE_ADMIN = False
+# The media-stream socket: audio is sent in real time with this lead (seconds) ahead of what the
+# caller hears (so a barge-in's clear drops little); the caller is reminded after this many seconds
+# of silence; a socket without Twilio's `start` within the timeout is closed (1008).
+TWILIO_PLAYBACK_LEAD_SECONDS = env.float("TWILIO_PLAYBACK_LEAD_SECONDS", default=0.2)
+TWILIO_REMINDER_SECONDS = env.float("TWILIO_REMINDER_SECONDS", default=8.0)
+TWILIO_START_TIMEOUT_SECONDS = env.float("TWILIO_START_TIMEOUT_SECONDS", default=5.0)

@@ -1,5 +1,9 @@
 """One live call on Retell's Custom LLM socket: the protocol, the dialog engine and the tools.
 
+What a turn means (the engine run, the tools and their ledger, the superseded-turn rules, the
+turn records) is the call session's (voice.call_session.CallSession), shared with the Twilio
+path; this module adds Retell's frames around it.
+
 The consumer (voice/consumers.py) is a thin adapter that hands this session the
 frames it reads and gives it a way to send and to close. The session
 
@@ -35,7 +39,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import dataclasses
 import json
 import logging
 import time
@@ -45,21 +48,22 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.cache import cache
-from django.db import close_old_connections
 
-from .dialog.base import (
-    CallContext,
-    DialogEngine,
-    EndCall,
-    TextChunk,
-    ToolCall,
-    ToolCalls,
-    Transfer,
-    Turn,
-    engine_for,
+# run_tool, tool_succeeded, TurnRecord and sessions_running are the call session's (shared with the
+# Twilio path); imported here too, where callers have always found them.
+from .call_session import (  # noqa: F401
+    ENGINE_FAILED,
+    RECORD_EVERY_TURNS,
+    RECORDING_GRACE_SECONDS,
+    CallSession,
+    TurnRecord,
+    run_tool,
+    sessions_running,
+    tool_succeeded,
 )
+from .dialog.base import DialogEngine, ToolCall, Turn
 from .protocols import retell_llm as proto
-from .selectors import agent_for_plain_path, call_context
+from .selectors import agent_for_plain_path
 
 logger = logging.getLogger(__name__)
 
@@ -68,11 +72,6 @@ CLOSE_SERVER_ERROR = 1011
 # How long the begin message waits for call_details when the greeting uses the call's variables.
 GREETING_VARIABLES_WAIT = 1.0
 
-ENGINE_FAILED = {
-    "en": "I'm sorry, something went wrong on my side. Could you say that again?",
-    "de": "Entschuldigung, da ist bei mir etwas schiefgegangen. Könnten Sie das bitte wiederholen?",
-}
-
 
 def state_key(agent_pk: int, call_id: str) -> str:
     return f"retell-llm:call:{agent_pk}:{call_id}"
@@ -80,73 +79,6 @@ def state_key(agent_pk: int, call_id: str) -> str:
 
 _cache_get = sync_to_async(cache.get, thread_sensitive=False)
 _cache_set = sync_to_async(cache.set, thread_sensitive=False)
-
-
-# --- the one tool runner ------------------------------------------------------------------------
-
-def _run_custom_function(*, company, name: str, args: dict, call_id: str, caller_number: str | None,
-                         language: str | None, is_test: bool) -> dict:
-    from appointments.handlers import run_custom_function
-
-    # A worker thread of the pool: its own database connection, closed when stale.
-    close_old_connections()
-    try:
-        return run_custom_function(company=company, name=name, args=args, call_id=call_id,
-                                   caller_number=caller_number, language=language, is_test=is_test)
-    finally:
-        close_old_connections()
-
-
-RECORDING_GRACE_SECONDS = 5.0
-RECORD_EVERY_TURNS = 5
-
-
-def _record_live_turns(*, agent, call_id: str, turns: list[dict], transcript: list) -> None:
-    from .services import call_record_live_turns
-
-    close_old_connections()
-    try:
-        call_record_live_turns(company=agent.company, agent=agent, call_id=call_id, turns=turns,
-                               transcript=transcript)
-    except Exception:  # the call goes on; the admin misses these turns' records
-        logger.exception("Call %s: turns %s could not be recorded.", call_id, [t.get("response_id") for t in turns])
-    finally:
-        close_old_connections()
-
-
-def tool_succeeded(result: dict) -> bool:
-    return not (result.get("error") or result.get("success") is False or result.get("ok") is False)
-
-
-async def run_tool(*, company, name: str, args: dict, call_id: str, caller_number: str | None,
-                   language: str | None = None, is_test: bool = False) -> dict:
-    """Run one custom function for a live call; a failure is a result the engine can speak about.
-
-    `company` is the call's Company row, loaded once when the call started (with its agent);
-    `language` ("de" / "en") is the call's, in which the result's message is said; `is_test`: a
-    testing tool's call, whose bookings are marked as tests.
-    The function runs on a worker thread of its own with its own database connection (not
-    the one shared database thread), so parallel tool calls run side by side. Returns the
-    handler's result dict; `{"error": "timeout" | "failed", "message": ""}` after
-    RETELL_LLM_TOOL_TIMEOUT seconds or an exception.
-    """
-    try:
-        result = await asyncio.wait_for(
-            sync_to_async(_run_custom_function, thread_sensitive=False)(
-                company=company, name=name, args=args, call_id=call_id, caller_number=caller_number,
-                language=language, is_test=is_test),
-            timeout=settings.RETELL_LLM_TOOL_TIMEOUT)
-    except TimeoutError:
-        logger.warning("Call %s: %s took longer than %ss.", call_id, name, settings.RETELL_LLM_TOOL_TIMEOUT)
-        return {"error": "timeout", "message": ""}
-    except Exception:
-        logger.exception("Call %s: %s failed.", call_id, name)
-        return {"error": "failed", "message": ""}
-    return result if isinstance(result, dict) else {"result": result}
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
 
 
 class _Close:
@@ -158,49 +90,8 @@ class _Close:
 _SAVE = object()
 
 
-@dataclasses.dataclass
-class TurnRecord:
-    """One request of a call and how it was answered, timed where the frames leave.
-
-    `first_chunk_ms` is the latency the caller waits for: from the response_required
-    (or reminder_required) frame handed to the session to the first response frame of
-    that id handed to the socket; `complete_ms` the same to the frame with
-    content_complete. A turn superseded by a newer request ends with `superseded`, once
-    the tools it started have finished (so its record holds their results).
-    """
-    response_id: int
-    reminder: bool
-    started_at: float                      # epoch seconds, when the request arrived
-    resumed: bool = False                  # left open by a dead connection, answered on this one
-    first_chunk_ms: float | None = None
-    complete_ms: float | None = None
-    content: str = ""
-    tool_calls: list = dataclasses.field(default_factory=list)
-    end_call: bool = False
-    transfer_number: str | None = None
-    superseded: bool = False
-    _started: float = dataclasses.field(default=0.0, repr=False)  # perf_counter at arrival
-
-    @property
-    def finished(self) -> bool:
-        return self.complete_ms is not None or self.superseded
-
-    def to_dict(self) -> dict:
-        return {name: getattr(self, name) for name in (
-            "response_id", "reminder", "started_at", "resumed", "first_chunk_ms", "complete_ms", "content",
-            "tool_calls", "end_call", "transfer_number", "superseded")}
-
-
-_running: set["RetellCallSession"] = set()
-
-
-def sessions_running() -> int:
-    """Calls this process is serving, from start until stopped (turn records written)."""
-    return len(_running)
-
-
-class RetellCallSession:
-    """One call on one socket.
+class RetellCallSession(CallSession):
+    """One call on one socket: Retell's frames around the call session's turns (CallSession).
 
     `engine` is the dialog engine to answer with; None (the consumer's case) takes the
     one the agent is set to (`engine_for`).
@@ -209,37 +100,22 @@ class RetellCallSession:
     def __init__(self, *, call_id: str, send: Callable[[str], Awaitable[None]],
                  close: Callable[[int], Awaitable[None]], agent=None, clock: Callable[[], float] = time.time,
                  on_turn: Callable[[TurnRecord], None] | None = None, engine: DialogEngine | None = None) -> None:
-        self.call_id = call_id
+        # The agent is known from the socket token, or from call_details on the plain path.
+        super().__init__(call_id=call_id, agent=agent, engine=engine, on_turn=on_turn, clock=clock)
         self._send = send
         self._close = close
-        self._agent = agent            # known from the socket token, or from call_details on the plain path
-        self._clock = clock
         self.protocol = proto.RetellLLMConnection(end_call_grace=settings.RETELL_LLM_END_CALL_GRACE)
-        self.context: CallContext | None = None
-        self.engine: DialogEngine | None = engine
-        self.engine_state: dict = {}   # the memory after the newest turn whose answer was written
-        self.effects: list[dict] = []  # the call's ledger of effects (voice.dialog.base)
-        self._memories: dict[int, dict] = {}   # a turn's memory, decided, until its final frame is written
-        self._tool_runs: set[asyncio.Task] = set()
         self._outbox: asyncio.Queue = asyncio.Queue()
         self._save_queued = False
         self._saving: asyncio.Future | None = None   # the cache write under way
-        self._responses: dict[int, asyncio.Task] = {}
-        self._background: set[asyncio.Task] = set()
         self._call_details = asyncio.Event()
         self._rearm = asyncio.Event()   # wakes the ticker when a new deadline (end_call) is set
-        self._stopped = False
-        self.turns: list[TurnRecord] = []
-        self._open_turns: dict[int, TurnRecord] = {}
         self._arrivals: dict[int, tuple[float, float]] = {}   # the newest request: (epoch, perf_counter)
-        self._on_turn = on_turn
-        self._recordings: set[asyncio.Task] = set()   # turn records being written to the call's row
-        self._unrecorded: list[dict] = []             # finished turns not yet handed to a writer
 
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        _running.add(self)
+        self._register()
         self._spawn(self._writer())
         self._handle(self.protocol.open(self._clock()))
         self._spawn(self._ticker())
@@ -256,16 +132,9 @@ class RetellCallSession:
         self._stopped = True
         for task in list(self._responses.values()) + list(self._background):
             task.cancel()
-        if self._tool_runs:
-            await asyncio.wait(list(self._tool_runs), timeout=settings.RETELL_LLM_TOOL_TIMEOUT + 1.0)
+        await self._wait_for_tools()
         await self._save()
-        try:
-            self._flush_turns()
-            if self._recordings:
-                # Turn records already handed to a thread are written, not abandoned.
-                await asyncio.wait(list(self._recordings), timeout=RECORDING_GRACE_SECONDS)
-        finally:
-            _running.discard(self)
+        await self._finish_records()
 
     async def _prepare(self, step) -> None:
         """Load the call; if that fails, close (1011) so Retell reconnects rather than waits in silence."""
@@ -311,8 +180,7 @@ class RetellCallSession:
         self._begin()
 
     async def _load(self, agent) -> None:
-        self.context = await database_sync_to_async(call_context)(agent=agent, call_id=self.call_id)
-        self.engine = self.engine or engine_for(self.context.agent)
+        await self._load_context(agent)
         saved = await _cache_get(state_key(agent.pk, self.call_id))
         if saved is not None and not (isinstance(saved, dict) and isinstance(saved.get("protocol"), dict)):
             logger.warning("Call %s: the saved call state is unreadable; starting afresh.", self.call_id)
@@ -389,17 +257,10 @@ class RetellCallSession:
                 self._open_turn(action)
                 # The engine works on a copy of the memory of the last answered turn.
                 working = copy.deepcopy(self.engine_state)
-                self._responses[action.response_id] = self._spawn(self._answer(action, working), track=False)
+                self._start_answer(action.response_id, self._answer(action, working))
                 self._queue_save()  # the open request survives a connection that dies now
             elif isinstance(action, proto.CancelResponse):
-                turn = self._open_turns.get(action.response_id)
-                if turn is not None and any("result" not in record for record in turn.tool_calls):
-                    turn.superseded = True   # ended once its tools have finished (_run_tool)
-                else:
-                    self._end_turn(action.response_id, superseded=True)
-                task = self._responses.pop(action.response_id, None)
-                if task is not None:
-                    task.cancel()
+                self._supersede(action.response_id)
             elif isinstance(action, proto.CallDetailsReceived):
                 named = action.call.get("agent_id")
                 if self._agent is not None and named and named != self._agent.agent_id:
@@ -420,52 +281,15 @@ class RetellCallSession:
 
     async def _answer(self, request: proto.StartResponse, working: dict) -> None:
         response_id = request.response_id
-        if self._tool_runs:
-            # Tools an earlier turn started are still running: their effects are in the
-            # ledger before this turn's engine reads it.
-            await asyncio.wait(list(self._tool_runs))
         turn = Turn(response_id=response_id, transcript=request.transcript, reminder=request.reminder,
                     transcript_with_tool_calls=request.transcript_with_tool_calls,
                     interrupted_transfer=request.interrupted_transfer,
                     interrupted_end_call=request.interrupted_end_call)
-        context = dataclasses.replace(self.context, state=working, effects=self.effects)
-        stream = self.engine.respond(turn, context)
-        end_call, transfer, reply = False, None, None
-        try:
-            while True:
-                try:
-                    event = await stream.asend(reply)
-                except StopAsyncIteration:
-                    break
-                reply = None
-                if not self.protocol.is_current(response_id):
-                    return
-                if isinstance(event, TextChunk):
-                    self._handle(self.protocol.chunk(response_id, event.text))
-                elif isinstance(event, ToolCall):
-                    # Shielded: a tool superseded mid-run still finishes and enters the ledger.
-                    reply = await asyncio.shield(self._start_tool(event, context, response_id))
-                elif isinstance(event, ToolCalls):
-                    running = [self._start_tool(call, context, response_id) for call in event.calls]
-                    reply = list(await asyncio.shield(asyncio.gather(*running)))
-                elif isinstance(event, EndCall):
-                    end_call = True
-                    self.protocol.ending(response_id, end_call=True)
-                elif isinstance(event, Transfer):
-                    transfer = event.number
-                    if not end_call:
-                        self.protocol.ending(response_id, transfer_number=transfer)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("Call %s: the %s engine failed on response %s.", self.call_id, self.engine.name,
-                             response_id)
-            self._handle(self.protocol.chunk(response_id, ENGINE_FAILED[context.language]))
-            end_call, transfer = False, None
-        finally:
-            await stream.aclose()
-            if self._responses.get(response_id) is asyncio.current_task():
-                del self._responses[response_id]
+        outcome = await self._converse(turn, working,
+                                       lambda text: self._handle(self.protocol.chunk(response_id, text)))
+        if outcome is None:
+            return
+        end_call, transfer = outcome
         # Decided and queued in one step: nothing awaited in between lets a newer request's
         # frames into the outbox first.
         actions = self.protocol.complete(response_id, now=self._clock(), end_call=end_call,
@@ -476,58 +300,36 @@ class RetellCallSession:
             if end_call:
                 self._rearm.set()
 
-    def _start_tool(self, call: ToolCall, context: CallContext, response_id: int) -> asyncio.Task:
-        """Report the tool to Retell and start it; the task returns its result once reported."""
-        self._handle(self.protocol.tool_invocation(call.tool_call_id, call.name, call.arguments))
-        record = {"tool_call_id": call.tool_call_id, "name": call.name, "arguments": call.arguments}
-        turn = self._open_turns.get(response_id)
-        if turn is not None:
-            turn.tool_calls.append(record)
-        # Not one of the session's background tasks: stopping the call lets it finish.
-        running = self._spawn(self._run_tool(call, context, response_id, record), track=False)
-        self._tool_runs.add(running)
-        running.add_done_callback(self._tool_runs.discard)
-        return running
+    # --- the call session's hooks: what a turn's events mean on Retell's socket ------------------------
 
-    async def _run_tool(self, call: ToolCall, context: CallContext, response_id: int, record: dict) -> dict:
-        result = await run_tool(company=self._agent.company, name=call.name, args=call.arguments,
-                                call_id=self.call_id, caller_number=context.caller_number, language=context.language,
-                                is_test=bool(context.test_origin))
-        successful = tool_succeeded(result)
-        record.update(result=result, successful=successful)
+    def _is_current(self, response_id: int) -> bool:
+        return self.protocol.is_current(response_id)
+
+    def _ending(self, response_id: int, *, end_call: bool = False, transfer: str | None = None) -> None:
+        if end_call:
+            self.protocol.ending(response_id, end_call=True)
+        else:
+            self.protocol.ending(response_id, transfer_number=transfer)
+
+    def _tool_started(self, call: ToolCall) -> None:
+        """Reported to Retell as tool_call_invocation."""
+        self._handle(self.protocol.tool_invocation(call.tool_call_id, call.name, call.arguments))
+
+    def _tool_reported(self, call: ToolCall, result: dict, successful: bool) -> None:
         self._handle(self.protocol.tool_result(call.tool_call_id, json.dumps(result, ensure_ascii=False, default=str),
                                                successful=successful))
-        self._record_effect(call, result, response_id)
-        turn = self._open_turns.get(response_id)
-        if turn is not None and turn.superseded and all("result" in r for r in turn.tool_calls):
-            self._end_turn(response_id, superseded=True)
-        return result
 
-    def _record_effect(self, call: ToolCall, result: dict, response_id: int) -> None:
-        """The tool ran: into the ledger (in place, engines hold the list), replacing an
-        entry of the same tool_call_id, and saved with the call."""
-        for index, effect in enumerate(self.effects):
-            if effect.get("tool_call_id") == call.tool_call_id:
-                del self.effects[index]
-                break
-        # Copies: the engine gets the same dicts back and may change them.
-        self.effects.append({"tool_call_id": call.tool_call_id, "name": call.name,
-                             "arguments": copy.deepcopy(call.arguments), "result": copy.deepcopy(result),
-                             "response_id": response_id, "answered": False})
+    def _state_changed(self) -> None:
         self._queue_save()
+
+    def _live_transcript(self) -> list:
+        state = self.protocol.state
+        return list(state.transcript_with_tool_calls or state.transcript or [])
 
     def _written(self, response_id: int) -> None:
         """The final frame of `response_id` was written: the request is answered."""
         self.protocol.written(response_id)
-        memory = self._memories.pop(response_id, None)
-        if memory is not None:
-            self.engine_state = memory
-        for older in [rid for rid in self._memories if rid < response_id]:
-            del self._memories[older]
-        for effect in self.effects:
-            if effect.get("response_id") == response_id:
-                effect["answered"] = True
-        self._queue_save()
+        self._answered(response_id)
 
     # --- timers and the outbox -----------------------------------------------------------------------
 
@@ -568,10 +370,8 @@ class RetellCallSession:
         # A request that did not arrive on this connection (left open by a dead one) starts now.
         arrived = self._arrivals.get(request.response_id)
         started_at, started = arrived or (self._clock(), time.perf_counter())
-        turn = TurnRecord(response_id=request.response_id, reminder=request.reminder, started_at=started_at,
-                          resumed=arrived is None, _started=started)
-        self.turns.append(turn)
-        self._open_turns[request.response_id] = turn
+        self._new_turn(request.response_id, reminder=request.reminder, started_at=started_at, started=started,
+                       resumed=arrived is None)
 
     def _sent_response(self, frame: dict) -> None:
         """A response frame left for the socket: the first one and the last one of a turn are timed."""
@@ -587,48 +387,3 @@ class RetellCallSession:
             turn.end_call = bool(frame.get("end_call"))
             turn.transfer_number = frame.get("transfer_number")
             self._end_turn(turn.response_id)
-
-    def _end_turn(self, response_id: int, *, superseded: bool = False) -> None:
-        turn = self._open_turns.pop(response_id, None)
-        if turn is None:
-            return
-        turn.superseded = superseded
-        logger.debug("Call %s: response %s %s; first chunk %s ms, complete %s ms, %d tool call(s).", self.call_id,
-                     response_id, "superseded" if superseded else "answered",
-                     _ms(turn.first_chunk_ms), _ms(turn.complete_ms), len(turn.tool_calls))
-        self._record_turn(turn)
-        if self._on_turn is not None:
-            try:
-                self._on_turn(turn)
-            except Exception:
-                logger.exception("Call %s: the turn hook failed.", self.call_id)
-
-    def _record_turn(self, turn: TurnRecord) -> None:
-        """Finished turns go onto the call's row in batches (every RECORD_EVERY_TURNS, and
-        when the call stops): one write per few turns keeps the database free for the
-        callers' appointment functions."""
-        if self._agent is None:
-            return
-        self._unrecorded.append(turn.to_dict())
-        if len(self._unrecorded) >= RECORD_EVERY_TURNS:
-            self._flush_turns()
-
-    def _flush_turns(self) -> None:
-        """Write the buffered turns on a worker thread: never on the event loop, and not
-        queued behind the tools on the shared database thread."""
-        if not self._unrecorded or self._agent is None:
-            return
-        turns, self._unrecorded = self._unrecorded, []
-        state = self.protocol.state
-        transcript = list(state.transcript_with_tool_calls or state.transcript or [])
-        recording = self._spawn(sync_to_async(_record_live_turns, thread_sensitive=False)(
-            agent=self._agent, call_id=self.call_id, turns=turns, transcript=transcript), track=False)
-        self._recordings.add(recording)
-        recording.add_done_callback(self._recordings.discard)
-
-    def _spawn(self, coroutine, *, track: bool = True) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        if track:
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-        return task

@@ -150,6 +150,35 @@ def twilio_number_of_call(*, company_id: int, call_sid: str) -> TwilioNumber | N
     return TwilioNumber.objects.filter(company_id=company_id, phone_number=to_number).first()
 
 
+@dataclass(frozen=True)
+class StreamCall:
+    """What a verified media stream needs of its call: the agent that answers (with its company),
+    the caller's number (None when Twilio gave none) and the speech providers the called number
+    chose ("" : the company's)."""
+    agent: Agent
+    caller_number: str | None
+    stt_choice: str
+    tts_choice: str
+
+
+def twilio_stream_call(*, company_id: int, agent_id: int, call_sid: str) -> StreamCall | None:
+    """The call a stream token names (voice.twilio_tokens.StreamGrant), if its company is still
+    active with Twilio on and the agent still its own; else None. The number's own speech
+    providers override the company's."""
+    agent = (Agent.objects.select_related("company")
+             .filter(pk=agent_id, company_id=company_id, company__is_active=True, company__twilio_enabled=True)
+             .first())
+    if agent is None:
+        return None
+    call = (Call.objects.filter(company_id=company_id, call_id=call_sid)
+            .values("from_number", "to_number").first()) or {}
+    number = (TwilioNumber.objects.filter(company_id=company_id, phone_number=call["to_number"]).first()
+              if call.get("to_number") else None)
+    return StreamCall(agent=agent, caller_number=call.get("from_number") or None,
+                      stt_choice=number.stt_provider if number is not None else "",
+                      tts_choice=number.tts_provider if number is not None else "")
+
+
 # What the Retell webhook checks read about an agent and its company.
 _AGENT_COLUMNS = ["id", "agent_id", "company_id", "webhook_secret", "previous_webhook_secret",
                   "previous_webhook_secret_expires_at", "company__id", "company__name", "company__slug",

@@ -111,3 +111,62 @@ class FakeTranscriptionServer:
         handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()
         handler.wfile.write(body)
+
+
+class ScriptListener:
+    """A `transcribe` for FakeTranscriptionServer that hears which line of a script the audio is.
+
+    It knows each line's own recording (`lines`: text -> μ-law 8 kHz, e.g. eSpeak NG's) and compares
+    the loudness contour of the audio it receives (the WAV the client uploaded) with each line's:
+    speech duration first, then the correlation of the two contours resampled to one length. It
+    answers the closest line's text, "" when nothing is close. It learns nothing else from the
+    request: what was said is decided from the audio alone.
+    """
+
+    def __init__(self, lines: dict[str, bytes], *, max_duration_ratio: float = 1.35) -> None:
+        from voice.speech import audio
+
+        self.max_duration_ratio = max_duration_ratio
+        self._references = {text: _contour(audio.ulaw_to_pcm16(ulaw), audio.ULAW_RATE) for text, ulaw in lines.items()}
+        self.heard: list[str] = []
+
+    def __call__(self, wav: bytes, fields: dict) -> str:
+        import io
+        import wave
+
+        with wave.open(io.BytesIO(wav)) as reader:
+            contour = _contour(reader.readframes(reader.getnframes()), reader.getframerate())
+        best, best_score = "", 0.0
+        for text, reference in self._references.items():
+            ratio = max(len(contour), len(reference)) / max(1, min(len(contour), len(reference)))
+            if ratio > self.max_duration_ratio:
+                continue
+            score = _similarity(contour, reference) / ratio
+            if score > best_score:
+                best, best_score = text, score
+        self.heard.append(best)
+        return best
+
+
+def _contour(pcm: bytes, rate: int):
+    """Loudness (dB) per 20 ms of the voiced span of int16 PCM."""
+    import numpy as np
+
+    samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2").astype(np.float64)
+    step = rate // 50
+    frames = samples[: len(samples) - len(samples) % step].reshape(-1, step) if len(samples) >= step else \
+        np.zeros((1, step))
+    loudness = 20 * np.log10(np.sqrt((frames ** 2).mean(axis=1)) + 1.0)
+    voiced = np.flatnonzero(loudness > loudness.max() - 35)
+    return loudness[voiced[0]:voiced[-1] + 1] if voiced.size else loudness
+
+
+def _similarity(a, b) -> float:
+    import numpy as np
+
+    length = max(len(a), len(b))
+    x = np.interp(np.linspace(0, len(a) - 1, length), np.arange(len(a)), a)
+    y = np.interp(np.linspace(0, len(b) - 1, length), np.arange(len(b)), b)
+    if x.std() == 0 or y.std() == 0:
+        return 0.0
+    return float(max(0.0, np.corrcoef(x, y)[0, 1]))

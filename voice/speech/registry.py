@@ -7,7 +7,9 @@ Django settings and the company.
     voice = voice_settings_for(agent)                             # the agent's voice
     detector = TurnDetector(turn_settings())
 
-The provider is the one chosen for the company or its number (`choice`, or the company's
+A platform default may also be a provider class's dotted path (SPEECH_STT_PROVIDER=
+"package.module.Class", built without arguments), so a benchmark or a new provider plugs in
+through settings. The provider is the one chosen for the company or its number (`choice`, or the company's
 `stt_provider` / `tts_provider` where the admin has those fields), else the platform's
 SPEECH_STT_PROVIDER / SPEECH_TTS_PROVIDER. When the platform default does not serve the call's
 language (the offline recogniser is English only), the first other provider that is configured
@@ -48,9 +50,24 @@ def elevenlabs_api_key(company) -> str:
     return secret.reveal() if secret else settings.ELEVENLABS_API_KEY
 
 
+def _by_path(name: str):
+    """A provider class named by its dotted path (a setting may name one outside this package, e.g.
+    a benchmark's stand-in), built without arguments; None for the names above."""
+    if "." not in name:
+        return None
+    from django.utils.module_loading import import_string
+
+    try:
+        return import_string(name)()
+    except ImportError as error:
+        raise SpeechUnavailable(f"no speech provider class {name!r}") from error
+
+
 def _stt(name: str, company) -> SpeechToText:
+    if (provider := _by_path(name)) is not None:
+        return provider
     if name == OFFLINE:
-        return PocketsphinxSTT()
+        return PocketsphinxSTT(processes=settings.OFFLINE_STT_PROCESSES)
     if name == ELEVENLABS:
         return ElevenLabsRealtimeSTT(api_key=elevenlabs_api_key(company), ws_url=settings.ELEVENLABS_WS_URL,
                                      model_id=settings.ELEVENLABS_STT_MODEL,
@@ -64,6 +81,8 @@ def _stt(name: str, company) -> SpeechToText:
 
 
 def _tts(name: str, company) -> TextToSpeech:
+    if (provider := _by_path(name)) is not None:
+        return provider
     if name == OFFLINE:
         return EspeakTTS(voices={"en": settings.OFFLINE_VOICE_EN, "de": settings.OFFLINE_VOICE_DE})
     if name == ELEVENLABS:

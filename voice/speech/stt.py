@@ -32,11 +32,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import tempfile
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -255,6 +258,31 @@ def _default_model_dir() -> Path:
     return Path(get_model_path("en-us"))
 
 
+# pocketsphinx holds the GIL for a whole decode (about 0.1 s per second of speech): in a thread of
+# the server it stalls the event loop, and so every call's audio, for that long. Decoders in worker
+# processes leave the loop free; a pool per size, started on first use, kept for the process.
+_PROCESS_POOLS: dict[int, ProcessPoolExecutor] = {}
+_PROCESS_POOLS_LOCK = threading.Lock()
+
+
+def _process_pool(size: int) -> ProcessPoolExecutor:
+    with _PROCESS_POOLS_LOCK:
+        pool = _PROCESS_POOLS.get(size)
+        if pool is None:
+            # spawn: a fork of a server process with threads and sockets open is not safe
+            pool = ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context("spawn"))
+            _PROCESS_POOLS[size] = pool
+        return pool
+
+
+def _decode_in_worker(utterance: Audio, hints: SpeechHints | None, model_dir: Path | None) -> str:
+    return PocketsphinxSTT(model_dir=model_dir).transcribe_blocking(utterance, hints)
+
+
+def _prepare_in_worker(hints: SpeechHints | None, model_dir: Path | None) -> None:
+    PocketsphinxSTT(model_dir=model_dir).prepare(hints)
+
+
 @dataclass
 class PocketsphinxSTT(SpeechToText):
     """Offline recognition with pocketsphinx's bundled US-English model, constrained to the
@@ -265,6 +293,8 @@ class PocketsphinxSTT(SpeechToText):
     model_dir: Path | None = None
     name: str = "offline"
     languages: frozenset[str] | None = frozenset({"en"})
+    # Worker processes that decode (see _process_pool); 0: a thread of this process.
+    processes: int = 0
 
     def stream(self, *, language: str, hints: SpeechHints | None = None) -> SttStream:
         self._check_language(language)
@@ -276,7 +306,16 @@ class PocketsphinxSTT(SpeechToText):
     async def transcribe(self, utterance: Audio, *, language: str, hints: SpeechHints | None = None) -> Transcript:
         self._check_language(language)
         began = time.perf_counter()
-        text = await asyncio.to_thread(self.transcribe_blocking, utterance, hints)
+        if self.processes:
+            try:
+                text = await asyncio.get_running_loop().run_in_executor(
+                    _process_pool(self.processes), _decode_in_worker, utterance, hints, self.model_dir)
+            except BrokenProcessPool:
+                with _PROCESS_POOLS_LOCK:
+                    _PROCESS_POOLS.pop(self.processes, None)
+                raise SpeechProviderError("offline speech-to-text failed: its worker process died") from None
+        else:
+            text = await asyncio.to_thread(self.transcribe_blocking, utterance, hints)
         return Transcript(text=text, confidence=None, ms=_elapsed_ms(began), provider=self.name)
 
     def transcribe_blocking(self, utterance: Audio, hints: SpeechHints | None = None) -> str:
@@ -296,7 +335,11 @@ class PocketsphinxSTT(SpeechToText):
         return hypothesis.hypstr if hypothesis is not None else ""
 
     def prepare(self, hints: SpeechHints | None = None) -> None:
-        """Build the company's vocabulary now (blocking, ~0.5 s) rather than at its first turn."""
+        """Build the company's vocabulary now (blocking, ~0.5 s) rather than at its first turn (with
+        worker processes: in one of them)."""
+        if self.processes:
+            _process_pool(self.processes).submit(_prepare_in_worker, hints, self.model_dir).result()
+            return
         _POOL.vocabulary(hints or SpeechHints(), self.model_dir or _default_model_dir())
 
 

@@ -195,6 +195,7 @@ class CallSession:
         self._clock = clock
         self.context: CallContext | None = None
         self.engine: DialogEngine | None = engine
+        self._engine_given = engine is not None
         self.engine_state: dict = {}   # the memory after the newest turn whose answer reached the caller
         self.effects: list[dict] = []  # the call's ledger of effects (voice.dialog.base)
         self._memories: dict[int, dict] = {}   # a turn's memory, decided, until its answer is delivered
@@ -240,6 +241,16 @@ class CallSession:
         already as `context`), and the engine the agent is set to."""
         self.context = context or await database_sync_to_async(call_context)(agent=agent, call_id=self.call_id)
         self.engine = self.engine or engine_for(self.context.agent)
+
+    async def _experiment_apply(self) -> None:
+        """A running prompt experiment gives the call its variant once the caller's number is known
+        (call_context assigns it already when the Call row holds the number); the engine follows
+        the variant's, unless the session was given one."""
+        from experiments.services import experiment_apply
+
+        if self.context.experiment is None and self.context.experiment_plan:
+            if await database_sync_to_async(experiment_apply)(self.context, self.context.caller_number or ""):
+                self.engine = self.engine if self._engine_given else engine_for(self.context.agent)
 
     async def _wait_for_tools(self) -> None:
         """Tools still running (started by turns now cancelled) finish and enter the ledger."""

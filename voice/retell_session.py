@@ -148,11 +148,16 @@ class RetellCallSession(CallSession):
 
     async def _prepare_known_agent(self) -> None:
         await self._load(self._agent)
-        if "{{" in (self._agent.begin_message or "") and self.protocol.state.call is None:
+        # The greeting waits briefly for call_details when it needs their variables, or the caller's
+        # number for a running experiment's variant.
+        waits = "{{" in (self._agent.begin_message or "") or (
+            self.context.experiment is None and bool(self.context.experiment_plan))
+        if waits and self.protocol.state.call is None:
             try:
                 await asyncio.wait_for(self._call_details.wait(), GREETING_VARIABLES_WAIT)
             except TimeoutError:
                 pass
+        await self._experiment_apply()
         self._begin()
 
     async def _wait_for_agent(self) -> None:
@@ -177,6 +182,7 @@ class RetellCallSession(CallSession):
             return
         self._agent = agent
         await self._load(agent)
+        await self._experiment_apply()
         self._begin()
 
     async def _load(self, agent) -> None:

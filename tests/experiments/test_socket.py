@@ -110,15 +110,6 @@ def test_a_simulated_call_hears_its_variant_and_is_marked_as_a_test(asgi_server,
     assert call.experiment_variant.name == "B" and call.is_test
 
 
-def _session_wired() -> bool:
-    from voice.retell_session import RetellCallSession
-
-    return hasattr(RetellCallSession, "_experiment_apply")
-
-
-@pytest.mark.xfail(not _session_wired(), strict=True,
-                   reason="the Retell session calls experiments.services.experiment_apply once call_details "
-                          "arrive: the lead wires that line into voice/retell_session.py (issue 14 rewrites it)")
 def test_a_call_whose_row_comes_later_gets_its_variant_from_call_details(asgi_server, agent, running, llm):  # noqa: F811
     number = number_in(agent, "B")   # no call_started yet: only call_details tell the caller's number
 

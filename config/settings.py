@@ -54,6 +54,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_filters",
     "channels",
     "guardian",
     "tenants",
@@ -61,6 +63,7 @@ INSTALLED_APPS = [
     "retell_config",
     "voice",
     "appointments",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -203,15 +206,36 @@ RETELL_WEBHOOK_IPS = env.list("RETELL_WEBHOOK_IPS", default=["100.20.5.228"])
 RETELL_WEBHOOK_SECRET_OVERLAP_SECONDS = env.int("RETELL_WEBHOOK_SECRET_OVERLAP_SECONDS", default=86400)
 
 # --- REST API ----------------------------------------------------------------------
+# /api/v1/ (api/ and each app's api.py). Throttling is added here as DEFAULT_THROTTLE_CLASSES
+# and DEFAULT_THROTTLE_RATES; the views set none of their own.
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_SCHEMA_CLASS": "api.schema.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.auth.ApiTokenAuthentication",
+                                       "rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.Cursor",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "VoiceDesk API",
-    "VERSION": "0.1.0",
+    "DESCRIPTION": "The REST API of VoiceDesk (README, \"REST API\"): Bearer API tokens or the admin session; "
+                   "errors as {\"error\": {\"code\", \"message\"}}; ETag / If-Match on changes; cursor pages.",
+    "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from the drf-spectacular-sidecar package: nothing is fetched from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "AgentLanguageEnum": "retell_config.models.Agent.Language",
+        "CompanyLanguageEnum": [("en", "English"), ("de", "German")],  # LANGUAGES
+        "ProviderEnum": "audit.models.WebhookReceipt.Provider",
+    },
 }
 
 # --- Internationalisation ----------------------------------------------------------

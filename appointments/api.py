@@ -230,11 +230,14 @@ class AppointmentFilter(django_filters.FilterSet):
         return queryset.exclude(call_id="").filter(call_id__in=Subquery(calls))
 
     def of_phone(self, queryset, name, value):
-        try:
-            value = normalize_e164(value)
-        except ValidationError:
-            pass  # not a number: matches only a phone stored as sent
-        return queryset.filter(phone=value)
+        # Read in each company's own country, as its bookings were; not a number: matched as sent.
+        condition = Q(phone=value)
+        for company in Company.objects.filter(pk__in=queryset.values("company_id")):
+            try:
+                condition |= Q(company=company, phone=normalize_e164(value, selectors.phone_region(company)))
+            except ValidationError:
+                pass
+        return queryset.filter(condition)
 
 
 SLOT_MESSAGES = {
@@ -251,7 +254,7 @@ def _slot_refused(refused: services.SlotUnavailable) -> ApiError:
     if refused.closure_reason:
         message += f" ({refused.closure_reason})"
     return conflict(f"slot_{refused.code}", message + (" See alternatives." if refused.alternatives else ""),
-                    alternatives=[a.isoformat() for a in refused.alternatives])
+                    alternatives=[serializers.DateTimeField().to_representation(a) for a in refused.alternatives])
 
 
 SLOT_CONFLICT = OpenApiResponse(Error, description="The time cannot be booked (code slot_taken, slot_past, "

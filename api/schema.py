@@ -15,6 +15,7 @@ ERROR_TEXTS = {
     415: "The body is not JSON (code `unsupported_media_type`).",
     422: "The Idempotency-Key was used before with another request (code `idempotency_key_reused`).",
     428: "If-Match is required on this change: send the ETag of the row as read (code `precondition_required`).",
+    503: "Retell is disconnected for the company (its circuit is open, code `retell_disconnected`): try later.",
     429: "Too many requests (code `rate_limited`); Retry-After says when to try again.",
 }
 

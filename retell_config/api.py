@@ -17,13 +17,24 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from api.base import TenantViewSet, WritableViewSet
-from api.errors import conflict
+from api.errors import ApiError, conflict
 from api.schema import Error
 from api.serializers import TenantSerializer
 from tenants.models import Company
 
 from . import selectors, services
+from .client import circuit_for
 from .models import Agent, CustomFunction, PromptVersion, SyncRun
+
+
+def _retell_reachable(company: Company) -> None:
+    """Refuse a change that must reach Retell while the company's circuit is open, as the gateway does."""
+    state = circuit_for(company.pk).state()
+    if state.status == "disconnected":
+        raise ApiError(status.HTTP_503_SERVICE_UNAVAILABLE, "retell_disconnected",
+                       "Retell is disconnected for this company (circuit open): "
+                       f"{state.last_error or 'repeated failures'}. Try again later.",
+                       ) from None
 
 
 # --- sync runs ----------------------------------------------------------------------------------
@@ -162,7 +173,7 @@ class AgentViewSet(TenantViewSet):
     lookup_value_regex = r"[A-Za-z0-9_-]+"
     ordering = ("name", "id")
     http_method_names = ["get", "post", "patch", "head", "options"]
-    extra_errors = {"partial_update": [409]}
+    extra_errors = {"partial_update": [409, 503], "deploy": [503], "sync": [503]}
 
     def partial_update(self, request, *args, **kwargs):
         body = AgentChangeSerializer(data=request.data)
@@ -171,6 +182,7 @@ class AgentViewSet(TenantViewSet):
         note, drift = data.pop("note", ""), data.pop("drift", {})
         with transaction.atomic():
             agent = self.locked_object(if_match_required=True)
+            _retell_reachable(agent.company)
             try:
                 agent, _version, _run = services.agent_update(actor=self.actor, agent=agent, fields=data, note=note,
                                                                drift=drift)
@@ -190,6 +202,7 @@ class AgentViewSet(TenantViewSet):
         body.is_valid(raise_exception=True)
         with transaction.atomic():
             agent = self.locked_object(if_match_required=False)
+            _retell_reachable(agent.company)
             functions = None
             names = body.validated_data.get("functions")
             if names is not None:
@@ -212,6 +225,7 @@ class AgentViewSet(TenantViewSet):
         company = body.validated_data["company"]
         if not selectors.role_allows_in(request.user, company, Agent, "change"):
             raise exceptions.PermissionDenied(f"Your role may not change the agents of {company.name}.")
+        _retell_reachable(company)
         return _accepted(services.sync_all(actor=self.actor, company=company), request)
 
 
@@ -344,7 +358,7 @@ class PromptVersionViewSet(TenantViewSet):
     select_related = ("company", "agent")
     ordering = ("-created_at", "-id")
     http_method_names = ["get", "post", "head", "options"]
-    extra_errors = {"rollback": [409]}
+    extra_errors = {"rollback": [409, 503]}
 
     @extend_schema(summary="Compare a prompt version with another", responses={200: PromptDiffSerializer},
                    parameters=[OpenApiParameter("against", OpenApiTypes.INT, description="The id of the version "
@@ -379,6 +393,7 @@ class PromptVersionViewSet(TenantViewSet):
             if not selectors.agents_changeable(user=request.user, company=version.company).filter(
                     pk=version.agent_id).exists():
                 raise exceptions.PermissionDenied("You may not change this agent.")
+            _retell_reachable(version.company)
             try:
                 _agent, new, run = services.prompt_rollback(actor=self.actor, version=version)
             except services.DriftConflict as exc:

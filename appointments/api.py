@@ -17,6 +17,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 
+from api.filters import TenantFilterSet
 from api.base import InstanceViewSet, TenantViewSet
 from api.errors import ApiError, conflict
 from api.idempotency import idempotent
@@ -51,7 +52,7 @@ class ServiceSerializer(TenantSerializer):
                   "created_at", "updated_at"]
 
 
-class ServiceFilter(django_filters.FilterSet):
+class ServiceFilter(TenantFilterSet):
     class Meta:
         model = Service
         fields = ["company", "active", "resource_kind"]
@@ -87,7 +88,7 @@ class ClosureSerializer(TenantSerializer):
         return attrs
 
 
-class ClosureFilter(django_filters.FilterSet):
+class ClosureFilter(TenantFilterSet):
     until = django_filters.DateFilter(field_name="first_day", lookup_expr="lte", help_text="Closures that begin "
                                       "on or before this day.")
     since = django_filters.DateFilter(field_name="last_day", lookup_expr="gte", help_text="Closures that last "
@@ -206,13 +207,14 @@ class AppointmentCancelSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
 
 
-class AppointmentFilter(django_filters.FilterSet):
+class AppointmentFilter(TenantFilterSet):
     day = django_filters.DateFilter(method="on_day", help_text="A calendar day in each company's time zone.")
     status = django_filters.MultipleChoiceFilter(choices=Appointment.Status.choices)
     agent = django_filters.CharFilter(method="of_agent", help_text="A Retell agent id: appointments booked in "
                                                                    "its calls.")
     phone = django_filters.CharFilter(method="of_phone", help_text="The caller's number, in any common spelling.")
     call_id = django_filters.CharFilter()
+    service = django_filters.NumberFilter(field_name="service_id", help_text="A service id.")
 
     class Meta:
         model = Appointment

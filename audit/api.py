@@ -2,12 +2,12 @@
 deliveries to the practice backend (read, retry through audit.deliveries.deliveries_retry, the
 admin's retry). Conventions: api.base."""
 
-import django_filters
 from django.db import transaction
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers
 from rest_framework.decorators import action
 
+from api.filters import TenantFilterSet
 from api.base import TenantViewSet
 from api.serializers import TenantSerializer
 
@@ -27,7 +27,7 @@ class WebhookReceiptSerializer(TenantSerializer):
         read_only_fields = fields
 
 
-class WebhookReceiptFilter(django_filters.FilterSet):
+class WebhookReceiptFilter(TenantFilterSet):
     class Meta:
         model = WebhookReceipt
         fields = ["company", "provider", "status", "event_type", "call_id"]
@@ -64,7 +64,7 @@ class DeliverySerializer(TenantSerializer):
         read_only_fields = fields
 
 
-class DeliveryFilter(django_filters.FilterSet):
+class DeliveryFilter(TenantFilterSet):
     class Meta:
         model = Delivery
         fields = ["company", "kind", "status"]

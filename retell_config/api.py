@@ -16,6 +16,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from api.filters import TenantFilterSet
 from api.base import TenantViewSet, WritableViewSet
 from api.errors import ApiError, conflict
 from api.schema import Error
@@ -48,7 +49,7 @@ class SyncRunSerializer(TenantSerializer):
         read_only_fields = fields
 
 
-class SyncRunFilter(django_filters.FilterSet):
+class SyncRunFilter(TenantFilterSet):
     class Meta:
         model = SyncRun
         fields = ["company", "kind", "status"]
@@ -145,7 +146,7 @@ class CompanyRef(serializers.Serializer):
         return fields
 
 
-class AgentFilter(django_filters.FilterSet):
+class AgentFilter(TenantFilterSet):
     class Meta:
         model = Agent
         fields = ["company", "language", "response_engine"]
@@ -258,7 +259,7 @@ class CustomFunctionSerializer(TenantSerializer):
         return data
 
 
-class CustomFunctionFilter(django_filters.FilterSet):
+class CustomFunctionFilter(TenantFilterSet):
     agent = django_filters.CharFilter(field_name="agents__agent_id", help_text="Linked to this Retell agent id.")
 
     class Meta:
@@ -339,7 +340,7 @@ class RollbackSerializer(serializers.Serializer):
     sync_run = SyncRunSerializer(allow_null=True)
 
 
-class PromptVersionFilter(django_filters.FilterSet):
+class PromptVersionFilter(TenantFilterSet):
     agent = django_filters.CharFilter(field_name="agent__agent_id", help_text="A Retell agent id.")
 
     class Meta:

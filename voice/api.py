@@ -4,6 +4,7 @@ import django_filters
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers
 
+from api.filters import TenantFilterSet
 from api.base import TenantViewSet
 from api.serializers import TenantSerializer
 
@@ -35,7 +36,7 @@ class CallDetailSerializer(CallSerializer):
         read_only_fields = fields
 
 
-class CallFilter(django_filters.FilterSet):
+class CallFilter(TenantFilterSet):
     agent = django_filters.CharFilter(field_name="agent__agent_id", help_text="A Retell agent id.")
     started_after = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
     started_before = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")

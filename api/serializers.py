@@ -1,5 +1,7 @@
 """Serializer pieces the apps' api.py share."""
 
+from django.db import models
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from tenants.models import Company
@@ -20,7 +22,22 @@ class CompanyField(serializers.PrimaryKeyRelatedField):
         return company
 
 
-class TenantSerializer(serializers.ModelSerializer):
+@extend_schema_field({"anyOf": [{"type": "string", "format": "uri"}, {"type": "string", "maxLength": 0}]})
+class OptionalURLField(serializers.URLField):
+    """A URL that may be empty: OpenAPI's "uri" format refuses "", so the schema says a string."""
+
+
+class ModelSerializer(serializers.ModelSerializer):
+    """A model's serializer whose URL fields that may be blank are described as they are."""
+
+    def build_standard_field(self, field_name, model_field):
+        field_class, kwargs = super().build_standard_field(field_name, model_field)
+        if isinstance(model_field, models.URLField) and model_field.blank:
+            field_class = OptionalURLField
+        return field_class, kwargs
+
+
+class TenantSerializer(ModelSerializer):
     """A tenant-owned row: `company` is its company's id, given when the row is made."""
 
     company = CompanyField()

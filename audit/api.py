@@ -9,7 +9,7 @@ from rest_framework.decorators import action
 
 from api.filters import TenantFilterSet
 from api.base import TenantViewSet
-from api.serializers import TenantSerializer
+from api.serializers import ModelSerializer, TenantSerializer
 
 from .deliveries import deliveries_retry
 from .models import Delivery, DeliveryAttempt, WebhookReceipt
@@ -46,7 +46,7 @@ class WebhookReceiptViewSet(TenantViewSet):
     http_method_names = ["get", "head", "options"]
 
 
-class DeliveryAttemptSerializer(serializers.ModelSerializer):
+class DeliveryAttemptSerializer(ModelSerializer):
     class Meta:
         model = DeliveryAttempt
         fields = ["number", "started_at", "url", "duration_ms", "status_code", "response_excerpt", "error"]

@@ -20,7 +20,7 @@ from api.filters import TenantFilterSet
 from api.base import TenantViewSet, WritableViewSet
 from api.errors import ApiError, conflict
 from api.schema import Error
-from api.serializers import TenantSerializer
+from api.serializers import OptionalURLField, TenantSerializer
 from tenants.models import Company
 
 from . import selectors, services
@@ -118,7 +118,7 @@ class AgentChangeSerializer(serializers.Serializer):
     voice_stability = serializers.FloatField(min_value=0, max_value=1, required=False)
     voice_similarity_boost = serializers.FloatField(min_value=0, max_value=1, required=False)
     language = serializers.ChoiceField(choices=Agent.Language.choices, required=False)
-    webhook_url = serializers.URLField(max_length=200, required=False, allow_blank=True)
+    webhook_url = OptionalURLField(max_length=200, required=False, allow_blank=True)
     note = serializers.CharField(max_length=300, required=False, allow_blank=True, default="",
                                  help_text="What changed and why, kept with a new prompt version.")
     drift = serializers.DictField(child=serializers.ChoiceField(choices=services.DRIFT_SIDES), required=False,
@@ -308,7 +308,7 @@ class CustomFunctionViewSet(WritableViewSet):
 # --- prompt versions -----------------------------------------------------------------------------
 class PromptVersionSerializer(TenantSerializer):
     agent = serializers.SlugRelatedField(slug_field="agent_id", read_only=True, help_text="Its Retell agent id.")
-    rolled_back_from = serializers.PrimaryKeyRelatedField(read_only=True)
+    rolled_back_from = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
 
     class Meta:
         model = PromptVersion
@@ -359,7 +359,7 @@ class PromptVersionViewSet(TenantViewSet):
     select_related = ("company", "agent")
     ordering = ("-created_at", "-id")
     http_method_names = ["get", "post", "head", "options"]
-    extra_errors = {"rollback": [409, 503]}
+    extra_errors = {"rollback": [409, 503], "diff": [400]}
 
     @extend_schema(summary="Compare a prompt version with another", responses={200: PromptDiffSerializer},
                    parameters=[OpenApiParameter("against", OpenApiTypes.INT, description="The id of the version "

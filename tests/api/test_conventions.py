@@ -112,6 +112,7 @@ def test_an_update_needs_the_current_etag(owner, alpha):
     service = Service.objects.create(company=alpha, name="Kontrolle", duration_minutes=30)
     path = f"/api/v1/services/{service.pk}/"
     etag = owner.get(path)["ETag"]
+    assert owner.client.head(path, headers={"Authorization": f"Bearer {owner.token}"})["ETag"] == etag
 
     missing = owner.patch(path, {"duration_minutes": 40})
     assert missing.status_code == 428

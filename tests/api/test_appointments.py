@@ -209,3 +209,34 @@ def test_a_member_limited_to_an_agent_sees_only_that_agents_appointments(owner, 
     assert seen == [rows["main"]]
     assert limited.get(f"/api/v1/appointments/{rows['backup']}/").status_code == 404
     assert limited.post(f"/api/v1/appointments/{rows['backup']}/cancel/").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_posts_with_one_key_book_once(alpha, api_as):
+    """The key's row is written in the booking's transaction: the second request waits for the first
+    and replays its answer, even when both arrive at once."""
+    import threading
+
+    from django.db import connection
+
+    service = Service.objects.create(company=alpha, name="Kontrolle", duration_minutes=30)
+    api = api_as(make_member(alpha, "owner"))
+    body = booking(alpha, service)
+    answers, start = [], threading.Barrier(2)
+
+    def post():
+        try:
+            start.wait(timeout=10)
+            answers.append(api.post("/api/v1/appointments/", body, **{"Idempotency-Key": "same-key"}))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(a.status_code for a in answers) == [201, 201]
+    assert answers[0].json()["id"] == answers[1].json()["id"]
+    assert Appointment.objects.filter(company=alpha).count() == 1

@@ -1,5 +1,7 @@
 """The one router of the REST API (/api/v1/): each app's api.py gives its viewsets."""
 
+from django.http import JsonResponse
+from django.urls import re_path
 from rest_framework.routers import DefaultRouter
 
 from appointments.api import AppointmentViewSet, ClosureViewSet, ServiceViewSet
@@ -26,5 +28,15 @@ router.register("calls", CallViewSet, basename="call")
 router.register("webhook-receipts", WebhookReceiptViewSet, basename="webhook-receipt")
 router.register("deliveries", DeliveryViewSet, basename="delivery")
 
+
+
+def not_found(request, rest: str = ""):
+    """Any other path under /api/v1/ (a typo, a missing trailing slash): 404 in the error shape."""
+    from .errors import error_body
+
+    return JsonResponse(error_body("not_found", "No such endpoint; the operations are listed at /api/schema/ "
+                                                "(paths end with a slash)."), status=404)
+
+
 app_name = "api"
-urlpatterns = router.urls
+urlpatterns = [*router.urls, re_path(r"^(?P<rest>.*)$", not_found, name="not-found")]

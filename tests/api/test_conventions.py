@@ -72,6 +72,13 @@ def test_a_token_write_is_audited_as_the_token(alpha, api_as):
     assert entry.changes["name"] == {"before": None, "after": "Reinigung"}
 
 
+def test_an_unknown_path_is_a_404_in_the_error_shape(owner):
+    for path in ("/api/v1/nothing-here/", "/api/v1/services"):
+        response = owner.get(path)
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "not_found"
+
+
 def test_bad_input_names_each_field_in_the_error_shape(owner, alpha):
     response = owner.post("/api/v1/services/", {"company": alpha.pk, "name": "", "duration_minutes": 2})
 

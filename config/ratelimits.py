@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.http import JsonResponse
 from django_ratelimit.core import get_usage
-from rest_framework.exceptions import Throttled
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -167,19 +166,6 @@ class CredentialThrottle(_Throttle):
         token = getattr(request, "auth", None)
         ident = f"token{token.pk}" if getattr(token, "key_hash", None) else f"user{request.user.pk}"
         return self.cache_format % {"scope": self.scope, "ident": ident}
-
-
-def api_exception_handler(exc, context):
-    """DRF's handler, with a throttled request answered in the project's error shape (and its Retry-After)."""
-    from rest_framework.views import exception_handler  # its APIView reads this module's throttles
-
-    response = exception_handler(exc, context)
-    if isinstance(exc, Throttled) and response is not None:
-        wait = max(1, int(exc.wait or 1))
-        response.data = {"error": {"code": "rate_limited",
-                                   "message": f"Too many requests to the REST API. Try again in {wait} s."}}
-        response["Retry-After"] = str(wait)
-    return response
 
 
 # --- socket handshakes (ASGI) --------------------------------------------------------------------------

@@ -57,6 +57,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_filters",
     "channels",
     "guardian",
     "axes",
@@ -67,6 +69,7 @@ INSTALLED_APPS = [
     "appointments",
     "monitoring",
     "experiments",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -218,18 +221,38 @@ WEBHOOK_TESTER_CONNECT_TIMEOUT_SECONDS = env.float("WEBHOOK_TESTER_CONNECT_TIMEO
 WEBHOOK_TESTER_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_TESTER_ALLOW_PRIVATE_TARGETS", default=False)
 
 # --- REST API ----------------------------------------------------------------------
+# /api/v1/ (api/ and each app's api.py). Throttling is added here as DEFAULT_THROTTLE_CLASSES
+# and DEFAULT_THROTTLE_RATES; the views set none of their own.
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_SCHEMA_CLASS": "api.schema.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.auth.ApiTokenAuthentication",
+                                       "rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    # Rate limits (config.ratelimits): per client address and per credential; rates below, in RATE_LIMITS.
+    # Rate limits (config.ratelimits): per client address and per credential; rates in RATE_LIMITS.
     "DEFAULT_THROTTLE_CLASSES": ["config.ratelimits.AddressThrottle", "config.ratelimits.CredentialThrottle"],
-    "EXCEPTION_HANDLER": "config.ratelimits.api_exception_handler",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.Cursor",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "VoiceDesk API",
-    "VERSION": "0.1.0",
+    "DESCRIPTION": "The REST API of VoiceDesk (README, \"REST API\"): Bearer API tokens or the admin session; "
+                   "errors as {\"error\": {\"code\", \"message\"}}; ETag / If-Match on changes; cursor pages.",
+    "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from the drf-spectacular-sidecar package: nothing is fetched from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "AgentLanguageEnum": "retell_config.models.Agent.Language",
+        "CompanyLanguageEnum": [("en", "English"), ("de", "German")],  # LANGUAGES
+        "ProviderEnum": "audit.models.WebhookReceipt.Provider",
+    },
 }
 
 # --- Internationalisation ----------------------------------------------------------

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.health import health
 from config.ratelimits import admin_login_limited
@@ -17,6 +17,8 @@ urlpatterns = [
     path("health", health, name="health"),
     path("favicon.ico", favicon, name="favicon"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/", include("api.urls")),
     path("api/mcp/gateway", retell_views.gateway, name="mcp-gateway"),
     path("admin/retell-webhook-configuration/", include("retell_config.dashboard")),
     path("admin/retell-webhook-configuration/", include("voice.tester_views")),  # webhook tester, function simulator

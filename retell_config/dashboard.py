@@ -8,7 +8,6 @@ sees every control disabled, a member limited to some agents sees only those.
 
 from __future__ import annotations
 
-import difflib
 import json
 
 import phonenumbers
@@ -29,7 +28,7 @@ from tenants.models import Company
 
 from . import selectors, services
 from .forms import CustomFunctionForm, ImportForm, PromptForm, WebhookForm
-from .models import Agent, CustomFunction, PromptVersion, SyncRun, WebhookConfig, WebhookEvent
+from .models import Agent, CustomFunction, SyncRun, WebhookConfig, WebhookEvent
 from .protocols import retell_api
 
 EVENT_HELP = {
@@ -379,19 +378,6 @@ def functions_import(request: HttpRequest) -> HttpResponse:
 
 
 # --- prompts ---------------------------------------------------------------------------------------
-def _diff(old: PromptVersion, new: PromptVersion) -> list[dict]:
-    parts = []
-    for field, label in (("general_prompt", "System prompt"), ("begin_message", "Greeting"),
-                         ("custom_instructions", "Custom instructions")):
-        lines = list(difflib.unified_diff(getattr(old, field).splitlines(), getattr(new, field).splitlines(),
-                                          f"v{old.number}", f"v{new.number}", lineterm=""))
-        parts.append({"label": label, "lines": [
-            {"text": line, "kind": "add" if line.startswith("+") and not line.startswith("+++")
-             else "del" if line.startswith("-") and not line.startswith("---")
-             else "hunk" if line.startswith("@@") else "same"} for line in lines]})
-    return parts
-
-
 def prompt_edit(request: HttpRequest, pk: int) -> HttpResponse:
     company = _company(request)
     agent = _agent(request, company, pk, "view")
@@ -430,7 +416,7 @@ def prompt_edit(request: HttpRequest, pk: int) -> HttpResponse:
     a, b = request.GET.get("a"), request.GET.get("b")
     if a and b and a.isdigit() and b.isdigit() and int(a) in by_number and int(b) in by_number:
         old, new = sorted((by_number[int(a)], by_number[int(b)]), key=lambda v: v.number)
-        diff = {"old": old, "new": new, "parts": _diff(old, new)}
+        diff = {"old": old, "new": new, "parts": selectors.prompt_diff(old, new)}
     return TemplateResponse(request, "retell_config/prompt.html", _context(
         request, company, f"Edit Prompt: {agent.name}", agent=agent, form=form, versions=versions,
         may_change=may_change, diff=diff, latest=latest,

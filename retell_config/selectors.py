@@ -3,6 +3,7 @@ what that user may see or change)."""
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import asdict, dataclass
 from datetime import timezone as dt_timezone
 from typing import Any
@@ -316,6 +317,25 @@ def sync_run_get(*, user, company: Company, run_id: int) -> SyncRun | None:
 
 def prompt_versions(*, agent: Agent) -> QuerySet[PromptVersion]:
     return PromptVersion.objects.filter(company_id=agent.company_id, agent=agent).order_by("-number")
+
+
+PROMPT_DIFF_FIELDS = (("general_prompt", "System prompt"), ("begin_message", "Greeting"),
+                      ("custom_instructions", "Custom instructions"))
+
+
+def prompt_diff(old: PromptVersion, new: PromptVersion) -> list[dict]:
+    """What changed from `old` to `new`, per text: [{"field", "label", "lines": [{"text", "kind"}]}],
+    the lines of a unified diff (headers "--- v<old>" / "+++ v<new>"), each of kind "add", "del",
+    "hunk" (an @@ line) or "same"; a text that did not change has no lines."""
+    parts = []
+    for field, label in PROMPT_DIFF_FIELDS:
+        lines = list(difflib.unified_diff(getattr(old, field).splitlines(), getattr(new, field).splitlines(),
+                                          f"v{old.number}", f"v{new.number}", lineterm=""))
+        parts.append({"field": field, "label": label, "lines": [
+            {"text": line, "kind": "add" if line.startswith("+") and not line.startswith("+++")
+             else "del" if line.startswith("-") and not line.startswith("---")
+             else "hunk" if line.startswith("@@") else "same"} for line in lines]})
+    return parts
 
 
 def dashboard(*, user, company: Company) -> dict:

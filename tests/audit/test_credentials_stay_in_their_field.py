@@ -35,6 +35,7 @@ NOT_CREDENTIALS = {
     "tenants.ApiToken.key_prefix": "the token's first 12 characters, shown to tell tokens apart (as GitHub does)",
     "audit.WebhookReceipt.dedupe_key": "the provider's event or call id, to drop repeats",
     "audit.Delivery.idempotency_key": "names the message for the backend's deduplication",
+    "api.IdempotencyKey.key": "a REST client's Idempotency-Key, naming its own request so a repeat books once",
     "appointments.FunctionInvocation.args_hash": "a hash of a custom function's arguments, to answer a retry alike",
     "sessions.Session.session_data": "the session's contents; the session key is what opens it",
     "retell_config.Agent.previous_webhook_secret_expires_at": "when the replaced signing secret stops verifying",

@@ -1,0 +1,62 @@
+"""REST API resource of voice (/api/v1/): calls with their turns, read only. Conventions: api.base."""
+
+import django_filters
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import serializers
+
+from api.filters import TenantFilterSet
+from api.base import TenantViewSet
+from api.serializers import TenantSerializer
+
+from .models import Call
+
+
+class CallSerializer(TenantSerializer):
+    agent = serializers.SlugRelatedField(slug_field="agent_id", read_only=True, allow_null=True,
+                                         help_text="The Retell agent id that answered; null when unknown.")
+
+    class Meta:
+        model = Call
+        fields = ["id", "company", "call_id", "source", "test_origin", "agent", "call_type", "from_number",
+                  "to_number", "direction", "status", "started_at", "ended_at", "duration_ms", "disconnection_reason",
+                  "last_event", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class CallDetailSerializer(CallSerializer):
+    turns = serializers.JSONField(source="transcript_turns", read_only=True,
+                                  help_text="The transcript as the provider sent it, turn by turn ({role, content, "
+                                            "…}).")
+    live_turns = serializers.JSONField(read_only=True, help_text="Each answer on the live socket: what was said, "
+                                                                 "the tools run, the latency.")
+
+    class Meta(CallSerializer.Meta):
+        fields = [*CallSerializer.Meta.fields, "transcript", "turns", "live_turns", "analysis", "cost", "latency",
+                  "recording_url", "events"]
+        read_only_fields = fields
+
+
+class CallFilter(TenantFilterSet):
+    agent = django_filters.CharFilter(field_name="agent__agent_id", help_text="A Retell agent id.")
+    started_after = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    started_before = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+
+    class Meta:
+        model = Call
+        fields = ["company", "agent", "source", "status", "call_id", "started_after", "started_before"]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List calls", description="Newest first, without transcripts."),
+    retrieve=extend_schema(summary="Read a call with its turns", responses=CallDetailSerializer),
+)
+class CallViewSet(TenantViewSet):
+    model = Call
+    serializer_class = CallSerializer
+    filterset_class = CallFilter
+    select_related = ("company", "agent")
+    ordering = ("-created_at", "-id")
+    http_method_names = ["get", "head", "options"]
+
+    def get_serializer_class(self):
+        return CallDetailSerializer if self.action == "retrieve" else CallSerializer

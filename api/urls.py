@@ -5,10 +5,10 @@ from django.urls import re_path
 from rest_framework.routers import DefaultRouter
 
 from appointments.api import AppointmentViewSet, ClosureViewSet, ServiceViewSet
-from audit.api import DeliveryViewSet, WebhookReceiptViewSet
+from audit.api import DeliveryViewSet
 from retell_config.api import AgentViewSet, CustomFunctionViewSet, PromptVersionViewSet, SyncRunViewSet
 from tenants.api import CompanyViewSet
-from voice.api import CallViewSet
+from voice.api import CallViewSet, ReplayableWebhookReceiptViewSet
 
 
 class Router(DefaultRouter):
@@ -25,7 +25,7 @@ router.register("services", ServiceViewSet, basename="service")
 router.register("closures", ClosureViewSet, basename="closure")
 router.register("appointments", AppointmentViewSet, basename="appointment")
 router.register("calls", CallViewSet, basename="call")
-router.register("webhook-receipts", WebhookReceiptViewSet, basename="webhook-receipt")
+router.register("webhook-receipts", ReplayableWebhookReceiptViewSet, basename="webhook-receipt")
 router.register("deliveries", DeliveryViewSet, basename="delivery")
 
 

@@ -3,12 +3,17 @@
 import django_filters
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers
+from rest_framework.decorators import action
 
+from api.errors import conflict
 from api.filters import TenantFilterSet
 from api.base import TenantViewSet
 from api.serializers import TenantSerializer
 
+from audit.api import WebhookReceiptSerializer, WebhookReceiptViewSet
+
 from .models import Call
+from .services import receipt_replay
 
 
 class CallSerializer(TenantSerializer):
@@ -60,3 +65,29 @@ class CallViewSet(TenantViewSet):
 
     def get_serializer_class(self):
         return CallDetailSerializer if self.action == "retrieve" else CallSerializer
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List webhook receipts", description="Every request the providers sent, newest first; "
+                                                                     "credential headers are stored redacted."),
+    retrieve=extend_schema(summary="Read a webhook receipt"),
+)
+class ReplayableWebhookReceiptViewSet(WebhookReceiptViewSet):
+    """Receipts (audit.api), with Replay: the processing is this app's (voice.services.receipt_replay),
+    as in the receipts admin."""
+
+    http_method_names = ["get", "post", "head", "options"]
+
+    @extend_schema(summary="Process a stored event receipt again", request=None,
+                   responses={200: WebhookReceiptSerializer},
+                   description="Owners and admins: now, through the worker's own path; idempotent (a replayed "
+                               "call_ended books nothing twice and queues no second delivery). Audited. Only a "
+                               "verified, processed or failed event receipt can be replayed (409 otherwise).")
+    @action(detail=True, methods=["post"], required="replay")
+    def replay(self, request, pk=None):
+        receipt = self.get_object()
+        replayed = receipt_replay(actor=self.actor, receipt_id=receipt.pk)
+        if replayed is None:
+            raise conflict("not_replayable", "Only a verified, processed or failed event receipt can be replayed, "
+                                             "and not while a worker holds it.")
+        return self.row_response(replayed)

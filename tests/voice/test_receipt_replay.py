@@ -203,3 +203,29 @@ def test_a_member_limited_to_some_agents_replays_only_their_receipts(client, boo
     granted.refresh_from_db()
     secret.refresh_from_db()
     assert granted.status == "processed" and secret.status == "failed"
+
+
+def test_the_rest_api_replays_a_failed_receipt_for_an_owner_not_a_viewer_nor_another_company(
+        client, bookable_agent, backend, company_b, celery_eager):
+    from tests.api.conftest import Api, token_for
+
+    company = bookable_agent.company
+    appointment = book(client, "call_api_replay")
+    receipt = failed_receipt(company, "call_api_replay")
+    owner, viewer = Api(token_for(make_member(company, "owner"))), Api(token_for(make_member(company, "viewer")))
+    stranger = Api(token_for(make_member(company_b, "owner")))
+    path = f"/api/v1/webhook-receipts/{receipt.pk}/replay/"
+
+    assert viewer.post(path).status_code == 403
+    assert stranger.post(path).status_code == 404
+    replayed = owner.post(path)
+
+    assert replayed.status_code == 200, replayed.content
+    assert replayed.json()["status"] == "processed"
+    appointment.refresh_from_db()
+    assert appointment.status == Appointment.Status.CONFIRMED
+    assert AuditEntry.objects.filter(action="replay", object_id=str(receipt.pk)).count() == 1
+    rejected = WebhookReceipt.objects.create(provider="retell", company=company, endpoint="/api/retell/webhook",
+                                             body=b"{}", status=WebhookReceipt.Status.REJECTED, kind="event")
+    refused = owner.post(f"/api/v1/webhook-receipts/{rejected.pk}/replay/")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "not_replayable")

@@ -152,6 +152,7 @@ class ExperimentAdmin(TenantAdmin):
         return [path("<path:object_id>/start/", wrap(self.start_view), name="%s_%s_start" % info),
                 path("<path:object_id>/stop/", wrap(self.stop_view), name="%s_%s_stop" % info),
                 path("<path:object_id>/promote/", wrap(self.promote_view), name="%s_%s_promote" % info),
+                path("<path:object_id>/scenarios/", wrap(self.scenarios_view), name="%s_%s_scenarios" % info),
                 *super().get_urls()]
 
     def _act(self, request, object_id, act, done: str):
@@ -175,6 +176,12 @@ class ExperimentAdmin(TenantAdmin):
     def stop_view(self, request, object_id):
         return self._act(request, object_id, lambda actor, e: services.experiment_stop(actor=actor, experiment=e),
                          "{name} is stopped: calls hear the agent's live prompt again.")
+
+    def scenarios_view(self, request, object_id):
+        return self._act(request, object_id,
+                         lambda actor, e: services.experiment_scenarios_run(actor=actor, experiment=e),
+                         "The saved scenarios of {name}'s agent are running against each variant; the pass "
+                         "rates appear in the results as the runs finish.")
 
     def promote_view(self, request, object_id):
         def promote(actor, experiment):

@@ -80,10 +80,19 @@ def experiment_list(*, user, agent=None):
 
 
 def scenario_pass_rate(variant: Variant) -> float | None:
-    """The share (0..1) of the agent's saved scenarios that passed when run against this variant
-    before the start; None while none was run. HOOK: the saved scenarios come with the call
-    simulator (issue 13); until it is merged no variant has a run, and the results say "not run"."""
-    return None
+    """The share (0..1) of the agent's saved scenarios that passed in the latest finished run of each
+    against this variant (experiments.services.experiment_scenarios_run); None while none has finished.
+    A run that could not make its call counts as not passed."""
+    from voice.models import ScenarioRun
+
+    latest: dict[int, str] = {}
+    finished = (ScenarioRun.objects.filter(variant=variant, status__in=ScenarioRun.FINISHED)
+                .order_by("scenario_id", "-finished_at", "-pk").values_list("scenario_id", "status"))
+    for scenario_id, status in finished:
+        latest.setdefault(scenario_id, status)
+    if not latest:
+        return None
+    return sum(status == ScenarioRun.Status.PASSED for status in latest.values()) / len(latest)
 
 
 # --- statistics (plain numbers in, plain numbers out) ---------------------------------------------

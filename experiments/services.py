@@ -97,6 +97,30 @@ def variant_fill(variant: Variant) -> None:
             setattr(variant, name, getattr(source, name))
 
 
+def experiment_scenarios_run(*, actor: Actor, experiment: Experiment) -> list:
+    """Run the agent's saved scenarios against each variant's texts (as a prompt draft of the
+    scenario runs: the agent is not changed), before the start; the results show each variant's
+    pass rate (selectors.scenario_pass_rate). Returns the queued ScenarioRuns. ValidationError when
+    the agent has no scenarios; PermissionDenied for a user who may not change the experiment."""
+    from voice.models import Scenario
+    from voice.scenarios import scenario_runs_start
+
+    agent = experiment.agent
+    _require_change(actor, agent, "Run the scenarios")
+    scenarios = list(Scenario.objects.filter(agent=agent).order_by("pk"))
+    if not scenarios:
+        raise ValidationError(f"{agent.name} has no saved scenarios yet: add some under Scenarios first.")
+    runs = []
+    for variant in experiment.variants.order_by("pk"):
+        variant_fill(variant)
+        texts = {name: getattr(variant, name) for name in ("general_prompt", "begin_message", "custom_instructions")}
+        runs += scenario_runs_start(actor=actor, scenarios=scenarios, prompt_draft=texts, agent=agent,
+                                    variant=variant)
+    _log(experiment, "scenarios", f"{experiment.name}: {len(runs)} scenario run(s) queued, "
+                                  f"{len(scenarios)} per variant.")
+    return runs
+
+
 # --- start, stop, promote ----------------------------------------------------------------------------
 def _locked(experiment: Experiment) -> Experiment:
     return Experiment.objects.select_for_update().select_related("agent", "company").get(pk=experiment.pk)

@@ -245,6 +245,9 @@ class ScenarioRun(TenantOwned):
     prompt_draft = models.JSONField(default=dict, blank=True,
                                     help_text="Prompt texts used instead of the agent's for this run's call.")
     triggered_by = models.CharField(max_length=200, blank=True)
+    variant = models.ForeignKey(
+        "experiments.Variant", null=True, blank=True, on_delete=models.SET_NULL, related_name="scenario_runs",
+        help_text="Run against this experiment variant's prompt (its texts are the run's draft).")
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

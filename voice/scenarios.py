@@ -232,12 +232,13 @@ def scenario_ensure(*, actor: Actor, agent: Agent, name: str, **fields) -> tuple
 # --- starting runs -------------------------------------------------------------------------------
 
 def scenario_runs_start(*, actor: Actor, scenarios: list[Scenario], prompt_draft: dict | None = None,
-                        agent: Agent | None = None, enqueue: bool = True) -> list[ScenarioRun]:
+                        agent: Agent | None = None, enqueue: bool = True, variant=None) -> list[ScenarioRun]:
     """Queue one run per scenario (one batch) and, once committed, the Celery task that runs them
     (`enqueue=False`: the caller runs them itself with scenario_run_execute).
 
     `prompt_draft`: prompt texts (ScenarioRun.DRAFT_FIELDS) to use instead of the agent's; then every scenario
-    must be of `agent`. Raises ValidationError for no scenarios, scenarios of several companies, or a
+    must be of `agent`; `variant`: the experiment variant whose texts the draft holds (its pass rate).
+    Raises ValidationError for no scenarios, scenarios of several companies, or a
     draft for scenarios of another agent. Each run gets its call id now, so the draft is bound to it.
     """
     if not scenarios:
@@ -252,7 +253,8 @@ def scenario_runs_start(*, actor: Actor, scenarios: list[Scenario], prompt_draft
     with transaction.atomic():
         runs = [ScenarioRun.objects.create(
             company_id=s.company_id, scenario=s, batch=batch, total=len(script_lines(s.script)),
-            call_id=new_call_id(), prompt_draft=draft, triggered_by=actor.label[:200]) for s in scenarios]
+            call_id=new_call_id(), prompt_draft=draft, triggered_by=actor.label[:200], variant=variant)
+            for s in scenarios]
         company_id = companies.pop()
         for run in runs:
             audit_record(actor=actor, action="scenario.run", company_id=company_id, object_type="voice.scenariorun",

@@ -96,7 +96,7 @@ def test_rates_intervals_and_p_value_match_the_hand_computed_values(running):
     handle_a = (95 * 100 + 5 * 10) / 100
     assert row_a.metrics["handle_time"].value == pytest.approx(handle_a)
     assert row_a.latency_p50_ms == pytest.approx(110.0) and row_a.turns == 100
-    assert row_a.scenario_pass_rate is None   # the scenario hook: not run until the simulator's scenarios exist
+    assert row_a.scenario_pass_rate is None   # no scenario was run against it
 
 
 def test_the_minimum_sample_is_shown_up_front_and_no_winner_is_named_before_it(running):

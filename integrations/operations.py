@@ -1,7 +1,8 @@
 """The operations the MCP server offers as tools: the JSON-RPC gateway's methods (the same
-functions, `retell_config.gateway.METHODS`) and the reads of appointments and calls and the
-availability check, written in the gateway's shape (`(Context, Call) -> dict`, errors as
-`RpcError`) so that one table serves both protocols.
+functions, `retell_config.gateway.METHODS`), the reads of appointments and calls, the
+availability check, and the saved scenarios (runs started by `voice.scenarios.scenario_runs_start`,
+the admin's service, and made by its Celery task), written in the gateway's shape
+(`(Context, Call) -> dict`, errors as `RpcError`) so that one table serves both protocols.
 
 Each operation has a JSON Schema of its arguments (`OPERATIONS[name].input_schema`) and a
 description an assistant can act on. The arguments are the gateway's params; the gateway's

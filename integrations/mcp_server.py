@@ -2,7 +2,8 @@
 SDK, stateless (every POST stands alone, so any server process may answer it) with JSON answers.
 
 Tools are `integrations.operations.OPERATIONS`: the JSON-RPC gateway's methods (the same
-functions) and the reads of appointments and calls and the availability check. Resources are an
+functions), the reads of appointments and calls, the availability check, and the saved scenarios
+(list, run through voice.scenarios.scenario_runs_start, read a run). Resources are an
 agent's prompt and a call's transcript, read through the same operations:
 
     voicedesk://companies/{company_id}/agents/{agent_id}/prompt        text/plain
@@ -56,6 +57,7 @@ INSTRUCTIONS = (
     "VoiceDesk runs AI phone receptionists for practices. Every tool takes company_id: call listAgents with "
     "a company id you were given, or ask for one. Changes (updateAgent, updateWebhook, deployCustomFunctions, "
     "syncAll, importFunctions) are saved at once and pushed to Retell in the background: poll getSyncRun. "
+    "runScenario makes test calls in the background: poll getScenarioRun until finished. "
     "A refusal comes back as an error result naming the argument and the reason.")
 
 PROMPT_URI = re.compile(r"^voicedesk://companies/(?P<company_id>[0-9]{1,18})/agents/(?P<agent_id>[^/]{1,128})/prompt$")

@@ -1,7 +1,8 @@
 """The operations the MCP server offers as tools: the JSON-RPC gateway's methods (the same
-functions, `retell_config.gateway.METHODS`) and the reads of appointments and calls and the
-availability check, written in the gateway's shape (`(Context, Call) -> dict`, errors as
-`RpcError`) so that one table serves both protocols.
+functions, `retell_config.gateway.METHODS`), the reads of appointments and calls, the
+availability check, and the saved scenarios (runs started by `voice.scenarios.scenario_runs_start`,
+the admin's service, and made by its Celery task), written in the gateway's shape
+(`(Context, Call) -> dict`, errors as `RpcError`) so that one table serves both protocols.
 
 Each operation has a JSON Schema of its arguments (`OPERATIONS[name].input_schema`) and a
 description an assistant can act on. The arguments are the gateway's params; the gateway's
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Callable
 
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from appointments import selectors as appointment_selectors
@@ -25,6 +27,8 @@ from retell_config import gateway
 from retell_config.gateway import NOT_FOUND, Context, Params, app_error
 from retell_config.protocols.jsonrpc import Call, invalid_param
 from voice.models import Call as PhoneCall
+from voice.models import Scenario, ScenarioRun
+from voice.scenarios import scenario_runs_start
 
 LIST_LIMIT_DEFAULT = 50
 LIST_LIMIT_MAX = 200
@@ -52,6 +56,33 @@ def call_summary(call: PhoneCall) -> dict:
 def call_detail(call: PhoneCall) -> dict:
     return {**call_summary(call), "transcript": call.transcript, "turns": call.transcript_turns,
             "analysis": call.analysis}
+
+
+def scenario_summary(scenario: Scenario, last_run: ScenarioRun | None) -> dict:
+    return {"scenario_id": scenario.pk, "name": scenario.name, "agent_id": scenario.agent.agent_id,
+            "language": scenario.language, "script": scenario.script,
+            "expectations": {"appointment": scenario.expect_outcome or None, "service": scenario.expect_service or None,
+                             "day": scenario.expect_day or None,
+                             "time": scenario.expect_time.strftime("%H:%M") if scenario.expect_time else None,
+                             "transfer": scenario.expect_transfer or None,
+                             "must_say": [w for w in scenario.must_say.splitlines() if w.strip()],
+                             "must_not_say": [w for w in scenario.must_not_say.splitlines() if w.strip()],
+                             "max_turns": scenario.max_turns, "max_latency_ms": scenario.max_latency_ms},
+            "last_run": scenario_run_summary(last_run) if last_run else None}
+
+
+def scenario_run_summary(run: ScenarioRun) -> dict:
+    return {"scenario_run_id": run.pk, "scenario_id": run.scenario_id, "status": run.status,
+            "finished": run.finished, "progress": run.progress, "total": run.total, "batch": str(run.batch)}
+
+
+def scenario_run_detail(run: ScenarioRun) -> dict:
+    return {**scenario_run_summary(run), "scenario": run.scenario.name, "agent_id": run.scenario.agent.agent_id,
+            "against": run.against, "call_id": run.call_id or None, "results": run.results,
+            "error": run.error or None, "transcript": run.transcript, "triggered_by": run.triggered_by,
+            "created_at": run.created_at.isoformat(),
+            "started_at": run.started_at.isoformat() if run.started_at else None,
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None}
 
 
 # --- who may read what ---------------------------------------------------------------------------------
@@ -139,6 +170,60 @@ def check_availability(ctx: Context, call: Call) -> dict:
             if name in p.values}
     return run_custom_function(company=company, name="check_availability", args=args, call_id=None,
                                now=timezone.now())
+
+
+def _scenarios(ctx: Context, company, agent):
+    ctx.may(Scenario, company, "view")
+    return (Scenario.objects.restrict(ctx.user, "view").filter(company=company, agent=agent)
+            .select_related("agent").order_by("name"))
+
+
+def list_scenarios(ctx: Context, call: Call) -> dict:
+    p = Params(call, {"company_id", "agent_id"})
+    company = ctx.company(p, "view")
+    [agent] = ctx.agents(company, [p.get("agent_id", str, required=True)], "view", param="agent_id")
+    scenarios = list(_scenarios(ctx, company, agent))
+    last = {}
+    for run in (ScenarioRun.objects.restrict(ctx.user, "view").filter(scenario__in=scenarios)
+                .order_by("scenario_id", "-created_at", "-pk").distinct("scenario_id")):
+        last[run.scenario_id] = run
+    return {"scenarios": [scenario_summary(s, last.get(s.pk)) for s in scenarios]}
+
+
+def run_scenario(ctx: Context, call: Call) -> dict:
+    """Queues runs (one batch) through voice.scenarios.scenario_runs_start, as the admin's action and
+    the Call Simulator's Run button do; the Celery task makes each run's call."""
+    p = Params(call, {"company_id", "agent_id", "scenario_id", "all"})
+    company = ctx.company(p, "change")
+    [agent] = ctx.agents(company, [p.get("agent_id", str, required=True)], "change", param="agent_id")
+    scenario_id, run_all = p.get("scenario_id", int), p.get("all", bool, default=False)
+    if (scenario_id is None) == (not run_all):
+        raise invalid_param("scenario_id", "give either scenario_id or all: true (not both)")
+    scenarios = _scenarios(ctx, company, agent)
+    if scenario_id is not None:
+        scenarios = scenarios.filter(pk=scenario_id)
+        if not scenarios:  # another agent's or company's looks the same as a missing one
+            raise app_error(NOT_FOUND, f"no scenario {scenario_id} of agent {agent.agent_id}", param="scenario_id")
+    elif not scenarios:
+        raise app_error(NOT_FOUND, f"agent {agent.agent_id} has no scenarios (add them in the admin)",
+                        param="agent_id")
+    try:
+        runs = scenario_runs_start(actor=ctx.actor, scenarios=list(scenarios), agent=agent)
+    except ValidationError as error:
+        raise invalid_param("scenario_id", "; ".join(error.messages)) from None
+    return {"batch": str(runs[0].batch), "scenario_runs": [scenario_run_summary(r) for r in runs]}
+
+
+def get_scenario_run(ctx: Context, call: Call) -> dict:
+    p = Params(call, {"company_id", "scenario_run_id"})
+    company = ctx.company(p, "view")
+    ctx.may(ScenarioRun, company, "view")
+    run_id = p.get("scenario_run_id", int, required=True)
+    run = (ScenarioRun.objects.restrict(ctx.user, "view").filter(company=company, pk=run_id)
+           .select_related("scenario__agent").first())
+    if run is None:
+        raise app_error(NOT_FOUND, f"no scenario run {run_id} in company {company.pk}", param="scenario_run_id")
+    return scenario_run_detail(run)
 
 
 # --- the table -----------------------------------------------------------------------------------------
@@ -235,5 +320,19 @@ OPERATIONS: dict[str, Operation] = {
         check_availability, "Tells whether a date (and a time) is free for a service, with the nearest free "
                             "times otherwise, by the booking rules the phone agents use. Books nothing.",
         _schema(AVAILABILITY_ARGS["properties"], list(AVAILABILITY_ARGS["required"]))),
+    "listScenarios": Operation(
+        list_scenarios, "Lists an agent's saved scenarios (test calls): the caller's script, the expectations "
+                        "the call is judged by, and the latest run.", _schema({"agent_id": AGENT_ID}, ["agent_id"])),
+    "runScenario": Operation(
+        run_scenario, "Runs one saved scenario of an agent (scenario_id) or all of them (all: true): each makes a "
+                      "simulated test call to the agent (its bookings are released afterwards) and judges it. "
+                      "Runs in the background: poll getScenarioRun with the returned scenario_run_ids.",
+        _schema({"agent_id": AGENT_ID,
+                 "scenario_id": {"type": "integer", "description": "A scenario of the agent (listScenarios)."},
+                 "all": {"type": "boolean", "description": "Run every scenario of the agent instead."}},
+                ["agent_id"]), writes=True),
+    "getScenarioRun": Operation(
+        get_scenario_run, "Reads a scenario run: status (queued, running, passed, failed, error), progress in "
+                          "caller lines, each expectation's verdict with its reason, the error, the transcript.",
+        _schema({"scenario_run_id": {"type": "integer"}}, ["scenario_run_id"])),
 }
-# "Run a saved scenario" comes with the scenario service (none exists yet).

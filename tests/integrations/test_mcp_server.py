@@ -23,7 +23,7 @@ from retell_config.models import Agent, CustomFunction, PromptVersion, SyncRun
 from tenants.services import api_token_create
 from tests.conftest import next_weekday_iso
 from tests.factories import make_member
-from voice.models import Call
+from voice.models import Call, Scenario
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -154,9 +154,12 @@ def bookable_company(company_a):
     return company_a
 
 
-def test_a_call_of_each_tool(mcp_url, owner_token, owner_a, company_a, company_a_data, fake_retell):
+def test_a_call_of_each_tool(mcp_url, owner_token, owner_a, company_a, company_a_data, fake_retell, settings):
     cid = company_a.pk
     day = next_weekday_iso(3)
+    settings.RETELL_LLM_WEBSOCKET_URL = "ws://127.0.0.1:1/retell-llm"  # nobody answers: the eager run errs, quickly
+    scenario = Scenario.objects.create(company=company_a, agent=company_a_data["agent"], name="Hours",
+                                       script="Wann haben Sie geöffnet?")
 
     async def steps(session):
         results = {}
@@ -183,6 +186,12 @@ def test_a_call_of_each_tool(mcp_url, owner_token, owner_a, company_a, company_a
         results["getCall"] = await tool(session, "getCall", company_id=cid, call_id="call_mcp_1")
         results["checkAvailability"] = await tool(session, "checkAvailability", company_id=cid, date=day,
                                                   time="10:00", service="Kontrolle")
+        results["listScenarios"] = await tool(session, "listScenarios", company_id=cid, agent_id="agent_abc123")
+        results["runScenario"] = await tool(session, "runScenario", company_id=cid, agent_id="agent_abc123",
+                                            scenario_id=scenario.pk)
+        scenario_run_id = results["runScenario"].structured_content["scenario_runs"][0]["scenario_run_id"]
+        results["getScenarioRun"] = await tool(session, "getScenarioRun", company_id=cid,
+                                               scenario_run_id=scenario_run_id)
         return results
 
     _, results = session_run(mcp_url, owner_token, steps)
@@ -204,6 +213,8 @@ def test_a_call_of_each_tool(mcp_url, owner_token, owner_a, company_a, company_a
     assert [c["call_id"] for c in data["listCalls"]["calls"]] == ["call_mcp_1"]
     assert "Termin" in data["getCall"]["transcript"]
     assert data["checkAvailability"]["ok"] is True and "available" in data["checkAvailability"]
+    assert [s["name"] for s in data["listScenarios"]["scenarios"]] == ["Hours"]
+    assert data["getScenarioRun"]["scenario"] == "Hours" and data["getScenarioRun"]["status"] == "error"
 
     # The same services as the gateway: the prompt version, the audit entry naming the token, the pushes.
     agent = Agent.objects.get(agent_id="agent_abc123")

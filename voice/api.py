@@ -77,6 +77,7 @@ class ReplayableWebhookReceiptViewSet(WebhookReceiptViewSet):
     as in the receipts admin."""
 
     http_method_names = ["get", "post", "head", "options"]
+    extra_errors = {"replay": [409]}
 
     @extend_schema(summary="Process a stored event receipt again", request=None,
                    responses={200: WebhookReceiptSerializer},

@@ -1,13 +1,13 @@
 """Benchmark: the Analytics page and the Live Debug Console's first screen with a big company,
 against the same admin's plain change list of calls, in the same run.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/vd_h13c REDIS_URL=redis://127.0.0.1:6379/12 \
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/vd_h13p_bench REDIS_URL=redis://127.0.0.1:6379/6 \
     .venv/bin/python bench/analytics_bench.py [--rounds 40] [--reseed]
 
 It creates and migrates the database if needed, then (once; --reseed drops and makes it
 again) seeds one company in PostgreSQL with bulk SQL (INSERT ... SELECT FROM generate_series):
 100,000 calls over the last 365 days with 20 live turns each (2,000,000 turns in
-Call.live_turns, 1 % of the calls test calls), 1,000,000 webhook receipts, 1,000,000
+Call.live_turns and as many voice.LiveTurnLatency rows, 1 % of the calls test calls), 1,000,000 webhook receipts, 1,000,000
 activity lines and the custom-function invocations that make bookings, moves and
 cancellations; then ANALYZE.
 
@@ -71,6 +71,19 @@ SEED_SQL = [
                  (10000 + (g * 104729) %% 590000)::bigint AS d
           FROM generate_series(1::bigint, %(calls)s) g) s
     """,
+    # Each live turn's latency as a plain row, as voice.services.call_record_live_turns writes it
+    # (read back from the turns just seeded, so the JSON and the rows agree).
+    """
+    INSERT INTO voice_liveturnlatency (company_id, call_id, agent_id, dialog_engine, response_id, started_at,
+        first_chunk_ms, complete_ms)
+    SELECT c.company_id, c.id, c.agent_id, a.dialog_engine, t.response_id, to_timestamp(t.started_at),
+        t.first_chunk_ms, t.complete_ms
+    FROM voice_call c JOIN retell_config_agent a ON a.id = c.agent_id
+    CROSS JOIN LATERAL jsonb_to_recordset(c.live_turns)
+        AS t(response_id bigint, started_at double precision, first_chunk_ms double precision,
+             complete_ms double precision)
+    WHERE c.company_id = %(company)s
+    """,
     # The custom-function invocations behind bookings (35 %), moves (5 %) and cancellations (3 %).
     """
     INSERT INTO appointments_functioninvocation (company_id, call_id, seq, name, args_hash, args, result,
@@ -126,7 +139,7 @@ def seed(reseed: bool):
         return company, owner
     print("Seeding (any earlier rows of the company dropped first) ...", flush=True)
     with connection.cursor() as cursor:
-        for table in ("voice_call", "appointments_functioninvocation", "audit_webhookreceipt",
+        for table in ("voice_liveturnlatency", "voice_call", "appointments_functioninvocation", "audit_webhookreceipt",
                       "audit_activitylogentry"):
             cursor.execute(f"DELETE FROM {table} WHERE company_id = %s", [company.pk])
     agents = [Agent.objects.get_or_create(company=company, agent_id=f"agent_bench_{n}",

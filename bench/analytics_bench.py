@@ -98,7 +98,7 @@ SEED_SQL = [
     """
     INSERT INTO audit_webhookreceipt (provider, company_id, is_test, endpoint, body, body_truncated, headers, query,
         remote_addr, received_at, status, error_code, error_message, kind, event_type, call_id, dedupe_key, attempts,
-        next_attempt_at, processed_at, notes)
+        next_attempt_at, processed_at, notes, replay_count)
     SELECT 'retell', %(company)s, g %% 200 = 0, '/api/retell/webhook',
         convert_to('{"event":"call_ended","call":{"call_id":"call_bench_' || (1 + g %% %(calls)s) || '"}}', 'UTF8'),
         false, '{"Content-Type": "application/json", "X-Retell-Signature": "v=1,d=0"}', '', '100.20.5.228', t,
@@ -106,7 +106,7 @@ SEED_SQL = [
                     WHEN 'failed' THEN 'processing_failed' ELSE '' END,
         '', 'event', (ARRAY['call_started','call_ended','call_analyzed','transcript_updated'])[1 + g %% 4],
         'call_bench_' || (1 + g %% %(calls)s), '', 1, null,
-        CASE WHEN st = 'processed' THEN t + make_interval(secs => (5 + (g * 31) %% 495) / 1000.0) END, '[]'
+        CASE WHEN st = 'processed' THEN t + make_interval(secs => (5 + (g * 31) %% 495) / 1000.0) END, '[]', 0
     FROM (SELECT g, now() - make_interval(days => (g %% 365)::int, secs => (g * 7907) %% 86400) AS t,
                  CASE WHEN g %% 100 < 90 THEN 'processed' WHEN g %% 100 < 93 THEN 'rejected'
                       WHEN g %% 100 < 98 THEN 'duplicate' ELSE 'failed' END AS st
@@ -127,15 +127,16 @@ SEED_SQL = [
 def seed(reseed: bool):
     from django.db import connection
 
+    from audit.models import ActivityLogEntry
     from retell_config.models import Agent
     from tenants.models import Company, Membership
-    from voice.models import Call
 
     company = Company.objects.filter(slug=SLUG).first()
     if company is None:
         company = Company.objects.create(name="Analytics Bench Praxis", slug=SLUG)
     owner = _owner(company)
-    if Call.objects.filter(company=company).count() >= CALLS and not reseed:
+    # The activity lines are seeded last: with all of them there, an earlier seed finished.
+    if ActivityLogEntry.objects.filter(company=company).count() >= LINES and not reseed:
         return company, owner
     print("Seeding (any earlier rows of the company dropped first) ...", flush=True)
     with connection.cursor() as cursor:

@@ -7,8 +7,8 @@ against the same admin's plain change list of calls, in the same run.
 It creates and migrates the database if needed, then (once; --reseed drops and makes it
 again) seeds one company in PostgreSQL with bulk SQL (INSERT ... SELECT FROM generate_series):
 100,000 calls over the last 365 days with 20 live turns each (2,000,000 turns in
-Call.live_turns and as many voice.LiveTurnLatency rows, 1 % of the calls test calls), 1,000,000 webhook receipts, 1,000,000
-activity lines and the custom-function invocations that make bookings, moves and
+Call.live_turns and as many voice.LiveTurnLatency rows, 1 % of the calls test calls),
+1,000,000 webhook receipts, 1,000,000 activity lines and the custom-function invocations that make bookings, moves and
 cancellations; then ANALYZE.
 
 Server time is measured in-process (Django's test client through the whole middleware stack

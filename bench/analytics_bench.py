@@ -8,8 +8,8 @@ It creates and migrates the database if needed, then (once; --reseed drops and m
 again) seeds one company in PostgreSQL with bulk SQL (INSERT ... SELECT FROM generate_series):
 100,000 calls over the last 365 days with 20 live turns each (2,000,000 turns in
 Call.live_turns and as many voice.LiveTurnLatency rows, 1 % of the calls test calls),
-1,000,000 webhook receipts, 1,000,000 activity lines and the custom-function invocations that make bookings, moves and
-cancellations; then ANALYZE.
+1,000,000 webhook receipts, 1,000,000 activity lines and the custom-function invocations that
+make bookings, moves and cancellations; then ANALYZE.
 
 Server time is measured in-process (Django's test client through the whole middleware stack
 and the admin's login check, DEBUG off, no network), as an owner of the company (not a

@@ -109,7 +109,6 @@ def call_record_live_turns(*, company: Company, call_id: str, turns: list[dict],
     A turn answered again after a reconnect replaces the record, and the latency row, of the
     same response_id.
     """
-    engine = dialog_engine or (agent.dialog_engine if agent is not None else "")
     with transaction.atomic():
         call = _lock_or_create_call(company=company, call_id=call_id, source=Call.Source.RETELL)
         if agent is not None and call.agent_id is None:
@@ -119,13 +118,15 @@ def call_record_live_turns(*, company: Company, call_id: str, turns: list[dict],
         call.live_turns = sorted([*kept, *turns], key=lambda t: t.get("response_id", 0))
         call.live_transcript = transcript
         call.save(update_fields=["agent", "live_turns", "live_transcript", "updated_at"])
+        answered_by = agent or call.agent
+        engine = dialog_engine or (answered_by.dialog_engine if answered_by is not None else "")
         now = timezone.now()
         rows = {}
         for turn in turns:
             fields = turn_latency_fields(turn, fallback_started_at=now)
             if fields is not None:  # the last record of a response_id wins, as in live_turns
                 rows[fields["response_id"]] = LiveTurnLatency(
-                    company=company, call=call, agent=agent or call.agent, dialog_engine=engine, **fields)
+                    company=company, call=call, agent=answered_by, dialog_engine=engine, **fields)
         if rows:
             LiveTurnLatency.objects.bulk_create(
                 rows.values(), update_conflicts=True, unique_fields=["call", "response_id"],

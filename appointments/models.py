@@ -195,6 +195,10 @@ class FunctionInvocation(TenantOwned):
         constraints = [
             models.UniqueConstraint(fields=["company", "call_id", "seq"], name="function_invocation_seq_per_call"),
         ]
+        # The calls where a function succeeded (the Analytics page's outcomes and booking
+        # conversion): without it each chart read the whole table once per function.
+        indexes = [models.Index(fields=["company", "name", "call_id"], condition=models.Q(result__ok=True),
+                                name="function_invocation_ok")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.call_id} #{self.seq})"

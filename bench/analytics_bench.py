@@ -1,15 +1,15 @@
 """Benchmark: the Analytics page and the Live Debug Console's first screen with a big company,
 against the same admin's plain change list of calls, in the same run.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/vd_h13c REDIS_URL=redis://127.0.0.1:6379/12 \
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/vd_h13p_bench REDIS_URL=redis://127.0.0.1:6379/6 \
     .venv/bin/python bench/analytics_bench.py [--rounds 40] [--reseed]
 
 It creates and migrates the database if needed, then (once; --reseed drops and makes it
 again) seeds one company in PostgreSQL with bulk SQL (INSERT ... SELECT FROM generate_series):
 100,000 calls over the last 365 days with 20 live turns each (2,000,000 turns in
-Call.live_turns, 1 % of the calls test calls), 1,000,000 webhook receipts, 1,000,000
-activity lines and the custom-function invocations that make bookings, moves and
-cancellations; then ANALYZE.
+Call.live_turns and as many voice.LiveTurnLatency rows, 1 % of the calls test calls),
+1,000,000 webhook receipts, 1,000,000 activity lines and the custom-function invocations that
+make bookings, moves and cancellations; then ANALYZE.
 
 Server time is measured in-process (Django's test client through the whole middleware stack
 and the admin's login check, DEBUG off, no network), as an owner of the company (not a
@@ -71,6 +71,19 @@ SEED_SQL = [
                  (10000 + (g * 104729) %% 590000)::bigint AS d
           FROM generate_series(1::bigint, %(calls)s) g) s
     """,
+    # Each live turn's latency as a plain row, as voice.services.call_record_live_turns writes it
+    # (read back from the turns just seeded, so the JSON and the rows agree).
+    """
+    INSERT INTO voice_liveturnlatency (company_id, call_id, agent_id, dialog_engine, response_id, started_at,
+        first_chunk_ms, complete_ms)
+    SELECT c.company_id, c.id, c.agent_id, a.dialog_engine, t.response_id, to_timestamp(t.started_at),
+        t.first_chunk_ms, t.complete_ms
+    FROM voice_call c JOIN retell_config_agent a ON a.id = c.agent_id
+    CROSS JOIN LATERAL jsonb_to_recordset(c.live_turns)
+        AS t(response_id bigint, started_at double precision, first_chunk_ms double precision,
+             complete_ms double precision)
+    WHERE c.company_id = %(company)s
+    """,
     # The custom-function invocations behind bookings (35 %), moves (5 %) and cancellations (3 %).
     """
     INSERT INTO appointments_functioninvocation (company_id, call_id, seq, name, args_hash, args, result,
@@ -85,7 +98,7 @@ SEED_SQL = [
     """
     INSERT INTO audit_webhookreceipt (provider, company_id, is_test, endpoint, body, body_truncated, headers, query,
         remote_addr, received_at, status, error_code, error_message, kind, event_type, call_id, dedupe_key, attempts,
-        next_attempt_at, processed_at, notes)
+        next_attempt_at, processed_at, notes, replay_count)
     SELECT 'retell', %(company)s, g %% 200 = 0, '/api/retell/webhook',
         convert_to('{"event":"call_ended","call":{"call_id":"call_bench_' || (1 + g %% %(calls)s) || '"}}', 'UTF8'),
         false, '{"Content-Type": "application/json", "X-Retell-Signature": "v=1,d=0"}', '', '100.20.5.228', t,
@@ -93,7 +106,7 @@ SEED_SQL = [
                     WHEN 'failed' THEN 'processing_failed' ELSE '' END,
         '', 'event', (ARRAY['call_started','call_ended','call_analyzed','transcript_updated'])[1 + g %% 4],
         'call_bench_' || (1 + g %% %(calls)s), '', 1, null,
-        CASE WHEN st = 'processed' THEN t + make_interval(secs => (5 + (g * 31) %% 495) / 1000.0) END, '[]'
+        CASE WHEN st = 'processed' THEN t + make_interval(secs => (5 + (g * 31) %% 495) / 1000.0) END, '[]', 0
     FROM (SELECT g, now() - make_interval(days => (g %% 365)::int, secs => (g * 7907) %% 86400) AS t,
                  CASE WHEN g %% 100 < 90 THEN 'processed' WHEN g %% 100 < 93 THEN 'rejected'
                       WHEN g %% 100 < 98 THEN 'duplicate' ELSE 'failed' END AS st
@@ -114,19 +127,20 @@ SEED_SQL = [
 def seed(reseed: bool):
     from django.db import connection
 
+    from audit.models import ActivityLogEntry
     from retell_config.models import Agent
     from tenants.models import Company, Membership
-    from voice.models import Call
 
     company = Company.objects.filter(slug=SLUG).first()
     if company is None:
         company = Company.objects.create(name="Analytics Bench Praxis", slug=SLUG)
     owner = _owner(company)
-    if Call.objects.filter(company=company).count() >= CALLS and not reseed:
+    # The activity lines are seeded last: with all of them there, an earlier seed finished.
+    if ActivityLogEntry.objects.filter(company=company).count() >= LINES and not reseed:
         return company, owner
     print("Seeding (any earlier rows of the company dropped first) ...", flush=True)
     with connection.cursor() as cursor:
-        for table in ("voice_call", "appointments_functioninvocation", "audit_webhookreceipt",
+        for table in ("voice_liveturnlatency", "voice_call", "appointments_functioninvocation", "audit_webhookreceipt",
                       "audit_activitylogentry"):
             cursor.execute(f"DELETE FROM {table} WHERE company_id = %s", [company.pk])
     agents = [Agent.objects.get_or_create(company=company, agent_id=f"agent_bench_{n}",

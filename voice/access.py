@@ -5,7 +5,7 @@ grants it (`tenants.models.TenantQuerySet.restrict`). This module tells `restric
 rows of the other models belong to an agent, so that such a member reaches only the rows of
 the agents it may view, in the admin, the configuration page, the gateway and any API alike:
 
-- a call belongs to its agent; a prompt version and a saved scenario to its agent, a scenario run
+- a call belongs to its agent, and so does each live turn's latency row; a prompt version and a saved scenario to its agent, a scenario run
   to its scenario's agent; a Twilio number to the agent that answers it;
 - a row that names a call (a webhook receipt, an appointment made in a call, a function
   invocation, a delivery of a call record or of an appointment's confirmation) belongs to the
@@ -37,7 +37,7 @@ from audit.models import ActivityLogEntry, AuditEntry, Delivery, DeliveryAttempt
 from retell_config.models import Agent, PromptVersion, SyncRun
 from tenants.models import limited_scope_register, user_memberships
 
-from .models import Call, Scenario, ScenarioRun, TwilioNumber
+from .models import Call, LiveTurnLatency, Scenario, ScenarioRun, TwilioNumber
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,11 @@ def _of_agent(seen: Seen) -> Q:
 
 def _call(seen: Seen) -> Q:
     return Q(agent__isnull=True) | _of_agent(seen)
+
+
+def _of_call(seen: Seen) -> Q:
+    """Rows with a `call` foreign key: seen with their call."""
+    return Q(call__agent__isnull=True) | Q(call__agent__in=seen.pks)
 
 
 def _names_call(seen: Seen) -> Q:
@@ -151,6 +156,7 @@ def _audit(seen: Seen) -> Q:
 ROW_SCOPES = {
     Agent: _agent,
     Call: _call,
+    LiveTurnLatency: _of_call,
     TwilioNumber: _call,  # as a call: its agent's, or company-wide while no agent answers it
     PromptVersion: _of_agent,
     Scenario: _of_agent,

@@ -75,13 +75,13 @@ def _run_custom_function(*, company, name: str, args: dict, call_id: str, caller
         close_old_connections()
 
 
-def _record_live_turns(*, agent, call_id: str, turns: list[dict], transcript: list) -> None:
+def _record_live_turns(*, agent, call_id: str, turns: list[dict], transcript: list, dialog_engine: str) -> None:
     from .services import call_record_live_turns
 
     close_old_connections()
     try:
         call_record_live_turns(company=agent.company, agent=agent, call_id=call_id, turns=turns,
-                               transcript=transcript)
+                               transcript=transcript, dialog_engine=dialog_engine)
     except Exception:  # the call goes on; the admin misses these turns' records
         logger.exception("Call %s: turns %s could not be recorded.", call_id, [t.get("response_id") for t in turns])
     finally:
@@ -433,7 +433,8 @@ class CallSession:
             return
         turns, self._unrecorded = self._unrecorded, []
         recording = self._spawn(sync_to_async(_record_live_turns, thread_sensitive=False)(
-            agent=self._agent, call_id=self.call_id, turns=turns, transcript=self._live_transcript()), track=False)
+            agent=self._agent, call_id=self.call_id, turns=turns, transcript=self._live_transcript(),
+            dialog_engine=getattr(self.engine, "name", "")), track=False)
         self._recordings.add(recording)
         recording.add_done_callback(self._recordings.discard)
 

@@ -96,6 +96,41 @@ class Call(TenantOwned):
         return None if self.duration_ms is None else round(self.duration_ms / 1000)
 
 
+
+class LiveTurnLatency(TenantOwned):
+    """The latency of one answered (or superseded) turn of the live socket, as a plain row the
+    Analytics page aggregates in the database (the full turn stays in `Call.live_turns`).
+
+    Written by voice.services.call_record_live_turns, the one place turns are recorded, once
+    per (call, response_id): a turn answered again after a reconnect replaces its row.
+    `dialog_engine` is the engine that answered (the session's), not the agent's current
+    setting; `agent` the agent whose session answered. Milliseconds from response_required to
+    the first and to the last chunk; NULL when the turn had none (e.g. superseded).
+    """
+
+    # The unique (call, response_id) index serves the lookups by call: no index of its own.
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="turn_latencies", db_index=False)
+    agent = models.ForeignKey("retell_config.Agent", null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    dialog_engine = models.CharField(max_length=16, blank=True)
+    response_id = models.BigIntegerField()
+    started_at = models.DateTimeField(help_text="When the request arrived (the turn's started_at).")
+    first_chunk_ms = models.FloatField(null=True, blank=True)
+    complete_ms = models.FloatField(null=True, blank=True)
+
+    tenant_policy: ClassVar = READ_ONLY_POLICY
+
+    class Meta:
+        verbose_name = "live turn latency"
+        constraints = [models.UniqueConstraint(fields=["call", "response_id"], name="voice_turn_latency_once")]
+        # Every column the latency charts read is in the index, so a range of turns is read by an
+        # index-only scan (no visit to rows scattered over the table), on SQLite as on PostgreSQL.
+        indexes = [models.Index(fields=["company", "started_at", "agent", "dialog_engine", "first_chunk_ms",
+                                        "complete_ms", "call"], name="voice_turn_latency_company_at")]
+
+    def __str__(self) -> str:
+        return f"{self.call_id} #{self.response_id}"
+
 # The one answer for a number that cannot be added, whichever company (this one or another) holds it.
 NUMBER_UNAVAILABLE = "This phone number cannot be added here. Check the number in your Twilio console."
 

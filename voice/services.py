@@ -28,10 +28,11 @@ from experiments.services import call_variant_record
 from retell_config.models import Agent
 from tenants.models import Company
 
-from .models import Call, TwilioNumber
+from .models import Call, LiveTurnLatency, TwilioNumber
 from .selectors import call_test_origin
 from .protocols import retell_webhooks as retell
 from .protocols import twilio_webhooks as twilio
+from .turns import turn_latency_fields
 
 logger = logging.getLogger(__name__)
 
@@ -100,12 +101,15 @@ def call_apply_event(*, company: Company, event: str, call_payload: dict, agent:
 
 
 def call_record_live_turns(*, company: Company, call_id: str, turns: list[dict], transcript: list,
-                           agent: Agent | None = None) -> Call:
-    """Record answered (or superseded) turns of the live socket on the call's row.
+                           agent: Agent | None = None, dialog_engine: str = "") -> Call:
+    """Record answered (or superseded) turns of the live socket on the call's row, and each
+    turn's latency as a `LiveTurnLatency` row (what the Analytics page aggregates).
 
-    The row may not exist yet (the call_started webhook can come later): it is made, and
-    the webhook events fill in the rest. A turn answered again after a reconnect replaces
-    the record of the same response_id.
+    `turns` are TurnRecord.to_dict() records; `dialog_engine` names the engine that answered
+    them ("embedded", "openai"; empty: the agent's setting now). The row may not exist yet (the
+    call_started webhook can come later): it is made, and the webhook events fill in the rest.
+    A turn answered again after a reconnect replaces the record, and the latency row, of the
+    same response_id.
     """
     with transaction.atomic():
         call = _lock_or_create_call(company=company, call_id=call_id, source=Call.Source.RETELL)
@@ -116,6 +120,19 @@ def call_record_live_turns(*, company: Company, call_id: str, turns: list[dict],
         call.live_turns = sorted([*kept, *turns], key=lambda t: t.get("response_id", 0))
         call.live_transcript = transcript
         call.save(update_fields=["agent", "live_turns", "live_transcript", "updated_at"])
+        answered_by = agent or call.agent
+        engine = dialog_engine or (answered_by.dialog_engine if answered_by is not None else "")
+        now = timezone.now()
+        rows = {}
+        for turn in turns:
+            fields = turn_latency_fields(turn, fallback_started_at=now)
+            if fields is not None:  # the last record of a response_id wins, as in live_turns
+                rows[fields["response_id"]] = LiveTurnLatency(
+                    company=company, call=call, agent=answered_by, dialog_engine=engine, **fields)
+        if rows:
+            LiveTurnLatency.objects.bulk_create(
+                rows.values(), update_conflicts=True, unique_fields=["call", "response_id"],
+                update_fields=["agent", "dialog_engine", "started_at", "first_chunk_ms", "complete_ms"])
     return call
 
 

@@ -22,13 +22,13 @@ from django.db import connection, transaction
 from django.db.models import (Aggregate, Case, CharField, Count, Exists, F, FloatField, IntegerField, OuterRef, Q,
                               QuerySet, Value, When)
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.functions import Coalesce, Collate, TruncDate
 
 from appointments.models import FunctionInvocation
 from audit.models import WebhookReceipt
 from tenants.models import Company
 from tenants.selectors import companies_allowing
-from voice.models import Call
+from voice.models import Call, LiveTurnLatency
 
 PERCENTILES = (0.5, 0.95)
 MAX_DAYS = 366
@@ -145,11 +145,15 @@ def aggregate_session():
 
     These queries scan tens of thousands of rows, which is enough for the planner's cost to
     pass jit_above_cost: compiling then took longer than the query itself (400 ms of 900 ms
-    measured with bench/analytics_bench.py). One snapshot also makes the charts agree."""
+    measured with bench/analytics_bench.py). The percentiles sort up to a few hundred thousand
+    values (a month of a busy company's turns): with the default work_mem (4 MB) those sorts
+    spilled to disk (EXPLAIN ANALYZE: "external merge"), so this transaction gets 64 MB.
+    One snapshot also makes the charts agree."""
     with transaction.atomic():
         if _postgres():
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL jit = off")
+                cursor.execute("SET LOCAL work_mem = '64MB'")
         yield
 
 
@@ -242,29 +246,44 @@ def booking_conversion(*, user, span: Range) -> dict[str, dict]:
                            "rate": row["booked"] / row["calls"] if row["calls"] else 0.0} for row in rows}
 
 
+def _turns(user, span: Range) -> QuerySet[LiveTurnLatency]:
+    """The live turns answered in the range by an agent, of calls that are not test calls.
+
+    The range applies to the turn's own start (index company, started_at); test calls are left
+    out by an anti-join on the few calls that carry a test mark (test_origin > '' reads the
+    test_origin index), not by joining every call of the company."""
+    tests = Call.objects.filter(pk=OuterRef("call_id"), test_origin__gt="")
+    return (LiveTurnLatency.objects.restrict(user, "view")
+            .filter(company=span.company, started_at__gte=span.start, started_at__lt=span.end,
+                    agent__isnull=False)
+            .filter(~Exists(tests)))
+
+
 def turn_latency(*, user, span: Range) -> dict[str, dict[str, dict]]:
     """{"agents": {agent name: figures}, "engines": {dialog engine: figures}}, where figures is
     {"first": {"p50", "p95", "n"}, "last": {"p50", "p95", "n"}}: ms from response_required to
-    the first and to the last chunk of each live turn (Call.live_turns, written from
-    voice.retell_session.TurnRecord) of the range's calls; a call counts under its agent and
-    that agent's dialog engine. One query for both charts (grouping sets on PostgreSQL)."""
-    calls = (_calls(user, span).filter(agent__isnull=False)
-             .annotate(agent_label=F("agent__name"), engine_label=F("agent__dialog_engine"))
-             .values("agent_label", "engine_label", "live_turns").order_by())
-    sql, params = calls.query.sql_with_params()
+    the first and to the last chunk of each live turn started in the range (voice.LiveTurnLatency,
+    written when the turns are recorded). A turn counts under the agent whose session answered it
+    and the dialog engine that answered it (not the agent's setting today); a turn without a
+    figure (superseded) is not counted for it. One query for both charts (grouping sets on
+    PostgreSQL)."""
+    # The groups are sorted only to be told apart: bytewise ("C") is several times cheaper than
+    # the database's language collation, and the labels are sorted for display below anyway.
+    def label(field: str):
+        return Collate(F(field), "C") if _postgres() else F(field)
+
+    turns = (_turns(user, span).annotate(agent_label=label("agent__name"), engine_label=label("dialog_engine"))
+             .values("agent_label", "engine_label", "first_chunk_ms", "complete_ms").order_by())
+    sql, params = turns.query.sql_with_params()
     result: dict[str, dict[str, dict]] = {"agents": {}, "engines": {}}
     if _postgres():
-        # jsonb_to_recordset reads the two figures as numbers straight from each turn object (a
-        # turn without one, e.g. superseded, gives NULL, which the aggregates skip); one sort
-        # per figure gives both percentiles.
+        # One sort per figure and group gives both percentiles (an array of fractions).
         query = f"""
-            SELECT GROUPING(c.agent_label), c.agent_label, c.engine_label,
+            SELECT GROUPING(t.agent_label), t.agent_label, t.engine_label,
                    percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY t.first_chunk_ms), count(t.first_chunk_ms),
                    percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY t.complete_ms), count(t.complete_ms)
-            FROM ({sql}) c CROSS JOIN LATERAL jsonb_to_recordset(
-                 CASE WHEN jsonb_typeof(c.live_turns) = 'array' THEN c.live_turns ELSE '[]'::jsonb END)
-                 AS t(first_chunk_ms double precision, complete_ms double precision)
-            GROUP BY GROUPING SETS ((c.agent_label), (c.engine_label))"""
+            FROM ({sql}) t
+            GROUP BY GROUPING SETS ((t.agent_label), (t.engine_label))"""
         with connection.cursor() as cursor:
             cursor.execute(query, params)
             for by_engine, agent, engine, first, first_n, last, last_n in cursor.fetchall():
@@ -273,13 +292,8 @@ def turn_latency(*, user, span: Range) -> dict[str, dict[str, dict]]:
                     "first": {"p50": first[0], "p95": first[1], "n": first_n},
                     "last": {"p50": last[0], "p95": last[1], "n": last_n}}
         return {key: dict(sorted(value.items())) for key, value in result.items()}
-    query = f"""
-        SELECT c.agent_label, c.engine_label, json_extract(t.value, '$.first_chunk_ms'),
-               json_extract(t.value, '$.complete_ms')
-        FROM ({sql}) c, json_each(c.live_turns) t
-        WHERE json_type(t.value) = 'object'"""
     with connection.cursor() as cursor:
-        cursor.execute(query, params)
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
     empty = {"p50": None, "p95": None, "n": 0}
     for key, column in (("agents", 0), ("engines", 1)):

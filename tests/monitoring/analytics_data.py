@@ -16,6 +16,7 @@ from monitoring.selectors import analytics
 from retell_config.models import Agent
 from tests.factories import make_company, make_member
 from voice.models import Call
+from voice.services import call_record_live_turns
 
 DAY0 = date(2026, 11, 2)
 DAYS = 7
@@ -31,9 +32,14 @@ def _percentiles(values) -> dict:
 
 
 def _call(company, agent, call_id, created, *, turns=(), reason="", duration=None, test_origin=""):
-    call = Call.objects.create(company=company, agent=agent, call_id=call_id, live_turns=list(turns),
+    """The call's row, its turns recorded as the live socket records them (a turn every 5 s from
+    the call's creation)."""
+    call = Call.objects.create(company=company, agent=agent, call_id=call_id,
                                disconnection_reason=reason, duration_ms=duration, test_origin=test_origin)
     Call.objects.filter(pk=call.pk).update(created_at=created)
+    if turns:
+        timed = [{**turn, "started_at": created.timestamp() + 5 * n} for n, turn in enumerate(turns)]
+        call_record_live_turns(company=company, agent=agent, call_id=call_id, turns=timed, transcript=[])
     return call
 
 

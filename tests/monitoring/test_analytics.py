@@ -7,7 +7,7 @@ import os
 import re
 import subprocess
 import sys
-from datetime import date
+from datetime import date, datetime, time
 from pathlib import Path
 
 import numpy
@@ -18,6 +18,8 @@ from monitoring.selectors import analytics
 from retell_config.models import Agent
 from tests.factories import make_member
 from tests.monitoring.analytics_data import figures, seed
+from voice.models import Call, LiveTurnLatency
+from voice.services import call_record_live_turns
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,6 +68,25 @@ def test_a_member_limited_to_one_agent_counts_only_its_calls():
 
 
 @pytest.mark.django_db
+def test_a_turn_counts_under_the_engine_that_answered_it_not_the_agents_setting_today():
+    owner, span, expected = seed()
+    main = Agent.objects.get(agent_id="agent_an_main")
+    call = Call.objects.filter(agent=main, test_origin="").first()
+    at = datetime.combine(span.first, time(11), tzinfo=span.company.zone).timestamp()
+    call_record_live_turns(company=span.company, agent=main, call_id=call.call_id, transcript=[],
+                           turns=[{"response_id": 99, "started_at": at, "first_chunk_ms": 321.0, "complete_ms": 654.0}],
+                           dialog_engine="openai")
+    main.dialog_engine = "openai"
+    main.save()  # changing the setting later moves no turn answered before
+
+    engines = analytics.turn_latency(user=owner, span=span)["engines"]
+
+    assert engines["embedded"]["first"]["n"] == expected["turn_latency"]["engines"]["embedded"]["first"]["n"]
+    assert engines["openai"]["first"]["n"] == expected["turn_latency"]["engines"]["openai"]["first"]["n"] + 1
+    assert LiveTurnLatency.objects.filter(dialog_engine="openai", call__agent=main).count() == 1
+
+
+@pytest.mark.django_db
 def test_a_range_is_the_companys_local_days_and_bad_ranges_are_refused():
     _, span, _ = seed()
     with pytest.raises(ValueError, match="YYYY-MM-DD"):
@@ -109,6 +130,8 @@ import django
 django.setup()
 from django.db import connection
 from tests.monitoring.analytics_data import figures, seed
+from voice.models import Call, LiveTurnLatency
+from voice.services import call_record_live_turns
 owner, span, expected = seed()
 print(json.dumps({"vendor": connection.vendor, "actual": figures(owner, span), "expected": expected}))
 """

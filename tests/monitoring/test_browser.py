@@ -22,6 +22,7 @@ from tests.factories import make_company, make_member
 from tests.fakes import retell
 from tests.retell_config.test_browser import HAVE_CHROMIUM
 from voice.models import Call
+from voice.services import call_record_live_turns
 
 pytestmark = [
     pytest.mark.e2e,
@@ -139,10 +140,12 @@ def test_the_analytics_page_draws_its_charts(companies, asgi_server, browser_pag
     alpha, _ = companies
     agent = Agent.objects.get(agent_id="agent_alpha_live")
     for n in range(6):
+        created = timezone.now() - timedelta(days=n)
         call = Call.objects.create(company=alpha, agent=agent, call_id=f"call_chart_{n}", duration_ms=60_000 * n,
-                                   disconnection_reason="user_hangup",
-                                   live_turns=[{"response_id": 1, "first_chunk_ms": 200.0 + n, "complete_ms": 900.0}])
-        Call.objects.filter(pk=call.pk).update(created_at=timezone.now() - timedelta(days=n))
+                                   disconnection_reason="user_hangup")
+        Call.objects.filter(pk=call.pk).update(created_at=created)
+        call_record_live_turns(company=alpha, agent=agent, call_id=call.call_id, transcript=[], turns=[
+            {"response_id": 1, "started_at": created.timestamp(), "first_chunk_ms": 200.0 + n, "complete_ms": 900.0}])
     base, page = _http(asgi_server), browser_page
     _log_in(page, base, "/admin/retell-webhook-configuration/")
     page.click("#rwc-analytics")

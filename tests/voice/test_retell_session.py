@@ -177,6 +177,28 @@ def test_turns_reach_the_call_row_in_batches_and_all_of_them_by_the_time_the_cal
     assert recorded(session.call_id) == 6
 
 
+def test_each_recorded_turn_has_a_latency_row_naming_the_engine_that_answered_it(agent):
+    from voice.models import LiveTurnLatency
+
+    async def script(session, socket):
+        for number in (1, 2):
+            await session.receive(request(number, "What are your opening hours?"))
+            await socket.until(complete(number))
+
+    agent.dialog_engine = "openai"  # the agent's setting; this session is given the receptionist
+    from voice.dialog.receptionist import ReceptionistEngine
+
+    session, _ = converse(agent, script, engine=ReceptionistEngine())
+
+    rows = LiveTurnLatency.objects.filter(call__call_id=session.call_id).order_by("response_id")
+    assert [(r.response_id, r.first_chunk_ms, r.complete_ms, r.dialog_engine, r.agent_id, r.company_id)
+            for r in rows] == [(t.response_id, t.first_chunk_ms, t.complete_ms, "embedded", agent.pk, agent.company_id)
+                               for t in session.turns]
+    # a datetime keeps microseconds
+    assert [r.started_at.timestamp() for r in rows] == pytest.approx([t.started_at for t in session.turns], abs=1e-6)
+    assert all(t.first_chunk_ms is not None for t in session.turns)
+
+
 # --- a turn's effects survive interruption ----------------------------------------------------------
 
 class ScriptedEngine(DialogEngine):

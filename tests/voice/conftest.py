@@ -1,34 +1,18 @@
 """The running ASGI application on a loopback port, for the socket conformance suite."""
 
-import threading
 import time
 
 import pytest
 
-from tests.fakes import free_port
+from tests.asgi_server import running_application
 from tests.retell_config.test_browser import browser_page  # noqa: F401 (a fixture: the admin's browser tests)
 
 
 @pytest.fixture(scope="session")
 def asgi_server():
     """config.asgi:application served by uvicorn in a thread (the test database and Redis)."""
-    import uvicorn
-
-    from config.asgi import application
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port, lifespan="off",
-                                           ws="websockets-sansio", log_level="warning"))
-    thread = threading.Thread(target=server.run, name="asgi-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the ASGI test server did not start")
-        time.sleep(0.02)
-    yield f"ws://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with running_application("asgi-test-server") as port:
+        yield f"ws://127.0.0.1:{port}"
 
 
 @pytest.fixture

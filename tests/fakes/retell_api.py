@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from tests.fakes import send_json
+
 
 @dataclass
 class Recorded:
@@ -196,17 +198,7 @@ class FakeRetellAPI:
         status, payload = self._route(handler.command, parts.path, query, body)
         self._send(handler, status, payload)
 
-    @staticmethod
-    def _send(handler: BaseHTTPRequestHandler, status: int, payload) -> None:
-        data = json.dumps(payload).encode()
-        try:
-            handler.send_response(status)
-            handler.send_header("Content-Type", "application/json")
-            handler.send_header("Content-Length", str(len(data)))
-            handler.end_headers()
-            handler.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (timeout)
+    _send = staticmethod(send_json)
 
     def _page(self, rows: list[dict], query: dict, key: str) -> tuple[int, dict]:
         limit = min(int(query.get("limit", 50)), self.page_limit_cap)

@@ -10,13 +10,14 @@ status or a stall longer than the client's timeout), so tests can assert exactly
 from __future__ import annotations
 
 import base64
-import json
 import re
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from tests.fakes import send_json
 
 API = "/2010-04-01"
 
@@ -160,17 +161,7 @@ class FakeTwilioAPI:
         status, payload = self._route(handler.command, parts.path, query, form)
         self._send(handler, status, payload)
 
-    @staticmethod
-    def _send(handler: BaseHTTPRequestHandler, status: int, payload) -> None:
-        data = json.dumps(payload).encode()
-        try:
-            handler.send_response(status)
-            handler.send_header("Content-Type", "application/json")
-            handler.send_header("Content-Length", str(len(data)))
-            handler.end_headers()
-            handler.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (timeout)
+    _send = staticmethod(send_json)
 
     def _route(self, method: str, path: str, query: dict, form: dict) -> tuple[int, object]:
         account = f"{API}/Accounts/{self.account_sid}"
